@@ -1,0 +1,392 @@
+"""The scenario schema: one pydantic model, TOML load/save, dotted-path overrides.
+
+Every number that is an assumption lives here as a field with a documented default and
+source, so a user can change it from a TOML file, the CLI (``--set path=value``), a sweep
+or the dashboard. Units are in the field names: ``_gbps`` is gigabits per second (network
+convention, also for DRAM and PCIe), ``_gb`` is gigabytes (1e9 bytes), ``_s``/``_ms``/``_us``
+are seconds, milliseconds and microseconds, ``_tokens`` counts tokens.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle")
+
+
+class ScenarioError(ValueError):
+    """A scenario could not be loaded or is invalid; ``problems`` holds one line per bad field."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        head = f"invalid scenario{f' {source}' if source else ''}:"
+        super().__init__("\n".join([head] + [f"  - {p}" for p in problems]))
+
+
+class _Strict(BaseModel):
+    """Base for every section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class Distribution(_Strict):
+    """A non-negative random quantity, e.g. the tool latency between two rounds."""
+
+    kind: Literal["const", "exponential", "lognormal", "uniform"] = Field(
+        "const", description="const: always mean; exponential: mean; lognormal: mean and sigma; uniform: [low, high]"
+    )
+    mean: float = Field(0.0, ge=0, description="mean value (seconds for latencies)")
+    sigma: float = Field(1.0, gt=0, description="lognormal shape (std of the underlying normal)")
+    low: float = Field(0.0, ge=0, description="uniform lower bound")
+    high: float = Field(0.0, ge=0, description="uniform upper bound")
+
+    @model_validator(mode="after")
+    def _check_uniform(self) -> Distribution:
+        if self.kind == "uniform" and self.high < self.low:
+            raise ValueError("uniform distribution needs high >= low")
+        return self
+
+
+class ClusterConfig(_Strict):
+    """Topology: xPyD nodes of g GPUs each, one engine per GPU (SYSTEM.md §2)."""
+
+    prefill_nodes: int = Field(2, ge=1, le=4096, description="x in xPyD: nodes whose engines all prefill")
+    decode_nodes: int = Field(4, ge=1, le=4096, description="y in xPyD: nodes whose engines all decode")
+    gpus_per_node: int = Field(8, ge=1, le=64, description="g: GPUs (= engines) per node")
+    gpu: str = Field("H800", description="GPU catalog name (see catalog/gpus.toml)")
+    dram_buffer_gb: float = Field(80.0, gt=0, description="host DRAM per node set aside for KV buffers, GB (paper: 80 DS, 320 Qwen)")
+    prefill_ep_nodes: int = Field(0, ge=0, description="nodes per prefill expert-parallel group; 0 = all prefill nodes")
+    decode_ep_nodes: int = Field(0, ge=0, description="nodes per decode expert-parallel group; 0 = all decode nodes")
+    hbm_reserved_gb: float = Field(6.0, ge=0, description="HBM per GPU kept for activations, workspace and CUDA graphs (assumed)")
+
+
+class NetworkConfig(_Strict):
+    """NICs, fabric and host links. All bandwidths in Gbit/s per direction (full duplex)."""
+
+    snic_gbps: float = Field(400.0, gt=0, description="line rate of one storage NIC (paper: 400 Gbps)")
+    snics_per_node: int = Field(1, ge=1, le=64, description="storage NICs per node (paper: 1)")
+    snic_efficiency: float = Field(
+        0.859, gt=0, le=1, description="achievable share of SNIC line rate for storage reads (40 GiB/s measured of 50 GB/s)"
+    )
+    cnic_gbps: float = Field(400.0, gt=0, description="line rate of one compute NIC (paper: 400 Gbps InfiniBand)")
+    cnics_per_node: int = Field(8, ge=1, le=64, description="compute NICs per node, one per GPU (paper: 8)")
+    cnic_efficiency: float = Field(0.95, gt=0, le=1, description="achievable share of CNIC line rate for RDMA (assumed)")
+    dram_gbps: float = Field(4000.0, gt=0, description="host DRAM bandwidth per node, reads+writes (paper: ~500 GB/s = 4000 Gbps)")
+    pcie_gbps: float = Field(512.0, gt=0, description="GPU<->host PCIe bandwidth per GPU per direction (Gen5 x16 ~64 GB/s)")
+    kv_lane_share: float = Field(
+        0.01, ge=0, le=1, description="share of a CNIC left to KV traffic while model communication bursts (paper: comm lane ~99%)"
+    )
+    fabric_oversubscription: float = Field(1.0, ge=1, description="compute fabric core oversubscription (1 = non-blocking)")
+    rdma_submit_us: float = Field(1.0, ge=0, description="CPU cost to submit one RDMA write (paper: ~1 us; memcpy 5-7 us)")
+
+    @field_validator("snic_gbps", "cnic_gbps", "dram_gbps", "pcie_gbps")
+    @classmethod
+    def _finite_bw(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("bandwidth must be a finite positive number of Gbit/s")
+        return v
+
+
+class StorageConfig(_Strict):
+    """The shared KV store (3FS-like distributed SSD, no DRAM cache)."""
+
+    read_gbps_total: float | None = Field(None, gt=0, description="aggregate storage read bandwidth, Gbit/s; unset = only NICs limit")
+    write_gbps_total: float | None = Field(None, gt=0, description="aggregate storage write bandwidth, Gbit/s; unset = only NICs limit")
+    io_latency_us: float = Field(200.0, ge=0, description="per-read-request latency before data flows (assumed, SSD + RPC)")
+    block_tokens: int = Field(64, ge=1, le=4096, description="tokens per KV block (paper: 64, assumed)")
+    max_inflight_reads_per_node: int = Field(
+        8, ge=1, le=4096, description="concurrent storage read requests a node issues; the rest wait in its read queue (assumed)"
+    )
+
+
+class ModelConfig(_Strict):
+    """The served model: a catalog entry plus optional overrides of its architecture numbers."""
+
+    name: str = Field("DeepSeek-V3.2", description="model catalog name (see catalog/models.toml)")
+    kv_format: str | None = Field(None, description="KV cache layout variant (e.g. fp8, bf16, fp8+indexer); unset = catalog default")
+    overrides: dict[str, float | int | str] = Field(default_factory=dict, description="architecture numbers replacing the catalog's")
+
+
+class WorkloadConfig(_Strict):
+    """What the agents send: a synthetic dataset or a replayed trace, offline or online."""
+
+    kind: Literal["synthetic", "trace"] = Field("synthetic", description="synthetic generator or trace replay")
+    dataset: str = Field(
+        "paper-64k", description="synthetic dataset: paper-32k | paper-48k | paper-64k | claude-code"
+    )
+    trace_format: Literal["auto", "mooncake", "azure", "claude-code"] = Field("auto", description="trace file format")
+    trace_path: str | None = Field(None, description="trace file (kind = trace); relative paths resolve against the scenario file")
+    agents: int = Field(1024, ge=1, le=10_000_000, description="trajectories (offline: all start at t=0; online: arrivals)")
+    mode: Literal["offline", "online"] = Field("offline", description="offline RL rollout (JCT) or online serving (SLO)")
+    arrival_rate_aps: float = Field(1.0, gt=0, description="online: Poisson agent arrival rate, agents per second")
+    append_scale: float = Field(1.0, gt=0, description="multiplies every round's appended tokens")
+    gen_scale: float = Field(1.0, gt=0, description="multiplies every round's generated tokens")
+    tool_latency_s: Distribution = Field(default_factory=Distribution, description="delay between a round's last token and the next round")
+    max_context_tokens: int | None = Field(None, ge=128, description="truncate trajectories at this context (default: the dataset's MAL)")
+    trace_time_scale: float = Field(1.0, gt=0, description="trace replay: divide inter-arrival times by this (speed-up)")
+
+
+class PolicyConfig(_Strict):
+    """The KV-loading design and its scheduler parameters (SYSTEM.md §5)."""
+
+    name: Literal["basic", "layerwise", "dualpath", "oracle"] = Field("dualpath", description="loading design")
+    alpha_s: float = Field(3.0, gt=0, description="short read queue: tokens a node reads from storage in this many seconds")
+    beta_s: float = Field(5.0, gt=0, description="overloaded engine: tokens one GPU prefills in this many seconds")
+    compute_quota_ms: float = Field(300.0, gt=0, description="predicted attention time allowed per prefill forward batch")
+    fetch_period_ms: float = Field(20.0, gt=0, description="period of a PE group leader's fetch from the global queue (10-50 ms, assumed)")
+    z_factor: float = Field(1.05, ge=1, description="decode balance threshold factor Z")
+    max_prefill_batch: int = Field(64, ge=1, description="hard cap on requests per prefill forward batch")
+
+
+class SloConfig(_Strict):
+    """Service level objective for online serving."""
+
+    ttft_s: float = Field(4.0, gt=0, description="time to first token limit, seconds")
+    tpot_ms: float = Field(50.0, gt=0, description="time per output token limit, milliseconds")
+
+
+class ComputeConfig(_Strict):
+    """Cost-model calibration (docs/calibration.md); fitted to DeepSeek's public V3/R1 production figures."""
+
+    prefill_mfu: float = Field(0.42, gt=0, le=1, description="prefill linear-layer FLOP efficiency at saturating batch")
+    attention_mfu: float = Field(0.35, gt=0, le=1, description="attention FLOP efficiency")
+    prefill_batch_half_tokens: float = Field(
+        12000.0, ge=0, description="tokens per GPU at which prefill efficiency reaches half of its maximum"
+    )
+    decode_hbm_efficiency: float = Field(0.55, gt=0, le=1, description="share of HBM bandwidth a decode step achieves")
+    decode_mfu: float = Field(0.25, gt=0, le=1, description="decode FLOP efficiency (compute floor)")
+    step_overhead_ms: float = Field(4.0, ge=0, description="fixed per-step overhead (launch, sync, sampling)")
+    ep_comm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of CNIC bandwidth for EP all-to-all")
+    use_fp8: bool = Field(True, description="linear layers run in FP8 when the GPU supports it")
+
+
+class RunConfig(_Strict):
+    """Simulation control."""
+
+    seed: int = Field(0, ge=0, description="root seed; every random stream is derived from it")
+    max_sim_time_s: float = Field(36000.0, gt=0, description="stop the simulation at this simulated time")
+    sample_interval_s: float = Field(1.0, gt=0, description="time-series sampling period")
+    wall_budget_s: float = Field(3600.0, gt=0, description="stop the run after this much wall-clock time")
+    online_window_s: float = Field(150.0, gt=0, description="online steady state: window whose TTFT moves < 5%")
+    online_max_agents: int | None = Field(None, ge=1, description="online: stop admitting agents after this many (default agents)")
+
+
+class Scenario(_Strict):
+    """A complete, self-contained description of one twin run."""
+
+    name: str = Field("unnamed", description="short name shown in reports")
+    description: str = Field("", description="free text")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    slo: SloConfig = Field(default_factory=SloConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    # ----- identity -----
+    def to_toml(self) -> str:
+        """Serialise to TOML text (lossless: ``from_toml(s.to_toml()) == s``)."""
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def content_hash(self) -> str:
+        """Stable hash of the scenario content (ignores formatting of the source file)."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
+
+    def with_policy(self, name: str) -> Scenario:
+        """A copy of this scenario with another loading design."""
+        return apply_overrides(self, {"policy.name": name})
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    """Turn pydantic errors into one actionable line per field."""
+    out: list[str] = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        typ = e["type"]
+        val = e.get("input")
+        if typ == "extra_forbidden":
+            parent, _, key = path.rpartition(".")
+            known = _known_keys(parent)
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; allowed keys: {', '.join(known)}"
+            out.append(f"{path}: unknown key{hint}")
+            continue
+        shown = repr(val) if not isinstance(val, dict) else "{...}"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        msg = e["msg"]
+        ctx = e.get("ctx") or {}
+        if typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            msg = msg.replace("Input should be", "must be")
+        elif typ == "literal_error" and "expected" in ctx:
+            msg = f"must be one of {ctx['expected']}"
+        elif typ == "finite_number":
+            msg = "must be a finite number (not NaN or infinity)"
+        out.append(f"{path or '<root>'} = {shown}: {msg}")
+    return out
+
+
+def _section_model(path: str) -> type[BaseModel] | None:
+    model: type[BaseModel] = Scenario
+    if not path:
+        return model
+    for part in path.split("."):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _known_keys(path: str) -> list[str]:
+    m = _section_model(path)
+    return sorted(m.model_fields) if m else []
+
+
+def all_paths() -> list[str]:
+    """Every dotted path a scenario accepts (leaves only)."""
+    out: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            p = f"{prefix}{name}"
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, p + ".")
+            else:
+                out.append(p)
+
+    walk(Scenario, "")
+    return out
+
+
+# ---------------------------------------------------------------- load/save
+
+
+def from_dict(data: dict[str, Any], source: str | None = None, check_catalog: bool = True) -> Scenario:
+    """Validate a plain dict into a Scenario, raising ScenarioError with field-named problems."""
+    if not isinstance(data, dict):
+        raise ScenarioError(["<root>: a scenario must be a TOML table of sections"], source)
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(_format_errors(err), source) from None
+    if check_catalog:
+        from dualpath_twin.validation import semantic_problems
+
+        problems = semantic_problems(sc)
+        if problems:
+            raise ScenarioError(problems, source)
+    return sc
+
+
+def from_toml(text: str, source: str | None = None, check_catalog: bool = True) -> Scenario:
+    """Parse TOML text into a validated Scenario."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError([f"TOML syntax error: {err}; fix the file's syntax"], source) from None
+    return from_dict(data, source, check_catalog)
+
+
+def load(path: str | Path, check_catalog: bool = True) -> Scenario:
+    """Load a scenario TOML file; relative ``workload.trace_path`` resolves against its folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError([f"file not found: {p}; give the path of a .toml scenario"], str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as err:
+        raise ScenarioError([f"cannot read {p}: {err}; a scenario is a UTF-8 TOML text file"], str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError([f"TOML syntax error: {err}; fix the file's syntax"], str(p)) from None
+    wl = data.get("workload") if isinstance(data, dict) else None
+    if isinstance(wl, dict) and isinstance(wl.get("trace_path"), str):
+        tp = Path(wl["trace_path"])
+        if not tp.is_absolute():
+            cand = (p.parent / tp).resolve()
+            if cand.exists() or not tp.exists():
+                wl["trace_path"] = str(cand)
+    return from_dict(data, str(p), check_catalog)
+
+
+def save(scenario: Scenario, path: str | Path) -> None:
+    """Write a scenario as TOML."""
+    Path(path).write_text(scenario.to_toml(), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value: TOML literal if it parses (numbers, booleans, strings, arrays), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """Parse ``path=value`` strings into a dict, raising ScenarioError on malformed items."""
+    out: dict[str, Any] = {}
+    problems = []
+    for it in items:
+        if "=" not in it:
+            problems.append(f"--set {it!r}: expected path=value, e.g. cluster.prefill_nodes=4")
+            continue
+        k, v = it.split("=", 1)
+        out[k.strip()] = parse_value(v.strip())
+    if problems:
+        raise ScenarioError(problems)
+    return out
+
+
+def apply_overrides(scenario: Scenario, overrides: dict[str, Any], check_catalog: bool = True) -> Scenario:
+    """Return a new Scenario with dotted-path values replaced, validated as a whole."""
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    problems = []
+    valid_prefixes = set(all_paths())
+    for path, value in overrides.items():
+        parts = path.split(".")
+        if not all(parts):
+            problems.append(f"{path!r}: empty path component")
+            continue
+        is_free = parts[0] == "model" and len(parts) >= 3 and parts[1] == "overrides"
+        is_dist = parts[0] == "workload" and len(parts) == 3 and parts[1] == "tool_latency_s"
+        if path not in valid_prefixes and not is_free and not is_dist:
+            close = difflib.get_close_matches(path, sorted(valid_prefixes), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see `dualpath-twin validate --paths`"
+            problems.append(f"{path}: unknown scenario path{hint}")
+            continue
+        node = data
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[part] = nxt
+            node = nxt
+        node[parts[-1]] = value
+    if problems:
+        raise ScenarioError(problems)
+    return from_dict(data, check_catalog=check_catalog)
