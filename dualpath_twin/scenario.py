@@ -157,13 +157,13 @@ class SloConfig(_Strict):
 class ComputeConfig(_Strict):
     """Cost-model calibration (docs/calibration.md); fitted to DeepSeek's public V3/R1 production figures."""
 
-    prefill_mfu: float = Field(0.42, gt=0, le=1, description="prefill linear-layer FLOP efficiency at saturating batch")
-    attention_mfu: float = Field(0.35, gt=0, le=1, description="attention FLOP efficiency")
+    prefill_mfu: float = Field(0.45, gt=0, le=1, description="prefill linear-layer FLOP efficiency at saturating batch (fit: 73.7K tok/s/node)")
+    attention_mfu: float = Field(0.45, gt=0, le=1, description="prefill attention FLOP efficiency (BF16 peak)")
     prefill_batch_half_tokens: float = Field(
-        12000.0, ge=0, description="tokens per GPU at which prefill efficiency reaches half of its maximum"
+        256.0, ge=0, description="new tokens per GPU batch at which linear-layer efficiency is half its maximum (GEMM saturation, assumed)"
     )
-    decode_hbm_efficiency: float = Field(0.55, gt=0, le=1, description="share of HBM bandwidth a decode step achieves")
-    decode_mfu: float = Field(0.25, gt=0, le=1, description="decode FLOP efficiency (compute floor)")
+    decode_hbm_efficiency: float = Field(0.55, gt=0, le=1, description="share of HBM bandwidth a decode step achieves (assumed)")
+    decode_mfu: float = Field(0.18, gt=0, le=1, description="decode FLOP efficiency (fit: 14.8K tok/s/node at ~21 tok/s per user)")
     step_overhead_ms: float = Field(4.0, ge=0, description="fixed per-step overhead (launch, sync, sampling)")
     ep_comm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of CNIC bandwidth for EP all-to-all")
     use_fp8: bool = Field(True, description="linear layers run in FP8 when the GPU supports it")

@@ -1,1 +1,388 @@
-"""report package."""
+"""Self-contained HTML (or PDF) reports of one or several runs, from the store or from results.
+
+One file, works offline: plotly.js is inlined once (first figure) and every other figure
+reuses it. A ``.pdf`` output prints that HTML with headless Chromium (the browser kaleido
+uses), so the PDF shows exactly what the HTML shows.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+
+from dualpath_twin.report import figures as F
+from dualpath_twin.results import RunResult, RunSummary
+from dualpath_twin.scenario import SloConfig
+from dualpath_twin.store import Store, downsample_frame
+
+__all__ = ["ReportError", "ReportRun", "build_report", "build_report_from_results", "render_html"]
+
+MAX_POINTS = 2000
+SECTIONS = (
+    "scenario",
+    "summary",
+    "bounds",
+    "throughput",
+    "latency",
+    "slo",
+    "nics",
+    "storage",
+    "memory",
+    "breakdown",
+)
+
+
+class ReportError(RuntimeError):
+    """A report could not be built; the message says why and what to do."""
+
+
+@dataclass
+class ReportRun:
+    """What the report needs of one run (time series already downsampled)."""
+
+    label: str
+    summary: RunSummary
+    rounds: pl.DataFrame
+    timeseries: pl.DataFrame
+    scenario_toml: str
+    run_id: str = ""
+
+
+def _labels(summaries: list[RunSummary], run_ids: list[str]) -> list[str]:
+    pols = [s.policy for s in summaries]
+    out = []
+    for i, (s, rid) in enumerate(zip(summaries, run_ids, strict=True)):
+        if pols.count(s.policy) == 1:
+            out.append(s.policy)
+        else:
+            out.append(f"{s.policy} {rid[-7:] if rid else f'#{i + 1}'}")
+    return out
+
+
+def build_report(store: Store, run_ids: list[str], out: Path) -> Path:
+    """Report on stored runs (ids or unique prefixes); time series are downsampled in SQL."""
+    if not run_ids:
+        raise ReportError("no run ids given; pick runs from Store.list_runs() / `dualpath-twin runs`")
+    ids = [store.resolve_run_id(r) for r in run_ids]
+    summaries = [store.get_summary(r) for r in ids]
+    labels = _labels(summaries, ids)
+    runs = [
+        ReportRun(
+            lab,
+            s,
+            store.get_rounds(r),
+            store.get_timeseries(r, max_points=MAX_POINTS),
+            store.get_scenario_toml(r),
+            r,
+        )
+        for lab, s, r in zip(labels, summaries, ids, strict=True)
+    ]
+    return _write(runs, Path(out))
+
+
+def build_report_from_results(results: list[RunResult], out: Path) -> Path:
+    """Report on in-memory results (not stored)."""
+    if not results:
+        raise ReportError("no results given; pass the RunResults returned by api.simulate()/compare()")
+    labels = _labels([r.summary for r in results], [""] * len(results))
+    runs = [
+        ReportRun(lab, r.summary, r.rounds, downsample_frame(r.timeseries, MAX_POINTS), r.scenario_toml)
+        for lab, r in zip(labels, results, strict=True)
+    ]
+    return _write(runs, Path(out))
+
+
+# ------------------------------------------------------------------ output
+
+
+def _write(runs: list[ReportRun], out: Path) -> Path:
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".pdf"):
+        raise ReportError(f"report output {out}: the name must end in .html or .pdf")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = render_html(runs)
+    if suffix != ".pdf":
+        out.write_text(text, encoding="utf-8")
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(text, encoding="utf-8")
+        _print_pdf(page, out)
+    return out
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome binary (BROWSER_PATH first, as kaleido does), None if absent."""
+    env = os.environ.get("BROWSER_PATH")
+    if env and Path(env).is_file():
+        return env
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        p = shutil.which(name)
+        if p:
+            return p
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
+
+
+def _print_pdf(page: Path, out: Path) -> None:
+    browser = find_chromium()
+    if browser is None:
+        raise ReportError(
+            "PDF output needs Chromium (the browser kaleido uses): install it (apt-get install chromium) or set"
+            " BROWSER_PATH, or write the report as .html"
+        )
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--no-pdf-header-footer", "--virtual-time-budget=15000",
+            f"--print-to-pdf={out.resolve()}", page.resolve().as_uri(),
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        except subprocess.TimeoutExpired:
+            raise ReportError(
+                f"Chromium did not finish printing {out} within 180 s; try the .html output"
+            ) from None
+    if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+        raise ReportError(
+            f"Chromium failed to print {out} (exit {proc.returncode}): {proc.stderr.strip()[-400:]}"
+        )
+
+
+# ------------------------------------------------------------------ HTML
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222}
+h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
+pre{background:#f8f8f8;padding:10px;overflow:auto;font-size:12px}.note{color:#666;font-size:13px}
+.fig{margin:12px 0;page-break-inside:avoid}.bottleneck{background:#fff6e5;border-left:4px solid #F58518;padding:8px 12px}
+"""
+
+_SCENARIO_FIELDS = (
+    ("cluster.prefill_nodes", "prefill nodes"), ("cluster.decode_nodes", "decode nodes"),
+    ("cluster.gpus_per_node", "GPUs per node"), ("cluster.gpu", "GPU"), ("cluster.dram_buffer_gb", "DRAM KV buffer (GB/node)"),
+    ("model.name", "model"), ("model.kv_format", "KV format"), ("workload.kind", "workload"),
+    ("workload.dataset", "dataset"), ("workload.mode", "mode"), ("workload.agents", "agents"),
+    ("workload.arrival_rate_aps", "arrival rate (agents/s)"), ("network.snic_gbps", "storage NIC (Gbit/s)"),
+    ("network.cnic_gbps", "compute NIC (Gbit/s)"), ("network.dram_gbps", "DRAM bandwidth (Gbit/s)"),
+    ("policy.name", "policy"), ("slo.ttft_s", "SLO TTFT (s)"), ("slo.tpot_ms", "SLO TPOT (ms)"), ("run.seed", "seed"),
+)  # fmt: skip
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _toml_dict(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text) if text else {}
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def _get(d: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def _slo(runs: list[ReportRun]) -> tuple[float, float]:
+    d = _toml_dict(runs[0].scenario_toml)
+    dflt = SloConfig()
+    ttft = _get(d, "slo.ttft_s")
+    tpot = _get(d, "slo.tpot_ms")
+    return float(ttft if ttft is not None else dflt.ttft_s), float(
+        tpot if tpot is not None else dflt.tpot_ms
+    ) / 1000
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class _Figs:
+    """Renders figures, inlining plotly.js with the first one only."""
+
+    def __init__(self) -> None:
+        self.first = True
+
+    def __call__(self, fig: go.Figure) -> str:
+        h = fig.layout.height or 420
+        div = fig.to_html(full_html=False, include_plotlyjs=self.first, default_height=f"{h}px",
+                          config={"displaylogo": False, "responsive": True})  # fmt: skip
+        self.first = False
+        return f'<div class="fig">{div}</div>'
+
+
+def _scenario_section(runs: list[ReportRun]) -> str:
+    seen: dict[str, list[str]] = {}
+    for r in runs:
+        seen.setdefault(r.scenario_toml, []).append(r.label)
+    parts = ['<section id="scenario"><h2>Scenario</h2>']
+    for toml_text, labels in seen.items():
+        d = _toml_dict(toml_text)
+        name = d.get("name") or runs[0].summary.scenario_name or "unnamed"
+        parts.append(f"<h3>{_esc(name)} <span class='note'>(runs: {_esc(', '.join(labels))})</span></h3>")
+        if d.get("description"):
+            parts.append(f"<p>{_esc(d['description'])}</p>")
+        rows = [
+            [_esc(lab), _esc(_fmt(_get(d, path)))]
+            for path, lab in _SCENARIO_FIELDS
+            if _get(d, path) is not None
+        ]
+        if rows:
+            parts.append(_table(["field", "value"], rows))
+        parts.append(
+            f"<details><summary>Scenario TOML</summary><pre>{_esc(toml_text or '(not recorded)')}</pre></details>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+_SUMMARY_ROWS = (
+    ("status", "status", ""), ("mode", "mode", ""), ("jct_s", "job completion time", "s"),
+    ("sim_time_s", "simulated time", "s"), ("rounds", "rounds completed", ""),
+    ("prompt_tokens_per_s", "prompt throughput", "tokens/s"), ("generated_tokens_per_s", "generated throughput", "tokens/s"),
+    ("rounds_per_s", "rounds per second", "rounds/s"), ("ttft_s.p50", "TTFT p50", "s"), ("ttft_s.p99", "TTFT p99", "s"),
+    ("tpot_s.p50", "TPOT p50", "s"), ("tpot_s.p99", "TPOT p99", "s"), ("slo_attainment", "SLO attainment", "share"),
+    ("snic_imbalance", "SNIC load imbalance (max/avg)", ""), ("bottleneck", "bottleneck", ""),
+)  # fmt: skip
+
+
+def _summary_section(runs: list[ReportRun], slo: tuple[float, float]) -> str:
+    flats = [r.summary.flat() for r in runs]
+    rows = [[_esc(f"{lab} ({unit})" if unit else lab)] + [_esc(_fmt(f.get(key))) for f in flats]
+            for key, lab, unit in _SUMMARY_ROWS]  # fmt: skip
+    note = f"SLO: TTFT ≤ {slo[0]:g} s and TPOT ≤ {slo[1] * 1000:g} ms per round."
+    return (
+        '<section id="summary"><h2>Summary metrics</h2>'
+        f"<p class='note'>{_esc(note)}</p>{_table(['metric'] + [r.label for r in runs], rows)}</section>"
+    )
+
+
+def _bounds_section(runs: list[ReportRun], fig: _Figs) -> str:
+    parts = ['<section id="bounds"><h2>Analytic bounds and the binding resource</h2>']
+    for r in runs:
+        s = r.summary
+        sentence = (
+            s.bottleneck_sentence
+            or (s.bound.explanation if s.bound else "")
+            or "no bottleneck verdict recorded"
+        )
+        parts.append(f"<h3>{_esc(r.label)}</h3><p class='bottleneck'>{_esc(sentence)}</p>")
+        b = s.bound
+        if b is not None:
+            rows = [
+                ["binding resource", _esc(b.binding_resource or "–")],
+                ["second resource", _esc(b.second_resource or "–")],
+                ["margin (second / binding rate)", _esc(_fmt(b.binding_margin))],
+                ["max rounds/s (bound)", _esc(_fmt(b.max_rounds_per_s))],
+                ["achieved rounds/s", _esc(_fmt(s.rounds_per_s))],
+                ["max prompt tokens/s (bound)", _esc(_fmt(b.max_prompt_tokens_per_s))],
+                ["max generated tokens/s (bound)", _esc(_fmt(b.max_generated_tokens_per_s))],
+            ]
+            parts.append(_table(["bound", "value"], rows))
+            parts.append(fig(F.bounds_figure(s)))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _comparison_section(runs: list[ReportRun], fig: _Figs) -> str:
+    sums = {r.label: r.summary for r in runs}
+    base = F.pick_baseline(list(sums))
+    rows = []
+    for key, (lab, unit, higher) in F.COMPARISON_METRICS.items():
+        b = sums[base].flat().get(key)
+        cells = [_esc(f"{lab} ({unit})")]
+        for r in runs:
+            v = r.summary.flat().get(key)
+            ratio = (
+                f" <span class='note'>({v / b:.2f}x)</span>"
+                if (v is not None and b) and r.label != base
+                else ""
+            )
+            cells.append(_esc(_fmt(v)) + ratio)
+        cells.append("higher" if higher else "lower")
+        rows.append(cells)
+    return (
+        '<section id="comparison"><h2>Side-by-side comparison</h2>'
+        f"<p class='note'>Ratios are against {_esc(base)}.</p>"
+        + _table(["metric"] + [r.label for r in runs] + ["better"], rows)
+        + fig(F.comparison_figure(sums, "generated_tokens_per_s", base))
+        + fig(F.comparison_figure(sums, "prompt_tokens_per_s", base))
+        + "</section>"
+    )
+
+
+def render_html(runs: list[ReportRun]) -> str:
+    """The complete report page as one self-contained HTML string."""
+    if not runs:
+        raise ReportError("a report needs at least one run")
+    fig = _Figs()
+    slo = _slo(runs)
+    ts = {r.label: r.timeseries for r in runs}
+    rounds = {r.label: r.rounds for r in runs}
+    sums = {r.label: r.summary for r in runs}
+    title = "dualpath-twin report: " + ", ".join(r.label for r in runs)
+    ids = ", ".join(r.run_id for r in runs if r.run_id)
+    body = [
+        f"<h1>{_esc(title)}</h1><p class='note'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"{_esc(f'; runs {ids}') if ids else ''}</p>",
+        _scenario_section(runs),
+        _summary_section(runs, slo),
+        _bounds_section(runs, fig),
+        f'<section id="throughput"><h2>Throughput over time</h2>{fig(F.throughput_figure(ts))}</section>',
+        '<section id="latency"><h2>Latency distributions against the SLO</h2>'
+        + fig(F.latency_cdf_figure(rounds, "ttft_s", slo[0]))
+        + fig(F.latency_cdf_figure(rounds, "tpot_s", slo[1]))
+        + "</section>",
+        f'<section id="slo"><h2>SLO attainment</h2>{fig(F.slo_attainment_figure(sums))}</section>',
+        '<section id="nics"><h2>NIC utilisation (SNIC and CNIC, prefill vs decode nodes)</h2>'
+        + "".join(
+            fig(F.nic_utilization_figure(r.timeseries, f" — {r.label}" if len(runs) > 1 else ""))
+            + fig(
+                F.nic_heatmap_figure(r.timeseries, "snic_rx_util", f" — {r.label}" if len(runs) > 1 else "")
+            )
+            + fig(
+                F.nic_heatmap_figure(r.timeseries, "cnic_rx_util", f" — {r.label}" if len(runs) > 1 else "")
+            )
+            for r in runs
+        )
+        + "</section>",
+        f'<section id="storage"><h2>Storage throughput</h2>{fig(F.storage_throughput_figure(ts))}</section>',
+        f'<section id="memory"><h2>HBM and DRAM buffer occupancy</h2>{fig(F.occupancy_figure(ts))}</section>',
+        f'<section id="breakdown"><h2>TTFT breakdown</h2>{fig(F.ttft_breakdown_figure(sums))}</section>',
+    ]
+    if len(runs) > 1:
+        body.append(_comparison_section(runs, fig))
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )

@@ -1,0 +1,293 @@
+"""Capacity search: the highest online arrival rate (agents/s) that holds the SLO in steady state.
+
+The rate is bracketed by doubling (or halving) from a start rate, then narrowed by bisection
+until ``(hi - lo) / hi <= tolerance``. With ``batch > 1`` each step measures several rates at
+once (parallel k-section), which is how the search uses a process pool or a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from dualpath_twin.planning.grid import PlanningError
+from dualpath_twin.results import RunSummary
+from dualpath_twin.scenario import Scenario
+
+
+class SloCriterion(BaseModel):
+    """When a run 'meets the SLO': percentile TTFT and TPOT under the limits, optionally attainment and steadiness."""
+
+    percentile: Literal["p50", "p90", "p99"] = Field("p90", description="which TTFT/TPOT percentile must be under the limits")
+    ttft_s: float | None = Field(None, gt=0, description="TTFT limit, seconds; unset = scenario slo.ttft_s")
+    tpot_ms: float | None = Field(None, gt=0, description="TPOT limit, ms; unset = scenario slo.tpot_ms")
+    min_attainment: float | None = Field(
+        None, ge=0, le=1, description="if set, also require summary.slo_attainment >= this share of rounds"
+    )
+    require_steady: bool = Field(True, description="a run whose steady_state is False (TTFT still drifting) fails")
+
+    def limits(self, sc: Scenario) -> tuple[float, float]:
+        """(ttft_s, tpot_s) limits for a scenario."""
+        return (self.ttft_s or sc.slo.ttft_s, (self.tpot_ms or sc.slo.tpot_ms) / 1000.0)
+
+    def check(self, summary: RunSummary, sc: Scenario) -> tuple[bool, str]:
+        """Whether one run meets the criterion, and why not."""
+        ttft_lim_s, tpot_lim_s = self.limits(sc)
+        if summary.status == "cancelled":
+            return False, "run cancelled"
+        ttft = getattr(summary.ttft_s, self.percentile)
+        tpot = getattr(summary.tpot_s, self.percentile)
+        if ttft is None:
+            return False, "no round reached its first token"
+        if ttft > ttft_lim_s:
+            return False, f"TTFT {self.percentile} {ttft:.3g} s > {ttft_lim_s:g} s"
+        if tpot is not None and tpot > tpot_lim_s:
+            return False, f"TPOT {self.percentile} {tpot * 1000:.3g} ms > {tpot_lim_s * 1000:g} ms"
+        if self.min_attainment is not None:
+            att = summary.slo_attainment
+            if att is None or att < self.min_attainment:
+                return False, f"SLO attainment {att} < {self.min_attainment}"
+        if self.require_steady and summary.steady_state is False:
+            return False, "not in steady state (TTFT still drifting: queue growing)"
+        return True, "meets SLO"
+
+
+class CapacityPoint(BaseModel):
+    """One measured rate on the capacity curve."""
+
+    aps: float
+    meets: bool
+    reason: str = ""
+    slo_attainment: float | None = None
+    ttft_p90_s: float | None = None
+    ttft_p99_s: float | None = None
+    tpot_p90_s: float | None = None
+    steady_state: bool | None = None
+    status: str = ""
+    prompt_tokens_per_s: float = 0.0
+    rounds: int = 0
+
+    @classmethod
+    def from_summary(cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario) -> CapacityPoint:
+        """Judge one run's summary against the criterion."""
+        ok, why = crit.check(summary, sc)
+        return cls(
+            aps=aps,
+            meets=ok,
+            reason=why,
+            slo_attainment=summary.slo_attainment,
+            ttft_p90_s=summary.ttft_s.p90,
+            ttft_p99_s=summary.ttft_s.p99,
+            tpot_p90_s=summary.tpot_s.p90,
+            steady_state=summary.steady_state,
+            status=summary.status,
+            prompt_tokens_per_s=summary.prompt_tokens_per_s,
+            rounds=summary.rounds,
+        )
+
+
+class CapacityResult(BaseModel):
+    """Outcome of a capacity search for one policy."""
+
+    policy: str
+    capacity_aps: float = Field(description="highest measured rate meeting the SLO (0 if none did)")
+    lo_aps: float = Field(description="bracket low end: meets the SLO (0 if none did)")
+    hi_aps: float | None = Field(description="bracket high end: fails the SLO (None if no failure was found)")
+    tolerance: float
+    converged: bool
+    evaluations: int
+    curve: list[CapacityPoint] = Field(default_factory=list, description="every measured rate, ascending")
+    criterion: SloCriterion = Field(default_factory=SloCriterion)
+    ttft_limit_s: float | None = Field(None, description="TTFT limit applied, seconds")
+    tpot_limit_ms: float | None = Field(None, description="TPOT limit applied, milliseconds")
+    notes: list[str] = Field(default_factory=list)
+
+
+BatchEval = Callable[[list[float]], list[CapacityPoint]]
+
+
+def bracket_and_bisect(
+    evaluate: BatchEval,
+    start_aps: float,
+    tolerance: float = 0.05,
+    batch: int = 1,
+    min_aps: float | None = None,
+    max_aps: float | None = None,
+    max_evaluations: int = 60,
+) -> tuple[float, float | None, list[CapacityPoint], bool, list[str]]:
+    """Pure search over a (mostly) monotone pass/fail curve; returns (lo, hi, curve, converged, notes)."""
+    if not start_aps > 0 or not math.isfinite(start_aps):
+        raise PlanningError(f"start rate must be a positive number of agents/s, got {start_aps}")
+    if not 0 < tolerance < 1:
+        raise PlanningError(f"--tolerance must be in (0, 1), e.g. 0.05 for 5%; got {tolerance}")
+    batch = max(1, int(batch))
+    min_aps = min_aps if min_aps is not None else start_aps / 1024
+    max_aps = max_aps if max_aps is not None else start_aps * 1024
+    seen: dict[float, CapacityPoint] = {}
+    notes: list[str] = []
+
+    def run(rates: list[float]) -> None:
+        todo = [r for r in dict.fromkeys(round(r, 9) for r in rates) if r not in seen]
+        if todo:
+            for p in evaluate(todo):
+                seen[round(p.aps, 9)] = p
+
+    def bracket() -> tuple[float, float | None]:
+        passing = [a for a, p in seen.items() if p.meets]
+        failing = [a for a, p in seen.items() if not p.meets]
+        hi = min(failing) if failing else None
+        lo_cands = [a for a in passing if hi is None or a < hi]
+        return (max(lo_cands) if lo_cands else 0.0), hi
+
+    run([start_aps * 2**k for k in range(batch)])
+    # bracketing: double up while everything passes, halve down while everything fails
+    while len(seen) < max_evaluations:
+        lo, hi = bracket()
+        if hi is None:
+            top = max(seen)
+            if top >= max_aps:
+                notes.append(f"no SLO failure up to max rate {max_aps:g} agents/s: capacity is at least that")
+                break
+            run([min(top * 2 ** (k + 1), max_aps) for k in range(batch)])
+        elif lo == 0.0:
+            bottom = min(seen)
+            if bottom <= min_aps:
+                notes.append(f"the SLO fails even at {bottom:g} agents/s: capacity 0 within the search range")
+                break
+            run([max(bottom / 2 ** (k + 1), min_aps) for k in range(batch)])
+        else:
+            break
+    lo, hi = bracket()
+    converged = False
+    while hi is not None and lo > 0 and len(seen) < max_evaluations:
+        if (hi - lo) / hi <= tolerance:
+            converged = True
+            break
+        run([lo + (hi - lo) * (k + 1) / (batch + 1) for k in range(batch)])
+        lo, hi = bracket()
+    if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance:
+        converged = True
+    if not converged and len(seen) >= max_evaluations:
+        notes.append(f"stopped after {max_evaluations} evaluations before reaching tolerance {tolerance:g}")
+    ordered = sorted(seen.values(), key=lambda p: p.aps)
+    fail_seen = False
+    for p in ordered:
+        if not p.meets:
+            fail_seen = True
+        elif fail_seen:
+            notes.append(
+                f"non-monotone curve: {p.aps:g} agents/s meets the SLO above a failing rate; "
+                "capacity reported below the lowest failure (longer runs or more agents reduce noise)"
+            )
+            break
+    return lo, hi, ordered, converged, notes
+
+
+def online_scenario(sc: Scenario, aps: float) -> Scenario:
+    """The scenario in online mode at the given arrival rate."""
+    from dualpath_twin.planning.common import override
+
+    return override(sc, {"workload.mode": "online", "workload.arrival_rate_aps": float(aps)})
+
+
+def measure_rate(sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion) -> CapacityPoint:
+    """Simulate the scenario online at one rate and judge it (runs in the current process)."""
+    from dualpath_twin import api
+
+    sc_at = online_scenario(sc, aps)
+    res = api.simulate(sc_at, policy)
+    return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at)
+
+
+def capacity_search(
+    sc: Scenario,
+    policy: str | None = None,
+    *,
+    criterion: SloCriterion | None = None,
+    tolerance: float = 0.05,
+    start_aps: float | None = None,
+    min_aps: float | None = None,
+    max_aps: float | None = None,
+    max_evaluations: int = 40,
+    executor: Executor | None = None,
+    batch: int = 1,
+    on_point: Callable[[CapacityPoint], None] | None = None,
+) -> CapacityResult:
+    """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel."""
+    from dualpath_twin.planning.tasks import Task, run_task
+
+    crit = criterion or SloCriterion()
+    pol = policy or sc.policy.name
+    start = start_aps or sc.workload.arrival_rate_aps
+    toml = sc.to_toml()
+
+    def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit) for r in rates]
+        outs = list(executor.map(run_task, tasks)) if executor is not None and len(tasks) > 1 else [run_task(t) for t in tasks]
+        pts = []
+        for t, o in zip(tasks, outs, strict=True):
+            p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
+            pts.append(p)
+            if on_point:
+                on_point(p)
+        return pts
+
+    lo, hi, curve, converged, notes = bracket_and_bisect(
+        evaluate, start, tolerance, batch, min_aps, max_aps, max_evaluations
+    )
+    errors = [p for p in curve if p.status == "error"]
+    if errors:
+        notes.append(f"{len(errors)} run(s) failed with an error (counted as not meeting the SLO): {errors[0].reason}")
+    ttft_lim_s, tpot_lim_s = crit.limits(sc)
+    return CapacityResult(
+        policy=pol,
+        capacity_aps=lo,
+        lo_aps=lo,
+        hi_aps=hi,
+        tolerance=tolerance,
+        converged=converged,
+        evaluations=len(curve),
+        curve=curve,
+        criterion=crit,
+        ttft_limit_s=ttft_lim_s,
+        tpot_limit_ms=tpot_lim_s * 1000,
+        notes=notes,
+    )
+
+
+def capacity_search_many(
+    sc: Scenario,
+    policies: list[str],
+    *,
+    criterion: SloCriterion | None = None,
+    tolerance: float = 0.05,
+    start_aps: float | None = None,
+    max_evaluations: int = 40,
+    executor: Executor | None = None,
+    workers: int = 1,
+    on_point: Callable[[CapacityPoint], None] | None = None,
+) -> list[CapacityResult]:
+    """Capacity per policy: policies in parallel when there are several, else rates in parallel (``workers`` wide)."""
+    from dualpath_twin.planning.tasks import Task, run_task
+
+    if len(policies) > 1 and executor is not None and workers > 1:
+        tasks = [
+            Task(kind="capacity", scenario_toml=sc.to_toml(), policy=p, criterion=criterion, tolerance=tolerance,
+                 start_aps=start_aps, max_evaluations=max_evaluations)
+            for p in policies
+        ]
+        out = []
+        for t, o in zip(tasks, executor.map(run_task, tasks), strict=True):
+            if o.capacity is None:
+                raise PlanningError(f"capacity search for {t.policy} failed: {o.error}")
+            out.append(o.capacity)
+        return out
+    return [
+        capacity_search(sc, p, criterion=criterion, tolerance=tolerance, start_aps=start_aps,
+                        max_evaluations=max_evaluations, executor=executor, batch=workers, on_point=on_point)
+        for p in policies
+    ]

@@ -1,0 +1,348 @@
+"""CLI commands of the planning package: ``sweep``, ``capacity``, ``size``, ``sensitivity`` (thin shells over the library).
+
+Contract (same as the main CLI): ``--json`` prints ONE JSON object on stdout; progress and
+messages go to stderr; exit 2 on a user error (bad scenario, grid, cost file), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dualpath_twin import scenario as scn
+from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
+from dualpath_twin.planning.executors import default_workers, open_executor
+from dualpath_twin.planning.grid import PlanningError, parse_grid
+from dualpath_twin.planning.sensitivity import sensitivity
+from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
+from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
+
+_err = Console(stderr=True)
+
+ExecOpt = Annotated[str, typer.Option("--executor", help="local (process pool, default), dask or ray")]
+AddrOpt = Annotated[str | None, typer.Option("--address", help="scheduler address for dask (tcp://host:8786) or ray")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="parallel workers (default: available cores)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a scenario value: dotted.path=value (repeatable)")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="write the chart(s) to this self-contained HTML file")]
+PctOpt = Annotated[str, typer.Option("--percentile", help="SLO percentile that must be under the limits: p50, p90 or p99")]
+AttOpt = Annotated[float | None, typer.Option("--min-attainment", help="also require this share of rounds within SLO (0-1)")]
+SteadyOpt = Annotated[bool, typer.Option("--require-steady/--no-require-steady", help="a run not in steady state fails")]
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """User errors -> message on stderr + exit 2; Ctrl-C -> exit 130."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    except (PlanningError, scn.ScenarioError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _load(path: Path, sets: list[str] | None) -> scn.Scenario:
+    sc = scn.load(path)
+    if sets:
+        sc = scn.apply_overrides(sc, scn.parse_assignments(sets))
+    return sc
+
+
+def _split(items: list[str] | None) -> list[str]:
+    return [p.strip() for it in items or [] for p in it.split(",") if p.strip()]
+
+
+def _criterion(percentile: str, min_attainment: float | None, require_steady: bool) -> SloCriterion:
+    if percentile not in ("p50", "p90", "p99"):
+        raise PlanningError(f"--percentile {percentile!r}: use p50, p90 or p99")
+    return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady)  # type: ignore[arg-type]
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+
+
+def _write_html(path: Path | None, figs: list[Any], title: str) -> None:
+    if path is None:
+        return
+    from dualpath_twin.planning.figures import figures_to_html
+
+    path.write_text(figures_to_html(figs, title), encoding="utf-8")
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _store(db: Path | None) -> Any:
+    from dualpath_twin.planning.storeio import open_sweep_store
+
+    return open_sweep_store(db)
+
+
+def _fmt(v: float | None, scale: float = 1.0, digits: str = ".3g") -> str:
+    return "-" if v is None else format(v * scale, digits)
+
+
+def capacity_table(results: list[CapacityResult]) -> Table:
+    """Rich table: capacity per policy plus the measured curve."""
+    t = Table(title="capacity (highest agents/s meeting the SLO)")
+    for c in ("policy", "APS", "meets", "TTFT p90 s", "TTFT p99 s", "TPOT p90 ms", "attain", "steady", "why"):
+        t.add_column(c)
+    for r in results:
+        for p in r.curve:
+            mark = " <= capacity" if p.aps == r.capacity_aps else ""
+            t.add_row(r.policy, f"{p.aps:.4g}", "yes" if p.meets else "no", _fmt(p.ttft_p90_s), _fmt(p.ttft_p99_s),
+                      _fmt(p.tpot_p90_s, 1000), _fmt(p.slo_attainment), str(p.steady_state), p.reason + mark)
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    """Add the planning commands to the main typer app."""
+
+    @app.command("sweep")
+    def sweep_cmd(
+        scenario: Annotated[Path, typer.Argument(help="scenario TOML")],
+        grid: Annotated[list[str] | None, typer.Option("--grid", "-g", help="axis: path=v1,v2 | a..b | a..b+step | a..bxfactor (repeatable)")] = None,
+        policies: Annotated[list[str] | None, typer.Option("--policies", "-p", help="policies, comma-separated or repeated (default: the scenario's)")] = None,
+        workers: WorkersOpt = None,
+        executor: ExecOpt = "local",
+        address: AddrOpt = None,
+        json_out: JsonOpt = False,
+        db: Annotated[Path | None, typer.Option("--db", envvar="DUALPATH_TWIN_DB", help="result store; default data/twin.duckdb")] = None,
+        no_save: Annotated[bool, typer.Option("--no-save", help="do not use the store (no resume)")] = False,
+        name: Annotated[str | None, typer.Option("--name", help="sweep name (default: scenario name)")] = None,
+        objective: Annotated[str, typer.Option("--objective", help="run (one simulation per point) or capacity (capacity search per point, not stored)")] = "run",
+        tolerance: Annotated[float, typer.Option("--tolerance", help="capacity objective: relative tolerance")] = 0.1,
+        sets: SetOpt = None,
+        html: HtmlOpt = None,
+        heatmap: Annotated[str | None, typer.Option("--heatmap", help="with --html: X,Y,METRIC axes of the heatmap, e.g. cluster.prefill_nodes,network.snic_gbps,capacity_aps")] = None,
+    ) -> None:
+        """Run a scenario over the cartesian product of grid axes and policies; resumable through the store."""
+        with _guard():
+            sc = _load(scenario, sets)
+            axes = parse_grid(grid or [])
+            pols = check_policies(_split(policies), sc)
+            if objective not in ("run", "capacity"):
+                raise PlanningError(f"--objective {objective!r}: use run or capacity")
+            store = None if (no_save or objective == "capacity") else _store(db)
+            n_points = len(pols)
+            for v in axes.values():
+                n_points *= len(v)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+                           TimeElapsedColumn(), console=_err, transient=True)
+            task_id = bar.add_task("sweep", total=n_points, detail="")
+
+            def on_progress(p: SweepProgress) -> None:
+                bar.update(task_id, completed=p.done, total=p.total, detail=f"cached {p.cached}, failed {p.failed}")
+
+            try:
+                with bar, open_executor(executor, workers, address) as ex:
+                    res = run_sweep(sc, axes, pols, executor=ex, store=store, name=name, objective=objective,  # type: ignore[arg-type]
+                                    tolerance=tolerance, progress=on_progress)
+            finally:
+                if store is not None and hasattr(store, "close"):
+                    store.close()
+            if html is not None:
+                from dualpath_twin.planning.figures import sweep_heatmap
+
+                x, y, metric = _heatmap_axes(heatmap, list(axes), objective)
+                _write_html(html, [sweep_heatmap(res.to_frame(), x, y, metric)], f"sweep {res.name}")
+            if json_out:
+                _emit_json(res.to_json_obj())
+                return
+            typer.echo(f"sweep {res.sweep_id} ({res.name}): {len(res.points)} points, {res.new_runs} new runs, "
+                       f"{sum(p.status == 'cached' for p in res.points)} already finished, "
+                       f"{sum(p.status == 'skipped' for p in res.points)} skipped, "
+                       f"{sum(p.status == 'failed' for p in res.points)} failed, {res.wall_s:.1f} s", err=True)
+            df = res.to_frame()
+            t = Table()
+            cols = [*axes, "policy", "status", "capacity_aps" if objective == "capacity" else "prompt_tokens_per_s",
+                    "jct_s", "ttft_p90_s", "tpot_p90_s", "slo_attainment", "reason"]
+            for c in cols:
+                t.add_column(c)
+            for row in df.iter_rows(named=True):
+                t.add_row(*[(_fmt(row[c]) if isinstance(row[c], float) else str(row[c] if row[c] is not None else "-"))[:60] for c in cols])
+            Console().print(t)
+
+    @app.command("capacity")
+    def capacity_cmd(
+        scenario: Annotated[Path, typer.Argument(help="scenario TOML (run online at varying workload.arrival_rate_aps)")],
+        policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="policies, comma-separated or repeated (default: the scenario's)")] = None,
+        tolerance: Annotated[float, typer.Option("--tolerance", help="stop when (hi - lo) / hi <= this")] = 0.05,
+        start_aps: Annotated[float | None, typer.Option("--start-aps", help="first rate tried (default: workload.arrival_rate_aps)")] = None,
+        max_evaluations: Annotated[int, typer.Option("--max-evaluations", help="simulations per policy at most")] = 40,
+        percentile: PctOpt = "p90",
+        min_attainment: AttOpt = None,
+        require_steady: SteadyOpt = True,
+        workers: WorkersOpt = None,
+        executor: ExecOpt = "local",
+        address: AddrOpt = None,
+        json_out: JsonOpt = False,
+        sets: SetOpt = None,
+        html: HtmlOpt = None,
+    ) -> None:
+        """Highest online arrival rate (agents/s) meeting the SLO, by doubling then bisection; prints the measured curve."""
+        with _guard():
+            sc = _load(scenario, sets)
+            pols = check_policies(_split(policy), sc)
+            crit = _criterion(percentile, min_attainment, require_steady)
+            n = workers or default_workers()
+
+            def on_point(p: CapacityPoint) -> None:
+                _err.print(f"  {p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})")
+
+            with open_executor(executor, n, address) as ex:
+                results = capacity_search_many(sc, pols, criterion=crit, tolerance=tolerance, start_aps=start_aps,
+                                               max_evaluations=max_evaluations, executor=ex, workers=n, on_point=on_point)
+            _write_html(html, [_capacity_fig(results)], f"capacity {sc.name}")
+            if json_out:
+                _emit_json({"scenario": sc.name, "capacity": [r.model_dump(mode="json") for r in results]})
+                return
+            Console().print(capacity_table(results))
+            for r in results:
+                hi = f"{r.hi_aps:.4g}" if r.hi_aps is not None else "none found"
+                typer.echo(f"{r.policy}: capacity {r.capacity_aps:.4g} agents/s (fails at {hi}; "
+                           f"{'converged' if r.converged else 'NOT converged'} to {r.tolerance:g}, {r.evaluations} runs)")
+                for note in r.notes:
+                    typer.echo(f"  note: {note}")
+
+    @app.command("size")
+    def size_cmd(
+        scenario: Annotated[Path, typer.Argument(help="scenario TOML")],
+        target_aps: Annotated[float, typer.Option("--target-aps", help="arrival rate to serve within SLO, agents/s")],
+        vary: Annotated[list[str], typer.Option("--vary", "-v", help="axis to size: path=values (ranges ok), repeatable")],
+        cost_file: Annotated[Path | None, typer.Option("--cost-file", help="cost table TOML (default data/costs.toml)")] = None,
+        policy: Annotated[str | None, typer.Option("--policy", "-p", help="loading design (default: the scenario's)")] = None,
+        capacity: Annotated[str, typer.Option("--capacity", help="measure capacity for: none, meets (default) or all configurations")] = "meets",
+        tolerance: Annotated[float, typer.Option("--tolerance", help="capacity search tolerance")] = 0.1,
+        top: Annotated[int, typer.Option("--top", help="cheapest configurations to list")] = 5,
+        no_prune: Annotated[bool, typer.Option("--no-prune", help="simulate configurations dominated by a failing one too")] = False,
+        percentile: PctOpt = "p90",
+        min_attainment: AttOpt = None,
+        require_steady: SteadyOpt = True,
+        workers: WorkersOpt = None,
+        executor: ExecOpt = "local",
+        address: AddrOpt = None,
+        json_out: JsonOpt = False,
+        sets: SetOpt = None,
+        html: HtmlOpt = None,
+    ) -> None:
+        """Cheapest configurations meeting the SLO at --target-aps, and the cost vs capacity Pareto front."""
+        with _guard():
+            sc = _load(scenario, sets)
+            if policy:
+                check_policies([policy], sc)
+            axes = parse_grid(vary)
+            if capacity not in ("none", "meets", "all"):
+                raise PlanningError(f"--capacity {capacity!r}: use none, meets or all")
+            costs = load_costs(cost_file)
+
+            def on_progress(p: SizingProgress) -> None:
+                if p.last is not None:
+                    _err.print(f"  [{p.phase} {p.done}/{p.total}] {p.last.point}: {p.last.status} {p.last.reason}")
+
+            with open_executor(executor, workers, address) as ex:
+                res = size(sc, target_aps, axes, policy=policy, costs=costs, criterion=_criterion(percentile, min_attainment, require_steady),
+                           measure_capacity=capacity, tolerance=tolerance, top=top, prune=not no_prune, executor=ex,  # type: ignore[arg-type]
+                           progress=on_progress)
+            if html is not None:
+                from dualpath_twin.planning.figures import pareto_chart
+
+                _write_html(html, [pareto_chart(res)], f"sizing {sc.name}")
+            if json_out:
+                _emit_json(res.model_dump(mode="json"))
+                return
+            t = Table(title=f"cheapest configurations meeting the SLO at {target_aps:g} agents/s ({res.policy})")
+            for c in [*res.axes, f"{res.currency}/hour", "TTFT p90 s", "TPOT p90 ms", "capacity APS"]:
+                t.add_column(c)
+            for c in res.cheapest:
+                t.add_row(*[str(c.point[a]) for a in res.axes], f"{c.cost_per_hour:.2f}",
+                          _fmt(c.at_target.ttft_p90_s if c.at_target else None),
+                          _fmt(c.at_target.tpot_p90_s if c.at_target else None, 1000), _fmt(c.capacity_aps))
+            Console().print(t)
+            if not res.cheapest:
+                typer.echo("no configuration meets the SLO at the target rate; widen the --vary ranges", err=True)
+            counts = {s: sum(c.status == s for c in res.candidates) for s in ("meets", "fails", "pruned", "skipped", "error")}
+            typer.echo("candidates: " + ", ".join(f"{v} {k}" for k, v in counts.items()), err=True)
+            for c in res.candidates:
+                if c.status in ("skipped", "error"):
+                    typer.echo(f"  {c.status} {c.point}: {c.reason}", err=True)
+            if res.pareto:
+                typer.echo("Pareto front (cost/hour -> capacity APS): " + "; ".join(
+                    f"{c.point} {c.cost_per_hour:.2f} -> {_fmt(c.capacity_aps)}" for c in res.pareto))
+
+    @app.command("sensitivity")
+    def sensitivity_cmd(
+        scenario: Annotated[Path, typer.Argument(help="scenario TOML (online: capacity; offline: JCT)")],
+        policy: Annotated[str | None, typer.Option("--policy", "-p", help="loading design (default: the scenario's)")] = None,
+        param: Annotated[list[str] | None, typer.Option("--param", help="parameter paths to move (default: the hardware set), comma-separated or repeated")] = None,
+        change: Annotated[float, typer.Option("--change", help="relative move, 0.5 = +/-50%")] = 0.5,
+        tolerance: Annotated[float, typer.Option("--tolerance", help="capacity search tolerance (online)")] = 0.1,
+        percentile: PctOpt = "p90",
+        min_attainment: AttOpt = None,
+        require_steady: SteadyOpt = True,
+        workers: WorkersOpt = None,
+        executor: ExecOpt = "local",
+        address: AddrOpt = None,
+        json_out: JsonOpt = False,
+        sets: SetOpt = None,
+        html: HtmlOpt = None,
+    ) -> None:
+        """Capacity (online) or JCT (offline) when each hardware parameter moves +/-50%: a tornado chart."""
+        with _guard():
+            sc = _load(scenario, sets)
+            if policy:
+                check_policies([policy], sc)
+
+            def on_progress(done: int, total: int) -> None:
+                _err.print(f"  {done}/{total} runs", end="\r")
+
+            with open_executor(executor, workers, address) as ex:
+                res = sensitivity(sc, policy, parameters=_split(param) or None, change=change,
+                                  criterion=_criterion(percentile, min_attainment, require_steady), tolerance=tolerance,
+                                  executor=ex, progress=on_progress)
+            if html is not None:
+                from dualpath_twin.planning.figures import tornado_chart
+
+                _write_html(html, [tornado_chart(res)], f"sensitivity {sc.name}")
+            if json_out:
+                _emit_json(res.model_dump(mode="json"))
+                return
+            t = Table(title=f"sensitivity of {res.metric} ({res.policy}), baseline {_fmt(res.baseline)}")
+            for c in ("parameter", "low", "high", f"{res.metric} low", f"{res.metric} high", "swing"):
+                t.add_column(c)
+            for r in res.rows:
+                t.add_row(r.path, f"{r.low_value:g}", f"{r.high_value:g}", _fmt(r.metric_low), _fmt(r.metric_high), _fmt(r.swing))
+            Console().print(t)
+            for s in res.skipped:
+                typer.echo(f"  skipped {s}", err=True)
+
+
+def _heatmap_axes(spec: str | None, axes: list[str], objective: str) -> tuple[str, str, str]:
+    metric = "capacity_aps" if objective == "capacity" else "prompt_tokens_per_s"
+    if spec:
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) not in (2, 3):
+            raise PlanningError(f"--heatmap {spec!r}: give X,Y or X,Y,METRIC")
+        return parts[0], parts[1], parts[2] if len(parts) == 3 else metric
+    if len(axes) < 2:
+        raise PlanningError("--html for a sweep needs two grid axes for the heatmap (or --heatmap X,Y)")
+    return axes[0], axes[1], metric
+
+
+def _capacity_fig(results: list[CapacityResult]) -> Any:
+    from dualpath_twin.planning.figures import capacity_curve
+
+    return capacity_curve(results)

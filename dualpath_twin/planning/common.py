@@ -1,0 +1,28 @@
+"""Small helpers shared by the planning modules: scenario overrides and (de)serialisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dualpath_twin import scenario as scn
+from dualpath_twin.scenario import Scenario
+
+
+def _validation_available() -> bool:
+    try:
+        import dualpath_twin.validation  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def override(sc: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """Apply dotted-path overrides with full validation (catalog checks when the validation module exists)."""
+    if not overrides:
+        return sc
+    return scn.apply_overrides(sc, overrides, check_catalog=_validation_available())
+
+
+def scenario_from_toml(text: str) -> Scenario:
+    """Rebuild a scenario from its TOML text inside a worker."""
+    return scn.from_toml(text, check_catalog=_validation_available())

@@ -1,0 +1,151 @@
+"""Plotly figure builders for planning results: sweep heatmaps, capacity curves, Pareto front, tornado."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+from plotly.subplots import make_subplots
+
+from dualpath_twin.planning.capacity import CapacityResult
+from dualpath_twin.planning.sensitivity import SensitivityResult
+from dualpath_twin.planning.sizing import SizingResult
+
+METRIC_LABELS = {
+    "capacity_aps": "capacity (agents/s)",
+    "jct_s": "JCT (s)",
+    "prompt_tokens_per_s": "prompt tokens/s",
+    "generated_tokens_per_s": "generated tokens/s",
+    "ttft_p90_s": "TTFT p90 (s)",
+    "ttft_p99_s": "TTFT p99 (s)",
+    "tpot_p90_s": "TPOT p90 (s)",
+    "slo_attainment": "SLO attainment",
+}
+
+
+def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = "policy", title: str = "") -> go.Figure:
+    """Heatmap of ``value`` over two grid axes, one panel per ``facet`` value (policy by default)."""
+    for col in (x, y, value):
+        if col not in frame.columns:
+            raise ValueError(f"heatmap: column {col!r} not in the sweep frame (columns: {', '.join(frame.columns)})")
+    facets = frame[facet].unique(maintain_order=True).to_list() if facet in frame.columns else [None]
+    fig = make_subplots(rows=1, cols=len(facets), subplot_titles=[str(f) for f in facets], shared_yaxes=True)
+    xs = sorted(frame[x].drop_nulls().unique().to_list())
+    ys = sorted(frame[y].drop_nulls().unique().to_list())
+    vals = frame[value].drop_nulls()
+    zmin, zmax = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+    for i, f in enumerate(facets):
+        sub = frame if f is None else frame.filter(pl.col(facet) == f)
+        z: list[list[float | None]] = []
+        for yv in ys:
+            row = []
+            for xv in xs:
+                hit = sub.filter((pl.col(x) == xv) & (pl.col(y) == yv))[value]
+                row.append(hit[0] if len(hit) else None)
+            z.append(row)
+        fig.add_trace(
+            go.Heatmap(
+                x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, zmin=zmin, zmax=zmax, coloraxis="coloraxis",
+                text=[[("" if v is None else f"{v:.3g}") for v in r] for r in z], texttemplate="%{text}",
+                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{value}=%{{z}}<extra>{f}</extra>",
+            ),
+            row=1, col=i + 1,
+        )
+        fig.update_xaxes(title_text=x, type="category", row=1, col=i + 1)
+    fig.update_yaxes(title_text=y, type="category", row=1, col=1)
+    fig.update_layout(
+        title=title or f"{METRIC_LABELS.get(value, value)} by {x} x {y}",
+        coloraxis={"colorscale": "Viridis", "colorbar": {"title": METRIC_LABELS.get(value, value)}},
+    )
+    return fig
+
+
+def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity search: measured SLO curve") -> go.Figure:
+    """TTFT p90 and TPOT p90 against arrival rate per policy, with pass/fail markers and the capacity line."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["TTFT p90 (s)", "TPOT p90 (ms)"])
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    for i, r in enumerate(results):
+        color = palette[i % len(palette)]
+        xs = [p.aps for p in r.curve]
+        symbols = ["circle" if p.meets else "x" for p in r.curve]
+        hover = [f"{p.aps:.3g} APS: {p.reason}" for p in r.curve]
+        fig.add_trace(
+            go.Scatter(x=xs, y=[p.ttft_p90_s for p in r.curve], mode="lines+markers", name=f"{r.policy}",
+                       marker={"symbol": symbols, "size": 9}, line={"color": color}, hovertext=hover, legendgroup=r.policy),
+            row=1, col=1,
+        )
+        fig.add_trace(
+            go.Scatter(x=xs, y=[(p.tpot_p90_s or math.nan) * 1000 for p in r.curve], mode="lines+markers",
+                       name=f"{r.policy}", marker={"symbol": symbols, "size": 9}, line={"color": color},
+                       hovertext=hover, legendgroup=r.policy, showlegend=False),
+            row=1, col=2,
+        )
+        if r.capacity_aps > 0:
+            for c in (1, 2):
+                fig.add_vline(x=r.capacity_aps, line={"color": color, "dash": "dot"}, row=1, col=c)
+    if results:
+        r0 = results[0]
+        if r0.ttft_limit_s:
+            fig.add_hline(y=r0.ttft_limit_s, line={"dash": "dash", "color": "grey"}, row=1, col=1)
+        if r0.tpot_limit_ms:
+            fig.add_hline(y=r0.tpot_limit_ms, line={"dash": "dash", "color": "grey"}, row=1, col=2)
+    fig.update_xaxes(title_text="arrival rate (agents/s)")
+    fig.update_layout(title=title + " (o meets SLO, x fails; dotted: capacity)")
+    return fig
+
+
+def pareto_chart(result: SizingResult) -> go.Figure:
+    """Cost per hour vs measured capacity of every configuration, Pareto front highlighted, target marked."""
+    df = result.to_frame().filter(pl.col("cost_per_hour").is_not_null())
+    label = [", ".join(f"{k.split('.')[-1]}={r[k]}" for k in result.axes) for r in df.iter_rows(named=True)]
+    df = df.with_columns(pl.Series("label", label))
+    fig = go.Figure()
+    for status, color in (("meets", "#2ca02c"), ("fails", "#d62728"), ("pruned", "#bbbbbb"), ("error", "#000000")):
+        sub = df.filter(pl.col("status") == status)
+        if sub.height == 0:
+            continue
+        y = [c if c is not None else (result.target_aps if status == "meets" else 0.0) for c in sub["capacity_aps"].to_list()]
+        fig.add_trace(go.Scatter(x=sub["cost_per_hour"].to_list(), y=y, mode="markers", name=status,
+                                 marker={"color": color, "size": 9}, text=sub["label"].to_list(),
+                                 hovertemplate="%{text}<br>cost %{x:.2f}/h<br>capacity %{y:.3g} APS"))
+    front = df.filter(pl.col("pareto")).sort("cost_per_hour")
+    if front.height:
+        fig.add_trace(go.Scatter(x=front["cost_per_hour"].to_list(), y=front["capacity_aps"].to_list(),
+                                 mode="lines+markers", name="Pareto front", line={"color": "#1f77b4", "shape": "hv"},
+                                 text=front["label"].to_list(), hovertemplate="%{text}<extra>Pareto</extra>"))
+    fig.add_hline(y=result.target_aps, line={"dash": "dash", "color": "grey"}, annotation_text="target")
+    fig.update_layout(title=f"Sizing ({result.policy}): cost vs capacity", xaxis_title=f"cluster cost ({result.currency}/hour)",
+                      yaxis_title="capacity (agents/s)")
+    return fig
+
+
+def tornado_chart(result: SensitivityResult) -> go.Figure:
+    """Horizontal bars of the metric at -change and +change per parameter, around the baseline, largest swing on top."""
+    base = result.baseline or 0.0
+    rows = list(reversed(result.rows))
+    labels = [r.label for r in rows]
+    pct = int(round(result.change * 100))
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=labels, x=[(r.metric_low - base) if r.metric_low is not None else 0 for r in rows], base=base,
+                         orientation="h", name=f"-{pct}%", marker={"color": "#d62728"},
+                         hovertext=[f"{r.path}={r.low_value:g}: {r.metric_low}" for r in rows]))
+    fig.add_trace(go.Bar(y=labels, x=[(r.metric_high - base) if r.metric_high is not None else 0 for r in rows], base=base,
+                         orientation="h", name=f"+{pct}%", marker={"color": "#2ca02c"},
+                         hovertext=[f"{r.path}={r.high_value:g}: {r.metric_high}" for r in rows]))
+    fig.add_vline(x=base, line={"color": "black"})
+    fig.update_layout(barmode="overlay", title=f"Sensitivity ({result.policy}): {METRIC_LABELS.get(result.metric, result.metric)}"
+                      f" when each parameter moves +/-{pct}% (baseline {base:.3g})",
+                      xaxis_title=METRIC_LABELS.get(result.metric, result.metric))
+    return fig
+
+
+def figures_to_html(figures: Sequence[go.Figure], title: str = "dualpath-twin planning") -> str:
+    """One self-contained HTML page (plotly.js inlined once, works offline)."""
+    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1>"]
+    for i, fig in enumerate(figures):
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0)))
+    parts.append("</body></html>")
+    return "\n".join(parts)

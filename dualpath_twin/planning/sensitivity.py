@@ -1,0 +1,157 @@
+"""Sensitivity: how capacity (online) or JCT (offline) moves when each hardware parameter moves +/-50%."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from dualpath_twin.planning.capacity import SloCriterion
+from dualpath_twin.planning.common import override
+from dualpath_twin.planning.grid import PlanningError
+from dualpath_twin.planning.tasks import Outcome, Task, run_task
+from dualpath_twin.scenario import Scenario, ScenarioError
+
+# (path, label); storage.read_gbps_total joins only when the scenario sets it.
+DEFAULT_PARAMETERS: list[tuple[str, str]] = [
+    ("network.snic_gbps", "storage NIC speed"),
+    ("network.cnic_gbps", "compute NIC speed"),
+    ("network.dram_gbps", "host DRAM bandwidth"),
+    ("network.pcie_gbps", "PCIe bandwidth"),
+    ("storage.read_gbps_total", "storage read total"),
+    ("compute.prefill_mfu", "GPU FLOPs (prefill MFU)"),
+    ("compute.decode_hbm_efficiency", "HBM bandwidth (decode)"),
+    ("cluster.hbm_reserved_gb", "HBM reserved (less KV room)"),
+    ("cluster.dram_buffer_gb", "DRAM KV buffer"),
+    ("cluster.prefill_nodes", "prefill nodes"),
+    ("cluster.decode_nodes", "decode nodes"),
+]
+
+
+class SensitivityRow(BaseModel):
+    """One parameter's low/high values and the metric at each."""
+
+    path: str
+    label: str
+    base_value: float
+    low_value: float
+    high_value: float
+    metric_low: float | None = None
+    metric_high: float | None = None
+    swing: float = 0.0  # |metric_high - metric_low|
+    notes: list[str] = Field(default_factory=list)
+
+
+class SensitivityResult(BaseModel):
+    """Tornado data: rows sorted by swing, largest first."""
+
+    policy: str
+    metric: Literal["capacity_aps", "jct_s"]
+    baseline: float | None
+    change: float
+    rows: list[SensitivityRow]
+    skipped: list[str] = Field(default_factory=list)
+
+    def to_frame(self) -> pl.DataFrame:
+        """One row per parameter."""
+        return pl.DataFrame([r.model_dump(exclude={"notes"}) for r in self.rows], infer_schema_length=None)
+
+
+def _get(sc: Scenario, path: str) -> Any:
+    node: Any = sc
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _moved(value: float | int, factor: float) -> float | int:
+    if isinstance(value, bool):
+        raise PlanningError("cannot scale a boolean parameter")
+    if isinstance(value, int):
+        return max(1, int(round(value * factor)))
+    return value * factor
+
+
+def _metric(out: Outcome, metric: str) -> float | None:
+    if out.error:
+        return None
+    if metric == "capacity_aps":
+        return out.capacity.capacity_aps if out.capacity else None
+    return out.summary.jct_s if out.summary else None
+
+
+def sensitivity(
+    sc: Scenario,
+    policy: str | None = None,
+    *,
+    parameters: list[str] | None = None,
+    change: float = 0.5,
+    criterion: SloCriterion | None = None,
+    tolerance: float = 0.1,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SensitivityResult:
+    """Capacity (online scenarios) or JCT (offline) at each parameter x (1 - change) and x (1 + change)."""
+    if not 0 < change < 1:
+        raise PlanningError(f"--change must be in (0, 1), e.g. 0.5 for +/-50%; got {change}")
+    pol = policy or sc.policy.name
+    metric: Literal["capacity_aps", "jct_s"] = "capacity_aps" if sc.workload.mode == "online" else "jct_s"
+    labels = dict(DEFAULT_PARAMETERS)
+    paths = parameters or [p for p, _ in DEFAULT_PARAMETERS]
+    crit = criterion or SloCriterion()
+
+    def task(s: Scenario) -> Task:
+        if metric == "capacity_aps":
+            return Task(kind="capacity", scenario_toml=s.to_toml(), policy=pol, criterion=crit, tolerance=tolerance)
+        return Task(kind="run", scenario_toml=s.to_toml(), policy=pol, keep_timeseries=False)
+
+    rows: list[SensitivityRow] = []
+    skipped: list[str] = []
+    tasks: list[Task] = [task(sc.with_policy(pol))]
+    for path in paths:
+        try:
+            base = _get(sc, path)
+        except AttributeError:
+            raise PlanningError(f"--param {path!r}: not a scenario path; see `dualpath-twin validate --paths`") from None
+        if base is None:
+            skipped.append(f"{path}: not set in the scenario (unlimited); set it to include it")
+            continue
+        if not isinstance(base, int | float) or isinstance(base, bool):
+            raise PlanningError(f"--param {path!r}: value {base!r} is not numeric; sensitivity needs a number")
+        lo, hi = _moved(base, 1 - change), _moved(base, 1 + change)
+        row = SensitivityRow(path=path, label=labels.get(path, path), base_value=base, low_value=lo, high_value=hi)
+        try:
+            lo_sc = override(sc, {path: lo, "policy.name": pol})
+            hi_sc = override(sc, {path: hi, "policy.name": pol})
+        except ScenarioError as err:
+            skipped.append(f"{path}: {'; '.join(err.problems)}")
+            continue
+        rows.append(row)
+        tasks += [task(lo_sc), task(hi_sc)]
+    outs: list[Outcome] = []
+    if executor is not None and len(tasks) > 1:
+        futs = [executor.submit(run_task, t) for t in tasks]
+        for i, f in enumerate(futs):
+            outs.append(f.result())
+            if progress:
+                progress(i + 1, len(tasks))
+    else:
+        for i, t in enumerate(tasks):
+            outs.append(run_task(t))
+            if progress:
+                progress(i + 1, len(tasks))
+    baseline = _metric(outs[0], metric)
+    base_notes = [outs[0].error] if outs[0].error else []
+    for i, row in enumerate(rows):
+        lo_o, hi_o = outs[1 + 2 * i], outs[2 + 2 * i]
+        row.metric_low, row.metric_high = _metric(lo_o, metric), _metric(hi_o, metric)
+        row.notes = [o.error for o in (lo_o, hi_o) if o.error]
+        if row.metric_low is not None and row.metric_high is not None:
+            row.swing = abs(row.metric_high - row.metric_low)
+    rows.sort(key=lambda r: r.swing, reverse=True)
+    return SensitivityResult(
+        policy=pol, metric=metric, baseline=baseline, change=change, rows=rows, skipped=skipped + base_notes
+    )

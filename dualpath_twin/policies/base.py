@@ -1,0 +1,119 @@
+"""The policy interface: a loading design sees the cluster through a small read-only view.
+
+A policy answers four questions: which prefill engine (PE) gets a waiting request, which decode
+engine (DE), on which side the request's hit KV is read, and how the design moves bytes
+(layer-wise streaming or not, DE-side reads allowed, zero-time I/O). Policies never import the
+simulation; the simulation implements ``ClusterView``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a policy may know about a waiting request."""
+
+    rid: int
+    prompt_tokens: int
+    hit_tokens: int
+    gen_tokens: int
+    hbm_bytes: float  # KV bytes the request needs in decode HBM (prompt + generated)
+
+
+class ClusterView(Protocol):
+    """Read-only scheduler state the simulation exposes to policies."""
+
+    prefill_nodes: int
+    decode_nodes: int
+    gpus_per_node: int
+    alpha_tokens: float  # tokens a node reads from storage in alpha_s seconds
+    beta_tokens: float  # tokens one GPU prefills in beta_s seconds
+    z_factor: float
+
+    def pe_tok(self, pe: int) -> float:
+        """Total tokens of the PE's unfinished requests."""
+
+    def pe_seq(self, pe: int) -> int:
+        """Number of the PE's unfinished requests."""
+
+    def de_tok(self, de: int) -> float:
+        """Total tokens of the DE's assigned and running requests."""
+
+    def de_seq(self, de: int) -> int:
+        """Number of the DE's assigned and running requests."""
+
+    def de_free_hbm_bytes(self, de: int) -> float:
+        """HBM bytes the DE can still promise to new requests."""
+
+    def read_q_tokens(self, node: int) -> float:
+        """Tokens queued or in flight on the node's storage reads (nodes: prefill 0..P-1, decode P..P+D-1)."""
+
+
+class Policy:
+    """Base class: subclass, set the flags, override the decisions, and ``register`` it."""
+
+    name: str = "base"
+    layerwise: bool = True  # stream KV layer by layer, overlapped with compute
+    de_side_reads: bool = False  # may read hit KV through the decode node's SNIC
+    zero_io: bool = False  # storage reads, H2D/D2H and PD transfers take no time (Oracle)
+    fetch_based: bool = False  # PE group leaders fetch from the global queue periodically
+    description: str = ""
+
+    def __init__(self) -> None:
+        self._rr_pe = 0
+        self._rr_de = 0
+
+    # ---------------------------------------------------------------- decisions
+    def assign_prefill(self, view: ClusterView, queue: deque[RequestInfo], pe_node: int | None) -> list[tuple[RequestInfo, int]]:
+        """Pop requests from the head of ``queue`` and return (request, PE) pairs.
+
+        ``pe_node`` is the fetching PE group leader's node for fetch-based policies, None when
+        called on arrival. The default is global round-robin in FIFO order.
+        """
+        out = []
+        n = view.prefill_nodes * view.gpus_per_node
+        while queue:
+            req = queue.popleft()
+            out.append((req, self._rr_pe % n))
+            self._rr_pe += 1
+        return out
+
+    def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
+        """Pick the DE for a request (default: round-robin)."""
+        n = view.decode_nodes * view.gpus_per_node
+        de = self._rr_de % n
+        self._rr_de += 1
+        return de
+
+    def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:
+        """'pe' or 'de': where the request's hit KV is read from storage (default: PE side)."""
+        return "pe"
+
+
+_REGISTRY: dict[str, type[Policy]] = {}
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    """Class decorator adding a policy to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_policy(name: str) -> Policy:
+    """Instantiate a registered policy by name."""
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"policy.name = {name!r}: unknown policy{hint} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name]()
+
+
+def policy_names() -> list[str]:
+    """Names of all registered policies."""
+    return sorted(_REGISTRY)

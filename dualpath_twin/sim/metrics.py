@@ -1,0 +1,183 @@
+"""Turn the world's preallocated columns into the rounds frame and the run summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from dualpath_twin.analysis.bounds import RESOURCE_LABELS
+from dualpath_twin.results import Bound, Percentiles, RunSummary
+from dualpath_twin.scenario import Scenario
+
+SIDE_NAMES = np.array(["none", "pe", "de"])
+
+
+def rounds_frame(world) -> pl.DataFrame:
+    """One row per round of the workload, with the lifecycle times and bytes per path."""
+    wl = world.wl
+    n_per = np.diff(wl.round_offsets)
+    agent = np.repeat(np.arange(wl.n_trajectories), n_per)
+    round_idx = np.arange(wl.n_rounds) - np.repeat(wl.round_offsets[:-1], n_per)
+    c = world.col
+    g = world.g
+    pe = world.col_pe
+    de = world.col_de
+    data = {
+        "agent_id": agent.astype(np.int64),
+        "round_idx": round_idx.astype(np.int64),
+        "prompt_tokens": wl.prompt_tokens.astype(np.int64),
+        "hit_tokens": wl.hit_tokens.astype(np.int64),
+        "gen_tokens": wl.gen_tokens.astype(np.int64),
+    }
+    for k in ("arrival_s", "sched_s", "read_start_s", "read_end_s"):
+        data[k] = c[k]
+    data["read_side"] = SIDE_NAMES[world.col_side]
+    for k in ("prefill_start_s", "prefill_end_s", "first_token_s", "second_token_s", "decode_admit_s", "done_s"):
+        data[k] = c[k]
+    data["pe"] = pe
+    data["de"] = de
+    data["pe_node"] = np.where(pe >= 0, pe // g, -1)
+    data["de_node"] = np.where(de >= 0, de // g, -1)
+    for k in ("bytes_read_pe_snic", "bytes_read_de_snic", "bytes_pe_h2d", "bytes_de_to_pe", "bytes_pe_to_de", "bytes_written"):
+        data[k] = c[k]
+    df = pl.DataFrame(data).with_columns(pl.col(pl.Float64).fill_nan(None))
+    gen = pl.col("gen_tokens")
+    return df.with_columns(
+        (pl.col("first_token_s") - pl.col("arrival_s")).alias("ttft_s"),
+        (pl.col("second_token_s") - pl.col("first_token_s")).alias("ttst_s"),
+        pl.when(gen > 1).then((pl.col("done_s") - pl.col("first_token_s")) / (gen - 1)).otherwise(None).alias("tpot_s"),
+    )
+
+
+def _pct(s: pl.Series) -> Percentiles:
+    s = s.drop_nulls()
+    if s.len() == 0:
+        return Percentiles()
+    return Percentiles(
+        p50=float(s.quantile(0.5, "linear")),
+        p90=float(s.quantile(0.9, "linear")),
+        p99=float(s.quantile(0.99, "linear")),
+        mean=float(s.mean()),
+    )
+
+
+def summarize(
+    sc: Scenario, world, rounds: pl.DataFrame, ts: pl.DataFrame, bound: Bound, wall_s: float, sim_events: int
+) -> RunSummary:
+    """Headline figures of a run (JCT, throughput, latency percentiles, SLO, NIC use, bottleneck)."""
+    done = rounds.filter(pl.col("done_s").is_not_null())
+    n_done = done.height
+    end_t = float(done["done_s"].max()) if n_done else float(world.env.now)
+    start_t = float(rounds["arrival_s"].min()) if rounds.height and rounds["arrival_s"].drop_nulls().len() else 0.0
+    span = max(end_t - (start_t or 0.0), 1e-9)
+    prompt_tps = float(done["prompt_tokens"].sum()) / span if n_done else 0.0
+    gen_tps = float(done["gen_tokens"].sum()) / span if n_done else 0.0
+    slo_ttft = sc.slo.ttft_s
+    slo_tpot = sc.slo.tpot_ms / 1000.0
+    if n_done:
+        ok = done.select(
+            ((pl.col("ttft_s") <= slo_ttft) & (pl.col("tpot_s").is_null() | (pl.col("tpot_s") <= slo_tpot))).mean()
+        ).item()
+        slo = float(ok)
+    else:
+        slo = None
+    br = {}
+    if n_done:
+        m = done.select(
+            (pl.col("sched_s") - pl.col("arrival_s")).mean().alias("queue"),
+            (pl.col("read_start_s") - pl.col("sched_s")).mean().alias("alloc"),
+            (pl.col("read_end_s") - pl.col("read_start_s")).mean().alias("read"),
+            (pl.col("first_token_s") - pl.col("read_end_s")).mean().alias("prefill"),
+        ).row(0, named=True)
+        br = {k: float(v) for k, v in m.items() if v is not None}
+    # NIC utilisation over the busy span
+    busy = ts.filter(pl.col("t_s") <= end_t + sc.run.sample_interval_s)
+
+    def mean_util(metric: str, role: str, entity_suffix: str) -> float:
+        x = busy.filter((pl.col("metric") == metric) & (pl.col("role") == role) & pl.col("entity").str.ends_with(entity_suffix))
+        return float(x["value"].mean()) if x.height else 0.0
+
+    snic_read = {r: mean_util("snic_rx_util", r, ".snic") for r in ("prefill", "decode")}
+    snic_write = {r: mean_util("snic_tx_util", r, ".snic") for r in ("prefill", "decode")}
+    cnic = {
+        f"{r}_{d}": mean_util(f"cnic_{d}_util", r, ".cnic") for r in ("prefill", "decode") for d in ("rx", "tx")
+    }
+    gpu = {r: mean_util("gpu_busy", r, "") for r in ("prefill", "decode")}
+    # SNIC imbalance: max/avg of per-node SNIC read load over each short window, averaged
+    snic = busy.filter((pl.col("metric") == "snic_rx_util") & pl.col("entity").str.ends_with(".snic"))
+    imb = None
+    if snic.height:
+        per_t = snic.group_by("t_s").agg(pl.col("value").max().alias("mx"), pl.col("value").mean().alias("avg"))
+        per_t = per_t.filter(pl.col("avg") > 0.01)
+        if per_t.height:
+            imb = float((per_t["mx"] / per_t["avg"]).mean())
+    side_bytes = {
+        "pe": float(rounds["bytes_read_pe_snic"].sum()),
+        "de": float(rounds["bytes_read_de_snic"].sum()),
+    }
+    # observed bottleneck: the busiest resource class
+    observed = {
+        "snic_read": max(snic_read.values()) / max(sc.network.snic_efficiency, 1e-9),
+        "prefill_compute": gpu["prefill"],
+        "decode": gpu["decode"],
+        "pe_cnic": max(cnic["prefill_rx"], cnic["prefill_tx"]),
+        "de_cnic": max(cnic["decode_rx"], cnic["decode_tx"]),
+    }
+    if world.policy.zero_io:
+        observed.pop("snic_read")
+    obs = max(observed, key=observed.get)
+    label = RESOURCE_LABELS.get(obs, obs)
+    sentence = (
+        f"Under {world.policy.name}, the busiest resource was {label} ({observed[obs]:.0%} busy); "
+        f"the analytic bound says {RESOURCE_LABELS.get(bound.binding_resource, bound.binding_resource)} binds "
+        f"at {bound.max_rounds_per_s:.1f} rounds/s (achieved {n_done / span:.1f})."
+    )
+    if bound.binding_resource == "snic_read" and world.policy.name in ("basic", "layerwise"):
+        sentence += " Storage NIC reads on prefill nodes limit this design: DualPath or faster SNICs would help."
+    elif bound.binding_resource == "prefill_compute":
+        sentence += " More prefill GPUs (a higher P/D ratio) would raise throughput."
+    elif bound.binding_resource == "decode":
+        sentence += " More decode GPUs or HBM would raise throughput."
+    steady = None
+    if sc.workload.mode == "online" and n_done:
+        win = sc.run.online_window_s
+        last = done.filter(pl.col("first_token_s") >= end_t - win)["ttft_s"]
+        prev = done.filter((pl.col("first_token_s") >= end_t - 2 * win) & (pl.col("first_token_s") < end_t - win))["ttft_s"]
+        if last.len() >= 10 and prev.len() >= 10:
+            a, b = float(prev.mean()), float(last.mean())
+            steady = abs(b - a) <= 0.05 * max(a, 1e-9)
+        else:
+            steady = False
+    return RunSummary(
+        policy=world.policy.name,
+        seed=sc.run.seed,
+        scenario_name=sc.name,
+        scenario_hash=sc.content_hash(),
+        status=world.status,
+        status_reason=world.stop_reason,
+        mode=sc.workload.mode,
+        jct_s=end_t if sc.workload.mode == "offline" and n_done == world.rounds_total else (end_t if n_done else None),
+        sim_time_s=float(world.env.now),
+        rounds=n_done,
+        rounds_total=world.rounds_total,
+        agents=world.wl.n_trajectories,
+        prompt_tokens_per_s=prompt_tps,
+        generated_tokens_per_s=gen_tps,
+        rounds_per_s=n_done / span,
+        ttft_s=_pct(done["ttft_s"]) if n_done else Percentiles(),
+        ttst_s=_pct(done["ttst_s"]) if n_done else Percentiles(),
+        tpot_s=_pct(done["tpot_s"]) if n_done else Percentiles(),
+        slo_attainment=slo,
+        ttft_breakdown_s=br,
+        snic_read_utilization=snic_read,
+        snic_write_utilization=snic_write,
+        cnic_utilization=cnic | {f"gpu_busy_{k}": v for k, v in gpu.items()},
+        snic_imbalance=imb,
+        bytes_read_by_side=side_bytes,
+        bottleneck=obs,
+        bottleneck_sentence=sentence,
+        bound=bound,
+        steady_state=steady,
+        sim_events=sim_events,
+        wall_s=wall_s,
+    )

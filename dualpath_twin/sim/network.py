@@ -1,0 +1,201 @@
+"""Links and flows: every byte moved in the cluster is a flow over the links it crosses.
+
+Concurrent flows share each link max-min fairly (progressive filling); rates are recomputed
+for the connected set of flows a change touches whenever a flow starts or ends, or a link's
+capacity changes (model communication taking its priority lane). Each link accumulates the
+bytes it carried so utilisation can be sampled exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import simpy
+
+_EPS_BYTES = 1e-3
+
+
+class Link:
+    """One direction of one physical resource (a NIC direction, a DRAM bus, the storage backend)."""
+
+    __slots__ = ("name", "capacity_bps", "flows", "bytes_total", "_rate", "_t", "peak_util", "kind", "node", "role")
+
+    def __init__(self, name: str, capacity_bps: float, kind: str = "", node: str = "", role: str = "") -> None:
+        if not capacity_bps > 0:
+            raise ValueError(f"link {name}: capacity must be positive, got {capacity_bps}")
+        self.name = name
+        self.capacity_bps = float(capacity_bps)  # bytes per second available to flows
+        self.flows: set[Flow] = set()
+        self.bytes_total = 0.0
+        self._rate = 0.0  # current sum of flow rates, bytes/s
+        self._t = 0.0
+        self.peak_util = 0.0
+        self.kind = kind
+        self.node = node
+        self.role = role
+
+    def advance(self, now: float) -> None:
+        """Account bytes carried since the last update at the current aggregate rate."""
+        if now > self._t:
+            self.bytes_total += self._rate * (now - self._t)
+            self._t = now
+
+
+class Flow:
+    """A transfer of ``size_bytes`` over ``links``; ``done`` fires when the last byte arrives."""
+
+    __slots__ = ("links", "remaining", "rate", "t", "done", "version", "size_bytes", "tag")
+
+    def __init__(self, links: list[Link], size_bytes: float, done: simpy.Event, tag: str = "") -> None:
+        self.links = links
+        self.remaining = float(size_bytes)
+        self.size_bytes = float(size_bytes)
+        self.rate = 0.0
+        self.t = 0.0
+        self.done = done
+        self.version = 0
+        self.tag = tag
+
+
+class FlowNetwork:
+    """Max-min fair sharing of links among active flows, driven by a SimPy environment."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.active = 0
+        self.recomputes = 0
+        self.flows_started = 0
+        self.on_complete: Callable[[Flow], None] | None = None
+
+    # ---------------------------------------------------------------- public
+    def transfer(self, size_bytes: float, links: list[Link], tag: str = "") -> simpy.Event:
+        """Start a flow now; returns an event that succeeds (value = the Flow) when it completes."""
+        ev = self.env.event()
+        if size_bytes <= _EPS_BYTES or not links:
+            ev.succeed(None)
+            return ev
+        # a flow crossing the same link twice is counted once (it shares that link with itself)
+        uniq: list[Link] = []
+        for lk in links:
+            if lk not in uniq:
+                uniq.append(lk)
+        f = Flow(uniq, size_bytes, ev, tag)
+        f.t = self.env.now
+        self.flows_started += 1
+        self.active += 1
+        for lk in uniq:
+            lk.flows.add(f)
+        self._recompute(uniq)
+        return ev
+
+    def set_capacity(self, link: Link, capacity_bps: float) -> None:
+        """Change a link's capacity now (e.g. model communication claims its lane) and re-share."""
+        capacity_bps = max(float(capacity_bps), 1.0)
+        if abs(capacity_bps - link.capacity_bps) <= 1e-9 * link.capacity_bps:
+            return
+        link.capacity_bps = capacity_bps
+        if link.flows:
+            self._recompute([link])
+
+    def sync(self) -> None:
+        """No-op hook kept for symmetry; links are advanced lazily on every change."""
+
+    # ---------------------------------------------------------------- internals
+    def _component(self, seeds: list[Link]) -> tuple[list[Flow], list[Link]]:
+        flows: set[Flow] = set()
+        links: set[Link] = set()
+        stack = list(seeds)
+        while stack:
+            lk = stack.pop()
+            if lk in links:
+                continue
+            links.add(lk)
+            for f in lk.flows:
+                if f not in flows:
+                    flows.add(f)
+                    for l2 in f.links:
+                        if l2 not in links:
+                            stack.append(l2)
+        return list(flows), list(links)
+
+    def _recompute(self, seeds: list[Link]) -> None:
+        now = self.env.now
+        self.recomputes += 1
+        flows, links = self._component(seeds)
+        for lk in links:
+            lk.advance(now)
+        for f in flows:
+            if f.rate > 0.0:
+                f.remaining -= f.rate * (now - f.t)
+                if f.remaining < 0.0:
+                    f.remaining = 0.0
+            f.t = now
+        # progressive filling
+        cap = {lk: lk.capacity_bps for lk in links}
+        cnt = {lk: len(lk.flows) for lk in links}
+        unfixed = set(flows)
+        new_rate: dict[Flow, float] = {}
+        while unfixed:
+            best = None
+            best_share = math.inf
+            for lk in links:
+                n = cnt[lk]
+                if n > 0:
+                    share = cap[lk] / n
+                    if share < best_share:
+                        best_share = share
+                        best = lk
+            if best is None:
+                break
+            share = max(best_share, 0.0)
+            for f in list(best.flows):
+                if f in unfixed:
+                    unfixed.discard(f)
+                    new_rate[f] = share
+                    for lk in f.links:
+                        cap[lk] -= share
+                        cnt[lk] -= 1
+        for lk in links:
+            lk._rate = 0.0
+        for f in flows:
+            r = new_rate.get(f, 0.0)
+            for lk in f.links:
+                lk._rate += r
+            if r != f.rate or f.rate == 0.0:
+                f.rate = r
+                f.version += 1
+                if r > 0.0:
+                    dt = f.remaining / r
+                    ver = f.version
+                    tmo = self.env.timeout(dt)
+                    tmo.callbacks.append(lambda _e, f=f, ver=ver: self._finish(f, ver))
+        for lk in links:
+            u = lk._rate / lk.capacity_bps
+            if u > lk.peak_util:
+                lk.peak_util = u
+
+    def _finish(self, f: Flow, ver: int) -> None:
+        if ver != f.version or f.done.triggered:
+            return
+        now = self.env.now
+        f.remaining -= f.rate * (now - f.t)
+        f.t = now
+        if f.remaining > max(_EPS_BYTES, 1e-9 * f.size_bytes):
+            # numerical drift: reschedule the tail
+            f.version += 1
+            ver2 = f.version
+            tmo = self.env.timeout(f.remaining / f.rate)
+            tmo.callbacks.append(lambda _e, f=f, ver=ver2: self._finish(f, ver))
+            return
+        f.remaining = 0.0
+        self.active -= 1
+        for lk in f.links:
+            lk.advance(now)
+            lk.flows.discard(f)
+        f.rate = 0.0
+        f.version += 1
+        if self.on_complete is not None:
+            self.on_complete(f)
+        f.done.succeed(f)
+        self._recompute(f.links)

@@ -1,0 +1,800 @@
+"""The SimPy world: nodes, links, engines, the scheduler loop and the request lifecycle.
+
+One round (request) goes: arrival -> global prefill queue -> PE placement (policy) -> DE and
+read-side choice (policy) -> node read queue -> DRAM buffer reservation -> storage read flow
+(storage -> SNIC rx -> DRAM) -> PE ready queue -> prefill forward batch of its EP group
+(layer-wise: load flows overlapped with compute, closed form per batch; Basic: load, then
+compute) -> PD transfer flow -> decode admission (HBM) -> decode (continuous batching,
+event-driven per batch-membership change) -> block write-back flows -> next round of the agent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from dualpath_twin.policies.base import Policy, RequestInfo
+from dualpath_twin.scenario import Scenario
+from dualpath_twin.sim.cost import CostModel, ep_group_nodes
+from dualpath_twin.sim.memory import BytePool
+from dualpath_twin.sim.network import FlowNetwork, Link
+from dualpath_twin.workload.types import Workload
+
+NAN = float("nan")
+
+
+class Req:
+    """An in-flight round."""
+
+    __slots__ = (
+        "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
+        "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
+        "pd_done", "prefill_done", "de_hbm_reserved", "first_step_pending", "pd_reserved",
+    )
+
+    def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
+        self.rid = rid
+        self.traj = traj
+        self.prompt = prompt
+        self.hit = hit
+        self.gen = gen
+        self.miss = prompt - hit
+        self.computed = 0
+        self.pe = -1
+        self.de = -1
+        self.pe_node = -1
+        self.de_node = -1
+        self.side = "none"
+        self.loaded = False
+        self.dram_pe_bytes = 0.0
+        self.dram_de_bytes = 0.0
+        self.tokens_left = gen - 1
+        self.ctx = prompt + 1
+        self.hbm_bytes = (prompt + gen) * kv
+        self.pd_done = False
+        self.prefill_done = False
+        self.de_hbm_reserved = False
+        self.first_step_pending = True
+        self.pd_reserved = False
+        self.info = RequestInfo(rid, prompt, hit, gen, self.hbm_bytes)
+
+
+@dataclass
+class NodeLinks:
+    """The links of one node."""
+
+    name: str
+    role: str
+    snic_rx: Link
+    snic_tx: Link
+    dram: Link
+    cnic_rx: list[Link]
+    cnic_tx: list[Link]
+    pcie_in: list[Link] | None
+    pcie_out: list[Link] | None
+
+
+class RunStopped(Exception):
+    """Raised inside the world to stop a run early."""
+
+
+class World:
+    """Everything that exists during one simulation run."""
+
+    def __init__(self, sc: Scenario, wl: Workload, policy: Policy, cost: CostModel) -> None:
+        self.sc = sc
+        self.wl = wl
+        self.policy = policy
+        self.cost = cost
+        self.env = simpy.Environment()
+        self.net = FlowNetwork(self.env)
+        c, n, s = sc.cluster, sc.network, sc.storage
+        self.P, self.D, self.g = c.prefill_nodes, c.decode_nodes, c.gpus_per_node
+        self.kv = cost.kv_bytes_per_token
+        self.block = s.block_tokens
+        self.layers = cost.layers
+        self.zero_io = policy.zero_io
+        self.layerwise = policy.layerwise
+        self.gpus_per_cnic = max(1, math.ceil(self.g / n.cnics_per_node))
+
+        # ---------------- links
+        snic_bps = n.snic_gbps / 8 * 1e9 * n.snics_per_node * n.snic_efficiency
+        self.snic_line_bps = n.snic_gbps / 8 * 1e9 * n.snics_per_node
+        cnic_bps = n.cnic_gbps / 8 * 1e9 * n.cnic_efficiency
+        self.cnic_kv_bps = cnic_bps
+        self.cnic_line_bps = n.cnic_gbps / 8 * 1e9
+        dram_bps = n.dram_gbps / 8 * 1e9
+        pcie_bps = n.pcie_gbps / 8 * 1e9
+        use_pcie = pcie_bps < cnic_bps / self.gpus_per_cnic
+        self.nodes: list[NodeLinks] = []
+        for i in range(self.P + self.D):
+            role = "prefill" if i < self.P else "decode"
+            nm = f"P{i}" if i < self.P else f"D{i - self.P}"
+            self.nodes.append(
+                NodeLinks(
+                    name=nm,
+                    role=role,
+                    snic_rx=Link(f"{nm}.snic.rx", snic_bps, "snic_rx", nm, role),
+                    snic_tx=Link(f"{nm}.snic.tx", snic_bps, "snic_tx", nm, role),
+                    dram=Link(f"{nm}.dram", dram_bps, "dram", nm, role),
+                    cnic_rx=[Link(f"{nm}.cnic{k}.rx", cnic_bps, "cnic_rx", nm, role) for k in range(n.cnics_per_node)],
+                    cnic_tx=[Link(f"{nm}.cnic{k}.tx", cnic_bps, "cnic_tx", nm, role) for k in range(n.cnics_per_node)],
+                    pcie_in=[Link(f"{nm}.pcie{k}.in", pcie_bps, "pcie", nm, role) for k in range(self.g)] if use_pcie else None,
+                    pcie_out=[Link(f"{nm}.pcie{k}.out", pcie_bps, "pcie", nm, role) for k in range(self.g)] if use_pcie else None,
+                )
+            )
+        self.storage_read = Link("storage.read", s.read_gbps_total / 8 * 1e9, "storage", "storage", "cluster") if s.read_gbps_total else None
+        self.storage_write = Link("storage.write", s.write_gbps_total / 8 * 1e9, "storage", "storage", "cluster") if s.write_gbps_total else None
+        total_cnic = (self.P + self.D) * n.cnics_per_node * cnic_bps
+        self.fabric = Link("fabric", total_cnic / n.fabric_oversubscription, "fabric", "fabric", "cluster") if n.fabric_oversubscription > 1 else None
+        self.io_latency_s = s.io_latency_us * 1e-6
+
+        # ---------------- memory
+        self.dram_buf = [BytePool(self.env, f"{nd.name}.dram_buf", c.dram_buffer_gb * 1e9) for nd in self.nodes]
+        self.pe_hbm = [BytePool(self.env, f"PE{e}.hbm", cost.hbm_kv_prefill_bytes) for e in range(self.P * self.g)]
+        self.de_hbm = [BytePool(self.env, f"DE{e}.hbm", cost.hbm_kv_decode_bytes) for e in range(self.D * self.g)]
+
+        # ---------------- scheduler state
+        self.global_q: deque[Req] = deque()
+        self.global_q_info: deque[RequestInfo] = deque()
+        self.by_rid: dict[int, Req] = {}
+        self.pe_tok_v = np.zeros(self.P * self.g)
+        self.pe_seq_v = np.zeros(self.P * self.g, dtype=np.int64)
+        self.de_tok_v = np.zeros(self.D * self.g)
+        self.de_seq_v = np.zeros(self.D * self.g, dtype=np.int64)
+        self.de_promised = np.zeros(self.D * self.g)
+        self.read_q = np.zeros(self.P + self.D)
+        self.read_queue: list[deque[Req]] = [deque() for _ in self.nodes]
+        self.read_inflight = [0] * len(self.nodes)
+        self.max_inflight = s.max_inflight_reads_per_node
+        self.pe_ready: list[deque[Req]] = [deque() for _ in range(self.P * self.g)]
+        pe_grp, de_grp = ep_group_nodes(sc)
+        self.pe_group_nodes = pe_grp
+        self.pe_groups = [list(range(i, min(i + pe_grp, self.P))) for i in range(0, self.P, pe_grp)]
+        self.node_group = {}
+        for gi, grp in enumerate(self.pe_groups):
+            for nd in grp:
+                self.node_group[nd] = gi
+        self.group_wake: list[simpy.Event] = [self.env.event() for _ in self.pe_groups]
+        self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.g)]
+        self.de_running: list[list[Req]] = [[] for _ in range(self.D * self.g)]
+        self.de_wake: list[simpy.Event] = [self.env.event() for _ in range(self.D * self.g)]
+        self.fetch_wake = self.env.event()
+        # policy thresholds
+        self.alpha_tokens = sc.policy.alpha_s * snic_bps / max(self.kv, 1.0)
+        self.beta_tokens = sc.policy.beta_s * self._prefill_tokens_per_gpu_s()
+        self.z_factor = sc.policy.z_factor
+        self.prefill_nodes, self.decode_nodes, self.gpus_per_node = self.P, self.D, self.g
+
+        # ---------------- metrics
+        nr = wl.n_rounds
+        self.col = {k: np.full(nr, NAN) for k in (
+            "arrival_s", "sched_s", "read_start_s", "read_end_s", "prefill_start_s", "prefill_end_s",
+            "first_token_s", "second_token_s", "decode_admit_s", "done_s")}
+        for k in ("bytes_read_pe_snic", "bytes_read_de_snic", "bytes_pe_h2d", "bytes_de_to_pe", "bytes_pe_to_de", "bytes_written"):
+            self.col[k] = np.zeros(nr)
+        self.col_pe = np.full(nr, -1, dtype=np.int64)
+        self.col_de = np.full(nr, -1, dtype=np.int64)
+        self.col_side = np.zeros(nr, dtype=np.int8)  # 0 none, 1 pe, 2 de
+        self.rounds_done = 0
+        self.rounds_total = nr
+        self.gpu_busy_s = np.zeros(self.P + self.D)
+        self.comm_bytes = np.zeros(self.P + self.D)
+        self.prompt_tokens_done = 0.0
+        self.gen_tokens_done = 0.0
+        self.written_bytes = 0.0
+        self.running_agents = 0
+        self.done_event = self.env.event()
+        self.online = sc.workload.mode == "online"
+        self.ttft_log: deque[tuple[float, float]] = deque()
+        self.stop_reason = ""
+        self.status = "finished"
+
+    # ================================================================ view for policies
+    def pe_tok(self, pe: int) -> float:
+        """Tokens of the PE's unfinished requests."""
+        return float(self.pe_tok_v[pe])
+
+    def pe_seq(self, pe: int) -> int:
+        """Number of the PE's unfinished requests."""
+        return int(self.pe_seq_v[pe])
+
+    def de_tok(self, de: int) -> float:
+        """Tokens of the DE's requests."""
+        return float(self.de_tok_v[de])
+
+    def de_seq(self, de: int) -> int:
+        """Number of the DE's requests."""
+        return int(self.de_seq_v[de])
+
+    def de_free_hbm_bytes(self, de: int) -> float:
+        """DE HBM not yet promised to assigned requests."""
+        return float(self.de_hbm[de].capacity - self.de_promised[de])
+
+    def read_q_tokens(self, node: int) -> float:
+        """Tokens queued or in flight on a node's storage reads."""
+        return float(self.read_q[node])
+
+    # ================================================================ helpers
+    def online_overload_check(self) -> bool:
+        """Online mode: True when the mean TTFT over the last window exceeds 3x the SLO."""
+        if not self.online:
+            return False
+        now = self.env.now
+        win = self.sc.run.online_window_s
+        log = self.ttft_log
+        while log and log[0][0] < now - win:
+            log.popleft()
+        if len(log) < 20 or now < win:
+            return False
+        mean = sum(x for _, x in log) / len(log)
+        return mean > 3.0 * self.sc.slo.ttft_s
+
+    def _prefill_tokens_per_gpu_s(self) -> float:
+        """Estimated prompt tokens one GPU prefills per second for the workload's mean round."""
+        wl = self.wl
+        if wl.n_rounds == 0:
+            return 1.0
+        p = float(np.mean(wl.prompt_tokens))
+        h = float(np.mean(wl.hit_tokens))
+        miss = max(p - h, 1.0)
+        attn = self.cost.attention_time_s(miss, h)
+        per_req = attn + self.cost.prefill_gpu_time_s(miss * 16, 0.0) / 16  # at a moderate batch
+        return p / max(per_req, 1e-9)
+
+    def _gpu_cnic(self, node: int, gpu: int) -> tuple[Link, Link]:
+        nd = self.nodes[node]
+        k = gpu // self.gpus_per_cnic
+        return nd.cnic_rx[k], nd.cnic_tx[k]
+
+    def _into_gpu(self, node: int, gpu: int) -> list[Link]:
+        rx, _ = self._gpu_cnic(node, gpu)
+        nd = self.nodes[node]
+        return [rx] + ([nd.pcie_in[gpu]] if nd.pcie_in else [])
+
+    def _out_of_gpu(self, node: int, gpu: int) -> list[Link]:
+        _, tx = self._gpu_cnic(node, gpu)
+        nd = self.nodes[node]
+        return [tx] + ([nd.pcie_out[gpu]] if nd.pcie_out else [])
+
+    def _fab(self) -> list[Link]:
+        return [self.fabric] if self.fabric else []
+
+    def pe_loc(self, pe: int) -> tuple[int, int]:
+        """(node, gpu) of a prefill engine."""
+        return pe // self.g, pe % self.g
+
+    def de_loc(self, de: int) -> tuple[int, int]:
+        """(node index in self.nodes, gpu) of a decode engine."""
+        return self.P + de // self.g, de % self.g
+
+    # ================================================================ arrivals
+    def start(self) -> None:
+        """Schedule the workload's arrivals and start the long-lived processes."""
+        wl = self.wl
+        env = self.env
+        if wl.open_loop:
+            offs = wl.offset_s if wl.offset_s is not None else np.zeros(wl.n_rounds)
+            traj_of_round = np.repeat(np.arange(wl.n_trajectories), np.diff(wl.round_offsets))
+            times = wl.arrival_s[traj_of_round] + offs
+            order = np.argsort(times, kind="stable")
+            env.process(self._arrival_stream(times, order, traj_of_round))
+        else:
+            order = np.argsort(wl.arrival_s, kind="stable")
+            if len(order) and wl.arrival_s[order[-1]] == 0.0:
+                for t in order:
+                    self._start_traj(int(t))
+            else:
+                env.process(self._traj_arrivals(order))
+        if self.policy.fetch_based:
+            for nd in range(self.P):
+                env.process(self._fetcher(nd))
+        for gi in range(len(self.pe_groups)):
+            env.process(self._pe_group(gi))
+        for de in range(self.D * self.g):
+            env.process(self._decoder(de))
+        if wl.n_rounds == 0:
+            self.done_event.succeed()
+
+    def _traj_arrivals(self, order: np.ndarray):
+        env = self.env
+        for t in order:
+            at = float(self.wl.arrival_s[t])
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            self._start_traj(int(t))
+
+    def _arrival_stream(self, times: np.ndarray, order: np.ndarray, traj_of_round: np.ndarray):
+        env = self.env
+        for r in order:
+            at = float(times[r])
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            self.running_agents += 1
+            self._arrive(int(r), int(traj_of_round[r]))
+
+    def _start_traj(self, t: int) -> None:
+        r0 = int(self.wl.round_offsets[t])
+        if r0 < int(self.wl.round_offsets[t + 1]):
+            self.running_agents += 1
+            self._arrive(r0, t)
+
+    def _arrive(self, rid: int, traj: int) -> None:
+        wl = self.wl
+        req = Req(rid, traj, int(wl.prompt_tokens[rid]), int(wl.hit_tokens[rid]), int(wl.gen_tokens[rid]), self.kv)
+        self.col["arrival_s"][rid] = self.env.now
+        self.by_rid[rid] = req
+        if self.policy.fetch_based:
+            self.global_q.append(req)
+            self.global_q_info.append(req.info)
+            if not self.fetch_wake.triggered:
+                self.fetch_wake.succeed()
+        else:
+            q = deque([req.info])
+            for info, pe in self.policy.assign_prefill(self, q, None):
+                self._assigned(self.by_rid[info.rid], pe)
+
+    # ================================================================ placement
+    def _fetcher(self, node: int):
+        env = self.env
+        period = self.sc.policy.fetch_period_ms / 1000.0
+        # stagger leaders deterministically so they do not all fetch at the same instant
+        yield env.timeout(period * node / max(self.P, 1))
+        while True:
+            if not self.global_q:
+                if self.fetch_wake.triggered:
+                    self.fetch_wake = env.event()
+                yield self.fetch_wake
+                continue
+            assigned = self.policy.assign_prefill(self, self.global_q_info, node)
+            for info, pe in assigned:
+                req = self.global_q.popleft()
+                assert req.rid == info.rid
+                self._assigned(req, pe)
+            yield env.timeout(period)
+
+    def _assigned(self, req: Req, pe: int) -> None:
+        now = self.env.now
+        req.pe = pe
+        req.pe_node = pe // self.g
+        self.col["sched_s"][req.rid] = now
+        self.col_pe[req.rid] = pe
+        self.pe_tok_v[pe] += req.prompt
+        self.pe_seq_v[pe] += 1
+        de = self.policy.choose_decode(self, req.info)
+        req.de = de
+        req.de_node = self.P + de // self.g
+        self.col_de[req.rid] = de
+        self.de_tok_v[de] += req.prompt + req.gen
+        self.de_seq_v[de] += 1
+        self.de_promised[de] += req.hbm_bytes
+        if req.hit <= 0:
+            req.side = "none"
+            self.col["read_start_s"][req.rid] = now
+            self.col["read_end_s"][req.rid] = now
+            self._ready(req)
+            return
+        side = self.policy.choose_read_side(self, req.info, req.pe_node, req.de_node) if self.policy.de_side_reads else "pe"
+        req.side = side
+        self.col_side[req.rid] = 1 if side == "pe" else 2
+        node = req.pe_node if side == "pe" else req.de_node
+        if self.zero_io:
+            self.col["read_start_s"][req.rid] = now
+            self.col["read_end_s"][req.rid] = now
+            self._ready(req)
+            return
+        self.read_q[node] += req.hit
+        self.read_queue[node].append(req)
+        self._pump_reads(node)
+
+    # ================================================================ storage reads
+    def _pump_reads(self, node: int) -> None:
+        q = self.read_queue[node]
+        pool = self.dram_buf[node]
+        while q and self.read_inflight[node] < self.max_inflight:
+            req = q[0]
+            nbytes = req.hit * self.kv
+            # a DE-side read also reserves room for the missed tokens' KV coming back from the PE
+            resv = nbytes if req.side == "pe" else req.prompt * self.kv
+            if not pool.try_reserve(resv):
+                if not pool.listeners:
+                    pool.listeners.append(lambda node=node: self._pump_reads(node))
+                break
+            q.popleft()
+            if req.side == "pe":
+                req.dram_pe_bytes += resv
+            else:
+                req.dram_de_bytes += resv
+                req.pd_reserved = True
+            self.read_inflight[node] += 1
+            self.env.process(self._read(req, node, nbytes))
+
+    def _read(self, req: Req, node: int, nbytes: float):
+        env = self.env
+        self.col["read_start_s"][req.rid] = env.now
+        if self.io_latency_s > 0:
+            yield env.timeout(self.io_latency_s)
+        nd = self.nodes[node]
+        links = ([self.storage_read] if self.storage_read else []) + [nd.snic_rx, nd.dram]
+        yield self.net.transfer(nbytes, links, "read")
+        self.read_inflight[node] -= 1
+        self.read_q[node] -= req.hit
+        self.col["read_end_s"][req.rid] = env.now
+        self.col["bytes_read_pe_snic" if req.side == "pe" else "bytes_read_de_snic"][req.rid] += nbytes
+        self._pump_reads(node)
+        self._ready(req)
+
+    def _ready(self, req: Req) -> None:
+        self.pe_ready[req.pe].append(req)
+        gi = self.node_group[req.pe_node]
+        if not self.group_wake[gi].triggered:
+            self.group_wake[gi].succeed()
+
+    # ================================================================ prefill
+    def _form_batch(self, pe: int) -> list[tuple[Req, int, float]]:
+        """Pick (request, new tokens this step, attention seconds) for one PE's forward batch."""
+        q = self.pe_ready[pe]
+        if not q:
+            return []
+        quota = self.sc.policy.compute_quota_ms / 1000.0
+        cap = self.sc.policy.max_prefill_batch
+        cost = self.cost
+        pool = self.pe_hbm[pe]
+        batch: list[tuple[Req, int, float]] = []
+        used_attn = 0.0
+        hbm_need = 0.0
+        skipped: list[Req] = []
+        while q and len(batch) < cap:
+            req = q[0]
+            remaining = req.miss - req.computed
+            ctx0 = req.hit + req.computed
+            # the request's KV must fit in PE HBM when layers are not streamed
+            need = 0.0 if self.layerwise else req.prompt * self.kv
+            if not self.layerwise and hbm_need + need > pool.capacity:
+                if not batch and need > pool.capacity:
+                    need = pool.capacity  # cannot ever fit: run it alone (documented)
+                else:
+                    break
+            # reserve the destination of the PD transfer before committing the request
+            if not self._reserve_pd_dest(req):
+                skipped.append(q.popleft())
+                continue
+            attn = cost.attention_time_s(remaining, ctx0)
+            if used_attn + attn <= quota or not batch:
+                if used_attn + attn > quota and not batch:
+                    # chunk: largest chunk whose attention fits the quota (at least one block)
+                    lo, hi = min(self.block, remaining), remaining
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if cost.attention_time_s(mid, ctx0) <= quota:
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    chunk = lo
+                    attn = cost.attention_time_s(chunk, ctx0)
+                    batch.append((req, chunk, attn))
+                    used_attn += attn
+                    hbm_need += need
+                    if chunk >= remaining:
+                        q.popleft()
+                    break
+                q.popleft()
+                batch.append((req, remaining, attn))
+                used_attn += attn
+                hbm_need += need
+                continue
+            # overflowing request: chunk it into what is left of the quota, carry the rest
+            left = quota - used_attn
+            lo, hi = 0, remaining
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if cost.attention_time_s(mid, ctx0) <= left:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo >= self.block:
+                a2 = cost.attention_time_s(lo, ctx0)
+                batch.append((req, lo, a2))
+                used_attn += a2
+                hbm_need += need
+            break
+        for r in reversed(skipped):
+            q.appendleft(r)
+        return batch
+
+    def _reserve_pd_dest(self, req: Req) -> bool:
+        """Reserve where the prompt KV will land on the decode side; False if it must wait."""
+        if req.pd_reserved:
+            return True
+        if self.zero_io:
+            req.pd_reserved = True
+            return True
+        if not self.layerwise:
+            # Basic: the PD transfer goes straight into DE HBM
+            if self.de_hbm[req.de].try_reserve(req.hbm_bytes):
+                req.de_hbm_reserved = True
+                req.pd_reserved = True
+                return True
+            return False
+        nbytes = req.prompt * self.kv
+        if self.dram_buf[req.de_node].try_reserve(nbytes):
+            req.dram_de_bytes += nbytes
+            req.pd_reserved = True
+            return True
+        return False
+
+    def _pe_group(self, gi: int):
+        env = self.env
+        nodes = self.pe_groups[gi]
+        engines = [n * self.g + k for n in nodes for k in range(self.g)]
+        cost = self.cost
+        nl = self.layers
+        while True:
+            batches = {pe: self._form_batch(pe) for pe in engines}
+            batches = {pe: b for pe, b in batches.items() if b}
+            if not batches:
+                if self.group_wake[gi].triggered:
+                    self.group_wake[gi] = env.event()
+                # re-check periodically when requests are waiting on decode-side space
+                if any(self.pe_ready[pe] for pe in engines):
+                    yield env.timeout(0.01) | self.group_wake[gi]
+                else:
+                    yield self.group_wake[gi]
+                continue
+            start = env.now
+            # compute per GPU; the EP group steps at its slowest GPU
+            comp = {}
+            tot_tokens = 0
+            for pe, b in batches.items():
+                toks = sum(c for _, c, _ in b)
+                attn = sum(a for _, _, a in b)
+                tot_tokens += toks
+                comp[pe] = cost.prefill_gpu_time_s(toks, attn)
+            n_gpu = len(engines)
+            comm_s = cost.prefill_comm_s(tot_tokens / n_gpu)
+            c_group = max(max(comp.values()), comm_s)
+            for pe, b in batches.items():
+                nd, _ = self.pe_loc(pe)
+                self.gpu_busy_s[nd] += comp[pe]
+                for req, _, _ in b:
+                    if np.isnan(self.col["prefill_start_s"][req.rid]):
+                        self.col["prefill_start_s"][req.rid] = start
+            # model communication claims its lane on the group's CNICs during the step
+            lane_links = []
+            if comm_s > 0 and c_group > 0:
+                duty = min(comm_s / c_group, 1.0)
+                share = 1.0 - duty * (1.0 - self.sc.network.kv_lane_share)
+                for nd in nodes:
+                    self.comm_bytes[nd] += cost.prefill_comm_bytes(tot_tokens / n_gpu) * self.g
+                    for lk in self.nodes[nd].cnic_rx + self.nodes[nd].cnic_tx:
+                        lane_links.append(lk)
+                        self.net.set_capacity(lk, self.cnic_kv_bps * share)
+            # KV loads into HBM (first chunk of each request with a hit)
+            loads = []
+            for pe, b in batches.items():
+                pnode, pgpu = self.pe_loc(pe)
+                per_src: dict[int, float] = {}
+                for req, _, _ in b:
+                    if req.loaded or req.hit <= 0:
+                        continue
+                    req.loaded = True
+                    src = req.pe_node if req.side == "pe" else req.de_node
+                    per_src[src] = per_src.get(src, 0.0) + req.hit * self.kv
+                    if req.side == "pe":
+                        self.col["bytes_pe_h2d"][req.rid] += req.hit * self.kv
+                    else:
+                        self.col["bytes_de_to_pe"][req.rid] += req.hit * self.kv
+                if self.zero_io:
+                    continue
+                for src, nbytes in per_src.items():
+                    if src == pnode:
+                        links = [self.nodes[pnode].dram] + self._into_gpu(pnode, pgpu)
+                    else:
+                        # DE DRAM -> DE CNIC tx -> fabric -> PE CNIC rx -> PE HBM (CNIC of the request's DE GPU)
+                        dgpu = pgpu % self.g
+                        links = [self.nodes[src].dram] + self._out_of_gpu(src, dgpu) + self._fab() + self._into_gpu(pnode, pgpu)
+                    loads.append(self.net.transfer(nbytes, links, "load"))
+            # PD transfers for requests whose prefill completes in this step (layer-wise: overlapped)
+            finishing = []
+            for pe, b in batches.items():
+                for req, chunk, _ in b:
+                    if req.computed + chunk >= req.miss:
+                        finishing.append(req)
+            pd_events = {}
+            if self.layerwise:
+                for req in finishing:
+                    pd_events[req.rid] = self._pd_transfer(req)
+            if loads:
+                yield simpy.AllOf(env, loads)
+            load_end = env.now
+            if self.layerwise:
+                load_s = load_end - start
+                end = max(start + c_group + load_s / nl, load_end + c_group / nl)
+            else:
+                end = load_end + c_group
+            if end > env.now:
+                yield env.timeout(end - env.now)
+            for lk in lane_links:
+                self.net.set_capacity(lk, self.cnic_kv_bps)
+            now = env.now
+            for pe, b in batches.items():
+                for req, chunk, _ in b:
+                    req.computed += chunk
+                    if req.dram_pe_bytes > 0:
+                        self.dram_buf[req.pe_node].release(req.dram_pe_bytes)
+                        req.dram_pe_bytes = 0.0
+            for req in finishing:
+                rid = req.rid
+                self.col["prefill_end_s"][rid] = now
+                self.col["first_token_s"][rid] = now
+                if self.online:
+                    self.ttft_log.append((now, now - self.col["arrival_s"][rid]))
+                self.pe_tok_v[req.pe] -= req.prompt
+                self.pe_seq_v[req.pe] -= 1
+                self.prompt_tokens_done += req.prompt
+                req.prefill_done = True
+                if self.layerwise:
+                    ev = pd_events[rid]
+                    if ev.triggered:
+                        self._to_decode(req)
+                    else:
+                        ev.callbacks.append(lambda _e, req=req: self._to_decode(req))
+                else:
+                    ev = self._pd_transfer(req)
+                    ev.callbacks.append(lambda _e, req=req: self._to_decode(req))
+
+    def _pd_transfer(self, req: Req) -> simpy.Event:
+        """Move the request's prompt KV from the PE to the decode side; returns the completion event."""
+        nbytes = (req.miss if req.side == "de" else req.prompt) * self.kv
+        self.col["bytes_pe_to_de"][req.rid] += nbytes
+        if self.zero_io:
+            ev = self.env.event()
+            ev.succeed()
+            return ev
+        pnode, pgpu = self.pe_loc(req.pe)
+        dnode, dgpu = self.de_loc(req.de)
+        links = self._out_of_gpu(pnode, pgpu) + self._fab() + self._into_gpu(dnode, dgpu)
+        if self.layerwise:
+            links = links + [self.nodes[dnode].dram]  # lands in the DE DRAM buffer
+        return self.net.transfer(nbytes, links, "pd")
+
+    # ================================================================ decode
+    def _to_decode(self, req: Req) -> None:
+        req.pd_done = True
+        self.env.process(self._admit(req))
+
+    def _admit(self, req: Req):
+        env = self.env
+        if not req.de_hbm_reserved:
+            yield self.de_hbm[req.de].reserve(req.hbm_bytes)
+            req.de_hbm_reserved = True
+        if self.layerwise and req.dram_de_bytes > 0:
+            dnode, dgpu = self.de_loc(req.de)
+            if not self.zero_io:
+                yield self.net.transfer(req.prompt * self.kv, [self.nodes[dnode].dram] + self._into_gpu(dnode, dgpu), "de_h2d")
+            self.dram_buf[req.de_node].release(req.dram_de_bytes)
+            req.dram_de_bytes = 0.0
+        self.col["decode_admit_s"][req.rid] = env.now
+        # persist the prompt's newly filled blocks
+        new_blocks = req.prompt // self.block - req.hit // self.block
+        if new_blocks > 0:
+            self._write_back(req.de, new_blocks * self.block * self.kv, req.rid)
+        if req.tokens_left <= 0:
+            self._complete(req, env.now)
+            return
+        self.de_pending[req.de].append(req)
+        if not self.de_wake[req.de].triggered:
+            self.de_wake[req.de].succeed()
+
+    def _write_back(self, de: int, nbytes: float, rid: int | None) -> None:
+        if nbytes <= 0:
+            return
+        self.written_bytes += nbytes
+        if rid is not None:
+            self.col["bytes_written"][rid] += nbytes
+        if self.zero_io:
+            return
+        dnode, dgpu = self.de_loc(de)
+        nd = self.nodes[dnode]
+        links = self._out_of_gpu(dnode, dgpu) + [nd.dram, nd.snic_tx] + ([self.storage_write] if self.storage_write else [])
+        self.net.transfer(nbytes, links, "write")
+
+    def _decoder(self, de: int):
+        env = self.env
+        running = self.de_running[de]
+        pending = self.de_pending[de]
+        cost = self.cost
+        model = cost.model
+        dnode, _ = self.de_loc(de)
+        while True:
+            if not running and not pending:
+                if self.de_wake[de].triggered:
+                    self.de_wake[de] = env.event()
+                yield self.de_wake[de]
+                continue
+            while pending:
+                running.append(pending.popleft())
+            if self.de_wake[de].triggered:
+                self.de_wake[de] = env.event()
+            b = len(running)
+            kv_read = 0.0
+            flops = 0.0
+            for r in running:
+                kv_read += model.decode_kv_read_bytes(r.ctx)
+                flops += model.flops_per_token(r.ctx)
+            step, _duty = cost.decode_step_s(b, kv_read, flops)
+            n = min(r.tokens_left for r in running)
+            start = env.now
+            wake = self.de_wake[de]
+            yield env.timeout(n * step) | wake
+            elapsed = env.now - start
+            k = n if elapsed >= n * step - 1e-12 else min(n, max(1, math.ceil(elapsed / step - 1e-9)))
+            t_end = start + k * step
+            if t_end > env.now:
+                yield env.timeout(t_end - env.now)
+            self.gpu_busy_s[dnode] += k * step
+            self.gen_tokens_done += k * b
+            wb_bytes = 0.0
+            still = []
+            for r in running:
+                if r.first_step_pending:
+                    r.first_step_pending = False
+                    self.col["second_token_s"][r.rid] = start + step
+                before = r.ctx // self.block
+                r.tokens_left -= k
+                r.ctx += k
+                wb_bytes += (r.ctx // self.block - before) * self.block * self.kv
+                if r.tokens_left <= 0:
+                    self._complete(r, env.now)
+                else:
+                    still.append(r)
+            running[:] = still
+            self._write_back(de, wb_bytes, None)
+
+    def _complete(self, req: Req, now: float) -> None:
+        rid = req.rid
+        self.col["done_s"][rid] = now
+        if req.de_hbm_reserved:
+            self.de_hbm[req.de].release(req.hbm_bytes)
+        self.de_tok_v[req.de] -= req.prompt + req.gen
+        self.de_seq_v[req.de] -= 1
+        self.de_promised[req.de] -= req.hbm_bytes
+        self.gen_tokens_done += 1  # the first token, produced by prefill
+        del self.by_rid[rid]
+        self.rounds_done += 1
+        wl = self.wl
+        nxt = rid + 1
+        if not wl.open_loop and nxt < int(wl.round_offsets[req.traj + 1]):
+            delay = float(wl.delay_s[nxt])
+            if delay > 0:
+                tmo = self.env.timeout(delay)
+                tmo.callbacks.append(lambda _e, nxt=nxt, t=req.traj: self._arrive(nxt, t))
+            else:
+                self._arrive(nxt, req.traj)
+        else:
+            self.running_agents -= 1
+        if self.rounds_done >= self.rounds_total and not self.done_event.triggered:
+            self.done_event.succeed()
+
+
+def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float, cancel=None) -> None:
+    """Run until every round is done, the time limit, a cancel request or the wall budget."""
+    env = world.env
+    world.start()
+    limit = env.timeout(max_sim_time_s)
+    t0 = time.monotonic()
+    sampler.stop_event = env.event()
+    env.process(sampler.process(world, t0, wall_budget_s, cancel))
+    env.run(until=simpy.AnyOf(env, [world.done_event, limit, sampler.stop_event]))
+    if not world.done_event.triggered:
+        if sampler.stop_event.triggered:
+            world.status = sampler.stop_status
+            world.stop_reason = sampler.stop_reason
+        else:
+            world.status = "truncated"
+            world.stop_reason = f"run.max_sim_time_s={max_sim_time_s:g} reached with {world.rounds_done}/{world.rounds_total} rounds done"

@@ -1,0 +1,289 @@
+"""The dashboard's single doorway to the library (api, validation, catalog, analysis, store, report).
+
+Pages never import those layers directly: they call these functions, which turn a layer that is
+missing or failing into a clear message instead of a crash, and keep the UI a thin shell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from dualpath_twin import scenario as scn
+from dualpath_twin.results import Bound
+from dualpath_twin.scenario import Scenario, ScenarioError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCENARIO_DIR = REPO_ROOT / "scenarios"
+DEFAULT_SCENARIO = SCENARIO_DIR / "examples" / "quick.toml"
+DATASETS = ("paper-32k", "paper-48k", "paper-64k", "claude-code")
+DEFAULT_POLICIES = ("basic", "dualpath")
+MAX_TOML_UPLOAD_BYTES = 1_000_000
+
+
+def _optional(module: str) -> Any | None:
+    """Import a library module that another engineer may not have written yet."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def bundled_scenarios() -> list[Path]:
+    """Every scenario TOML shipped under scenarios/ (examples first, then paper configurations)."""
+    found = sorted(SCENARIO_DIR.glob("**/*.toml"), key=lambda p: (p.parent.name != "examples", str(p)))
+    return found
+
+
+def scenario_label(path: Path) -> str:
+    """Short label of a bundled scenario file, e.g. ``examples/quick``."""
+    try:
+        rel = path.relative_to(SCENARIO_DIR)
+    except ValueError:
+        rel = Path(path.name)
+    return str(rel.with_suffix(""))
+
+
+def default_scenario() -> Scenario:
+    """The scenario the builder starts from: scenarios/examples/quick.toml, else a small default."""
+    if DEFAULT_SCENARIO.is_file():
+        try:
+            return load_scenario(DEFAULT_SCENARIO)
+        except ScenarioError:
+            pass
+    return apply_overrides(Scenario(name="quick"), {"workload.agents": 64})
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Load a bundled scenario file (catalog checks when the validation layer exists)."""
+    try:
+        return scn.load(path, check_catalog=_has_validation())
+    except ImportError:
+        return scn.load(path, check_catalog=False)
+
+
+def parse_uploaded_toml(data: bytes, filename: str) -> Scenario:
+    """Parse an uploaded scenario (size-limited, UTF-8 TOML, never executed)."""
+    if len(data) > MAX_TOML_UPLOAD_BYTES:
+        raise ScenarioError(
+            [f"{filename}: {len(data):,} bytes is too large for a scenario; the limit is "
+             f"{MAX_TOML_UPLOAD_BYTES:,} bytes (a scenario is a short TOML file)"],
+            filename,
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScenarioError([f"{filename}: not UTF-8 text ({err}); upload a .toml scenario file"], filename) from None
+    try:
+        return scn.from_toml(text, source=filename, check_catalog=_has_validation())
+    except ImportError:
+        return scn.from_toml(text, source=filename, check_catalog=False)
+
+
+def _has_validation() -> bool:
+    return _optional("dualpath_twin.validation") is not None
+
+
+def apply_overrides(base: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """Apply dotted-path edits to ``base``, raising ScenarioError with field-named problems."""
+    return scn.apply_overrides(base, overrides, check_catalog=_has_validation())
+
+
+def problem_path(problem: str) -> str:
+    """The dotted scenario path a validation problem starts with ('' when it names none)."""
+    head = problem.split(":", 1)[0].split(" = ", 1)[0].strip()
+    return head if head and " " not in head and not head.startswith("<") else ""
+
+
+# ---------------------------------------------------------------- catalog
+
+
+def _names(items: Any) -> list[str]:
+    out: list[str] = []
+    for it in items or []:
+        if isinstance(it, str):
+            out.append(it)
+        elif hasattr(it, "name"):
+            out.append(str(it.name))
+    return out
+
+
+def gpu_names() -> list[str]:
+    """GPU names from the catalog (empty when the catalog is not available)."""
+    cat = _optional("dualpath_twin.catalog")
+    try:
+        return _names(cat.list_gpus()) if cat and hasattr(cat, "list_gpus") else []
+    except Exception:  # noqa: BLE001 - a broken catalog must not break the builder
+        return []
+
+
+def model_names() -> list[str]:
+    """Model names from the catalog (empty when the catalog is not available)."""
+    cat = _optional("dualpath_twin.catalog")
+    try:
+        return _names(cat.list_models()) if cat and hasattr(cat, "list_models") else []
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def kv_formats(model_name: str) -> list[str]:
+    """KV-cache layout variants the catalog offers for a model, default first (empty when unknown)."""
+    cat = _optional("dualpath_twin.catalog")
+    if cat is None or not hasattr(cat, "list_kv_formats"):
+        return []
+    try:
+        return [str(f) for f in cat.list_kv_formats(model_name)]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+# ---------------------------------------------------------------- derived values and bounds
+
+
+@dataclasses.dataclass
+class Derived:
+    """One labelled derived number shown before a run."""
+
+    label: str
+    value: str
+    key: str = ""
+
+
+def human_bytes(v: float) -> str:
+    """Bytes with a decimal unit: 40016 -> '40.0 KB', 6.6e8 -> '656 MB'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:,.3g} {unit}" if abs(v) / scale < 1000 else f"{v / scale:,.0f} {unit}"
+    return f"{v:,.0f} B"
+
+
+def _fmt(v: Any, key: str = "") -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if "bytes" in key and isinstance(v, int | float):
+        return f"{human_bytes(float(v))} ({v:,.0f} B)" if abs(v) >= 1000 else f"{v:,.0f} B"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    return str(v)
+
+
+def _as_items(obj: Any) -> list[tuple[str, Any]]:
+    if isinstance(obj, BaseModel):
+        return list(obj.model_dump().items())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return list(dataclasses.asdict(obj).items())
+    if isinstance(obj, dict):
+        return list(obj.items())
+    return [("value", obj)]
+
+
+def derived_values(sc: Scenario) -> list[Derived] | str:
+    """KV bytes per token, bytes per round etc. from dualpath_twin.validation, or why they are missing."""
+    val = _optional("dualpath_twin.validation")
+    if val is None or not hasattr(val, "derived_values"):
+        return "derived values need dualpath_twin.validation.derived_values (not available yet)"
+    try:
+        raw = val.derived_values(sc)
+    except Exception as err:  # noqa: BLE001
+        return f"derived values failed: {err}"
+    out = []
+    for k, v in _as_items(raw):
+        if isinstance(v, dict | list):
+            continue
+        out.append(Derived(str(k).replace("_", " "), _fmt(v, str(k)), str(k)))
+    return out
+
+
+def bounds(sc: Scenario, policy: str) -> Bound | str:
+    """Closed-form bound of ``sc`` under ``policy``, or the reason it is unavailable."""
+    api = _optional("dualpath_twin.api")
+    try:
+        return api.bounds(sc, policy)
+    except NotImplementedError:
+        return "analytic bounds are not implemented yet"
+    except Exception as err:  # noqa: BLE001
+        return f"bounds failed: {err}"
+
+
+@dataclasses.dataclass
+class PdRangeView:
+    """Where the scenario's P/D ratio sits against the bottleneck-free range."""
+
+    lines: list[Derived]
+    inside: bool | None
+    sentence: str
+
+
+def pd_range(sc: Scenario) -> PdRangeView | str:
+    """The bottleneck-free P/D range from dualpath_twin.analysis.pd_range, or why it is missing."""
+    ana = _optional("dualpath_twin.analysis")
+    fn = getattr(ana, "pd_range", None) if ana else None
+    if fn is None:
+        return "the P/D range analysis (dualpath_twin.analysis.pd_range) is not available yet"
+    try:
+        raw = fn(sc)
+    except Exception as err:  # noqa: BLE001
+        return f"P/D range failed: {err}"
+    items = _as_items(raw)
+    inside = None
+    sentence = ""
+    lines = []
+    for k, v in items:
+        if k in ("inside", "in_range", "is_inside", "within"):
+            inside = bool(v)
+        if k in ("sentence", "explanation", "verdict", "message") and isinstance(v, str):
+            sentence = v
+            continue
+        if isinstance(v, dict | list):
+            continue
+        lines.append(Derived(str(k).replace("_", " "), _fmt(v)))
+    return PdRangeView(lines, inside, sentence)
+
+
+# ---------------------------------------------------------------- store and report
+
+
+def db_path() -> Path:
+    """The DuckDB file the dashboard reads and writes (DUALPATH_TWIN_DB overrides the default)."""
+    env = os.environ.get("DUALPATH_TWIN_DB")
+    if env:
+        return Path(env)
+    store = _optional("dualpath_twin.store")
+    if store is not None and hasattr(store, "default_db_path"):
+        return Path(store.default_db_path())
+    return REPO_ROOT / "data" / "dualpath_twin.duckdb"
+
+
+def store_available() -> bool:
+    """True when the store layer (dualpath_twin.store.open_store) exists."""
+    store = _optional("dualpath_twin.store")
+    return store is not None and hasattr(store, "open_store")
+
+
+_STORES: dict[str, Any] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store() -> Any:
+    """The Store handle for db_path() (it holds no DuckDB connection between calls, so one is kept per path)."""
+    mod = _optional("dualpath_twin.store")
+    if mod is None or not hasattr(mod, "open_store"):
+        raise RuntimeError("the results store (dualpath_twin.store.open_store) is not available yet")
+    path = str(db_path())
+    with _STORES_LOCK:
+        handle = _STORES.get(path)
+        if handle is None:
+            handle = mod.open_store(path)
+            _STORES[path] = handle
+        return handle

@@ -1,0 +1,159 @@
+"""Scenario fields shown in the builder: which dotted paths, grouped in tabs, with labels from the schema."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from dualpath_twin.scenario import Scenario
+
+_ACRONYMS = {
+    "snic": "SNIC", "snics": "SNICs", "cnic": "CNIC", "cnics": "CNICs", "dram": "DRAM", "hbm": "HBM",
+    "gpu": "GPU", "gpus": "GPUs", "pcie": "PCIe", "kv": "KV", "ep": "EP", "io": "I/O", "slo": "SLO",
+    "ttft": "TTFT", "tpot": "TPOT", "mfu": "MFU", "rdma": "RDMA", "fp8": "FP8",
+}
+_UNITS = {
+    "gbps": "Gbit/s", "gb": "GB", "s": "s", "ms": "ms", "us": "µs", "aps": "agents/s", "tokens": "tokens",
+}
+
+TABS: dict[str, list[str]] = {
+    "Topology": [
+        "name", "cluster.prefill_nodes", "cluster.decode_nodes", "cluster.gpus_per_node", "cluster.gpu",
+        "cluster.dram_buffer_gb", "cluster.hbm_reserved_gb", "cluster.prefill_ep_nodes", "cluster.decode_ep_nodes",
+    ],
+    "NICs & DRAM": [
+        "network.snic_gbps", "network.snics_per_node", "network.snic_efficiency", "network.cnic_gbps",
+        "network.cnics_per_node", "network.cnic_efficiency", "network.dram_gbps", "network.pcie_gbps",
+        "network.kv_lane_share", "network.fabric_oversubscription", "network.rdma_submit_us",
+    ],
+    "Storage": [
+        "storage.read_gbps_total", "storage.write_gbps_total", "storage.io_latency_us", "storage.block_tokens",
+        "storage.max_inflight_reads_per_node",
+    ],
+    "Model": ["model.name", "model.kv_format"],
+    "Workload": [
+        "workload.kind", "workload.dataset", "workload.trace_format", "workload.trace_path", "workload.agents",
+        "workload.mode", "workload.arrival_rate_aps", "workload.append_scale", "workload.gen_scale",
+        "workload.tool_latency_s.kind", "workload.tool_latency_s.mean", "workload.tool_latency_s.sigma",
+        "workload.tool_latency_s.low", "workload.tool_latency_s.high", "workload.max_context_tokens",
+        "workload.trace_time_scale",
+    ],
+    "Scheduler & SLO": [
+        "slo.ttft_s", "slo.tpot_ms", "policy.alpha_s", "policy.beta_s", "policy.compute_quota_ms",
+        "policy.fetch_period_ms", "policy.z_factor", "policy.max_prefill_batch",
+    ],
+    "Compute & run": [
+        "compute.prefill_mfu", "compute.attention_mfu", "compute.prefill_batch_half_tokens",
+        "compute.decode_hbm_efficiency", "compute.decode_mfu", "compute.step_overhead_ms",
+        "compute.ep_comm_efficiency", "compute.use_fp8", "run.seed", "run.max_sim_time_s",
+        "run.sample_interval_s", "run.wall_budget_s", "run.online_window_s", "run.online_max_agents",
+    ],
+}
+
+# Fields whose widgets appear in the main column; the rest go in an "advanced" expander.
+PRIMARY: set[str] = {
+    "name", "cluster.prefill_nodes", "cluster.decode_nodes", "cluster.gpus_per_node", "cluster.gpu",
+    "cluster.dram_buffer_gb", "network.snic_gbps", "network.snics_per_node", "network.cnic_gbps",
+    "network.cnics_per_node", "network.dram_gbps", "storage.read_gbps_total", "storage.write_gbps_total",
+    "model.name", "model.kv_format", "workload.kind", "workload.dataset", "workload.trace_format",
+    "workload.trace_path", "workload.agents", "workload.mode", "workload.arrival_rate_aps",
+    "workload.append_scale", "workload.gen_scale", "workload.tool_latency_s.kind",
+    "workload.tool_latency_s.mean", "slo.ttft_s", "slo.tpot_ms", "run.seed", "run.max_sim_time_s",
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one scenario path is edited: widget kind, label, help, choices."""
+
+    path: str
+    kind: Literal["int", "float", "bool", "choice", "text"]
+    label: str
+    help: str
+    optional: bool
+    choices: tuple[str, ...] = ()
+
+
+LABELS: dict[str, str] = {
+    "name": "Scenario name",
+    "model.name": "Model",
+    "cluster.gpu": "GPU type",
+    "workload.kind": "Workload source",
+    "workload.dataset": "Dataset (synthetic)",
+    "workload.mode": "Mode (offline rollout / online serving)",
+    "storage.read_gbps_total": "Storage read limit, total (Gbit/s)",
+    "storage.write_gbps_total": "Storage write limit, total (Gbit/s)",
+    "network.snic_gbps": "SNIC speed (Gbit/s)",
+    "network.cnic_gbps": "CNIC speed (Gbit/s)",
+    "network.dram_gbps": "Host DRAM bandwidth (Gbit/s)",
+    "network.pcie_gbps": "PCIe per GPU (Gbit/s)",
+    "storage.block_tokens": "KV block size (tokens)",
+    "slo.ttft_s": "SLO: TTFT (s)",
+    "slo.tpot_ms": "SLO: TPOT (ms)",
+}
+
+
+def humanize(path: str) -> str:
+    """Label for a dotted path: 'cluster.dram_buffer_gb' -> 'DRAM buffer (GB)'."""
+    if path in LABELS:
+        return LABELS[path]
+    leaf = path.rsplit(".", 1)[-1]
+    unit = ""
+    if path.startswith("workload.tool_latency_s."):
+        unit = "s" if leaf in ("mean", "low", "high") else ""
+        leaf = "tool latency " + leaf
+    words = leaf.split("_")
+    for i, w in enumerate(words):
+        if len(words) > 1 and w in _UNITS and (w != "s" or i == len(words) - 1):
+            unit = _UNITS[words.pop(i)]
+            break
+    text = " ".join(_ACRONYMS.get(w, w) for w in words)
+    text = text[:1].upper() + text[1:]
+    return f"{text} ({unit})" if unit else text
+
+
+def _field(path: str) -> Any:
+    model: type[BaseModel] = Scenario
+    parts = path.split(".")
+    info = None
+    for i, part in enumerate(parts):
+        info = model.model_fields[part]
+        if i < len(parts) - 1:
+            ann = info.annotation
+            assert isinstance(ann, type) and issubclass(ann, BaseModel), path
+            model = ann
+    return info
+
+
+def spec(path: str) -> FieldSpec:
+    """The widget spec of a scenario path, derived from its pydantic field."""
+    info = _field(path)
+    ann = info.annotation
+    optional = False
+    args = typing.get_args(ann)
+    if typing.get_origin(ann) in (typing.Union, types.UnionType) and type(None) in args:
+        optional = True
+        ann = next(a for a in args if a is not type(None))
+    label = humanize(path)
+    help_text = info.description or ""
+    if typing.get_origin(ann) is Literal:
+        return FieldSpec(path, "choice", label, help_text, optional, tuple(str(a) for a in typing.get_args(ann)))
+    if ann is bool:
+        return FieldSpec(path, "bool", label, help_text, optional)
+    if ann is int:
+        return FieldSpec(path, "int", label, help_text, optional)
+    if ann is float:
+        return FieldSpec(path, "float", label, help_text, optional)
+    return FieldSpec(path, "text", label, help_text, optional)
+
+
+def get_value(sc: Scenario, path: str) -> Any:
+    """Read a dotted path from a scenario."""
+    obj: Any = sc
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj

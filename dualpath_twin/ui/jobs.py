@@ -1,0 +1,221 @@
+"""Background simulation jobs: runs go off the script thread, pages poll their progress.
+
+One process-wide registry (module singleton, shared by every browser tab) holds the jobs. A job
+runs its policies one after another in a daemon thread through ``api.simulate`` with a progress
+callback and a cancel event, then records each result in the store. Only one job simulates at a
+time (the machine has few cores); later jobs wait as "queued".
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dualpath_twin.results import Progress, RunResult
+from dualpath_twin.scenario import Scenario
+from dualpath_twin.ui import backend
+
+ACTIVE = ("queued", "running")
+MAX_KEPT_JOBS = 20
+
+
+@dataclass
+class PolicyRun:
+    """One policy's simulation inside a job."""
+
+    policy: str
+    status: str = "queued"  # queued | running | finished | truncated | cancelled | failed
+    progress: Progress | None = None
+    result: RunResult | None = None
+    run_id: str | None = None
+    error: str = ""
+    wall_start_s: float | None = None
+    wall_end_s: float | None = None
+
+    @property
+    def fraction_done(self) -> float:
+        """Rounds done over rounds total, 0-1 (1 once finished)."""
+        if self.status in ("finished", "truncated"):
+            return 1.0
+        p = self.progress
+        if p is None or p.rounds_total <= 0:
+            return 0.0
+        return max(0.0, min(1.0, p.rounds_done / p.rounds_total))
+
+
+@dataclass
+class Job:
+    """A run or comparison started from the dashboard."""
+
+    job_id: str
+    scenario: Scenario
+    policies: list[str]
+    runs: dict[str, PolicyRun]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    created: datetime = field(default_factory=datetime.now)
+    store_error: str = ""
+    thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> str:
+        """Overall state: queued, running, cancelled, failed or finished."""
+        states = [r.status for r in self.runs.values()]
+        if any(s == "running" for s in states):
+            return "running"
+        if all(s == "queued" for s in states):
+            return "queued"
+        if any(s == "queued" for s in states):
+            return "running"
+        if any(s == "cancelled" for s in states):
+            return "cancelled"
+        if any(s == "failed" for s in states):
+            return "failed"
+        return "finished"
+
+    @property
+    def active(self) -> bool:
+        """True while any policy is queued or running."""
+        return self.status in ACTIVE
+
+    def results(self) -> list[RunResult]:
+        """Results of the policies that produced one, in the requested order."""
+        return [r.result for r in self.runs.values() if r.result is not None]
+
+    def label(self) -> str:
+        """Human label: scenario, policies, start time."""
+        return f"{self.scenario.name}: {' vs '.join(self.policies)} ({self.created:%H:%M:%S})"
+
+
+class JobRegistry:
+    """Process-wide set of jobs; thread-safe; one job simulates at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sim_slot = threading.Semaphore(1)
+        self._jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+
+    def start(self, scenario: Scenario, policies: list[str]) -> Job:
+        """Queue a job that simulates ``scenario`` under each policy in turn; returns immediately."""
+        if not policies:
+            raise ValueError("choose at least one policy to run")
+        job_id = f"job{next(self._ids)}-{int(time.time())}"
+        job = Job(job_id, scenario, list(policies), {p: PolicyRun(p) for p in policies})
+        job.thread = threading.Thread(target=self._work, args=(job,), name=f"dualpath-{job_id}", daemon=True)
+        with self._lock:
+            self._jobs[job_id] = job
+            self._trim()
+        job.thread.start()
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        """The job with this id, or None."""
+        if job_id is None:
+            return None
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self) -> list[Job]:
+        """All kept jobs, newest first."""
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a job to stop; the running simulation sees the event and returns a cancelled result."""
+        job = self.get(job_id)
+        if job is not None:
+            job.cancel_event.set()
+
+    def clear(self) -> None:
+        """Cancel and forget every job (tests)."""
+        for job in self.jobs():
+            job.cancel_event.set()
+        for job in self.jobs():
+            if job.thread is not None:
+                job.thread.join(timeout=30)
+        with self._lock:
+            self._jobs.clear()
+
+    def _trim(self) -> None:
+        done = [j for j in sorted(self._jobs.values(), key=lambda j: j.created) if not j.active]
+        while len(self._jobs) > MAX_KEPT_JOBS and done:
+            self._jobs.pop(done.pop(0).job_id, None)
+
+    # ------------------------------------------------------------ worker thread
+
+    def _work(self, job: Job) -> None:
+        with self._sim_slot:
+            for policy in job.policies:
+                run = job.runs[policy]
+                if job.cancel_event.is_set():
+                    run.status = "cancelled"
+                    run.error = "cancelled before it started"
+                    self._mark(job, self._begin(job, policy), "cancelled", run.error)
+                    continue
+                self._run_one(job, run)
+
+    def _run_one(self, job: Job, run: PolicyRun) -> None:
+        from dualpath_twin import api  # looked up per run so tests can substitute the core
+
+        def on_progress(p: Progress) -> None:
+            run.progress = p
+
+        run.status = "running"
+        run.wall_start_s = time.monotonic()
+        run.run_id = self._begin(job, run.policy)
+        try:
+            result = api.simulate(job.scenario, run.policy, progress=on_progress, cancel=job.cancel_event)
+        except Exception as err:  # noqa: BLE001 - shown to the user, the thread must not die silently
+            run.status = "failed"
+            run.error = f"{type(err).__name__}: {err}"
+            run.wall_end_s = time.monotonic()
+            traceback.print_exc()
+            self._mark(job, run.run_id, "failed", run.error)
+            return
+        status = result.summary.status or "finished"
+        if job.cancel_event.is_set() and status == "finished":
+            status = "cancelled"
+            result.summary.status = "cancelled"
+            result.summary.status_reason = result.summary.status_reason or "cancelled from the dashboard"
+        run.result = result
+        run.wall_end_s = time.monotonic()
+        self._finish(job, run.run_id, result)
+        run.status = status if status in ("finished", "truncated", "cancelled") else "finished"
+
+    def _begin(self, job: Job, policy: str) -> str | None:
+        if not backend.store_available():
+            job.store_error = "results are not saved: the store is not available yet"
+            return None
+        sc = job.scenario
+        try:
+            return str(backend.store().begin_run(
+                backend.apply_overrides(sc, {"policy.name": policy}).to_toml(), sc.name, policy, sc.run.seed
+            ))
+        except Exception as err:  # noqa: BLE001
+            job.store_error = f"could not record the run in {backend.db_path()}: {err}"
+            traceback.print_exc()
+            return None
+
+    def _finish(self, job: Job, run_id: str | None, result: RunResult) -> None:
+        if run_id is None:
+            return
+        try:
+            backend.store().finish_run(run_id, result)
+        except Exception as err:  # noqa: BLE001
+            job.store_error = f"could not save run {run_id} to {backend.db_path()}: {err}"
+            traceback.print_exc()
+
+    def _mark(self, job: Job, run_id: str | None, status: str, error: str) -> None:
+        if run_id is None:
+            return
+        try:
+            backend.store().mark_run(run_id, status, error)
+        except Exception as err:  # noqa: BLE001
+            job.store_error = f"could not mark run {run_id} as {status}: {err}"
+
+
+REGISTRY = JobRegistry()

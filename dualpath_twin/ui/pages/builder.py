@@ -1,0 +1,5 @@
+"""Scenario builder page."""
+
+from dualpath_twin.ui import builder
+
+builder.render()

@@ -1,0 +1,102 @@
+"""Capacity search: bracketing + bisection on synthetic curves, the SLO criterion, and the API-level search."""
+
+from __future__ import annotations
+
+import pytest
+from test_planning_fakes import fake_capacity_aps, fake_sim  # noqa: F401
+
+from dualpath_twin.planning.capacity import (
+    CapacityPoint,
+    SloCriterion,
+    bracket_and_bisect,
+    capacity_search,
+    capacity_search_many,
+)
+from dualpath_twin.planning.grid import PlanningError
+from dualpath_twin.results import Percentiles, RunSummary
+from dualpath_twin.scenario import Scenario
+
+
+def step(threshold: float, calls: list[list[float]] | None = None):
+    def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        if calls is not None:
+            calls.append(list(rates))
+        return [CapacityPoint(aps=r, meets=r <= threshold) for r in rates]
+
+    return evaluate
+
+
+@pytest.mark.parametrize("start", [0.1, 1.0, 3.7, 50.0])
+def test_brackets_and_converges(start: float) -> None:
+    lo, hi, curve, converged, notes = bracket_and_bisect(step(3.7), start, tolerance=0.02)
+    assert converged and notes == []
+    assert lo <= 3.7 < hi
+    assert (hi - lo) / hi <= 0.02
+    assert [p.aps for p in curve] == sorted(p.aps for p in curve)
+    assert all(p.meets == (p.aps <= 3.7) for p in curve)
+
+
+def test_parallel_batches_take_fewer_rounds() -> None:
+    seq: list[list[float]] = []
+    par: list[list[float]] = []
+    lo1, *_ = bracket_and_bisect(step(3.7, seq), 1.0, tolerance=0.01, batch=1)
+    lo3, *_ = bracket_and_bisect(step(3.7, par), 1.0, tolerance=0.01, batch=3)
+    assert abs(lo1 - 3.7) / 3.7 <= 0.01 and abs(lo3 - 3.7) / 3.7 <= 0.01
+    assert len(par) < len(seq)
+    assert max(len(b) for b in par) == 3
+
+
+def test_no_failure_and_no_success() -> None:
+    lo, hi, _, converged, notes = bracket_and_bisect(step(1e9), 1.0, max_aps=64.0)
+    assert lo == 64.0 and hi is None and not converged and "no SLO failure" in notes[0]
+    lo, hi, _, converged, notes = bracket_and_bisect(step(-1), 1.0, min_aps=0.01)
+    assert lo == 0.0 and hi == 1.0 and not converged and "fails even at" in notes[0]
+
+
+def test_non_monotone_is_reported_and_capacity_stays_below_first_failure() -> None:
+    def bumpy(rates: list[float]) -> list[CapacityPoint]:
+        return [CapacityPoint(aps=r, meets=(r <= 3.0 or 7.5 <= r <= 8.5)) for r in rates]
+
+    lo, hi, _, _, notes = bracket_and_bisect(bumpy, 1.0, tolerance=0.05)
+    assert hi is not None and lo < hi and lo <= 3.0
+    assert any("non-monotone" in n for n in notes)
+
+
+def test_bad_tolerance() -> None:
+    with pytest.raises(PlanningError, match="tolerance"):
+        bracket_and_bisect(step(1), 1.0, tolerance=1.5)
+
+
+def _summary(ttft: float | None, tpot: float = 0.03, steady: bool | None = True, att: float | None = 1.0) -> RunSummary:
+    return RunSummary(policy="basic", seed=0, ttft_s=Percentiles(p90=ttft, p99=ttft), tpot_s=Percentiles(p90=tpot),
+                      steady_state=steady, slo_attainment=att)
+
+
+def test_criterion() -> None:
+    sc = Scenario()
+    c = SloCriterion()
+    assert c.check(_summary(3.9), sc)[0]
+    ok, why = c.check(_summary(4.1), sc)
+    assert not ok and "TTFT p90" in why
+    ok, why = c.check(_summary(1.0, tpot=0.06), sc)
+    assert not ok and "TPOT" in why
+    assert not c.check(_summary(1.0, steady=False), sc)[0]
+    assert c.check(_summary(1.0, steady=None), sc)[0]  # unknown steadiness is not a failure
+    assert SloCriterion(require_steady=False).check(_summary(1.0, steady=False), sc)[0]
+    assert not SloCriterion(min_attainment=0.95).check(_summary(1.0, att=0.9), sc)[0]
+    assert not c.check(_summary(None), sc)[0]
+    assert SloCriterion(ttft_s=10).check(_summary(8.0), sc)[0]
+
+
+@pytest.mark.usefixtures("fake_sim")
+def test_capacity_search_on_fake_cluster() -> None:
+    sc = Scenario(workload={"agents": 8, "arrival_rate_aps": 0.2})  # offline in the file: forced online
+    res = capacity_search(sc, "basic", tolerance=0.02)
+    true_cap = fake_capacity_aps(sc.with_policy("basic")) * 0.875  # TTFT p90 = 0.5/(1-rho) <= 4
+    assert res.converged and res.hi_aps is not None
+    assert res.capacity_aps <= true_cap < res.hi_aps
+    assert abs(res.capacity_aps - true_cap) / true_cap <= 0.02
+    assert res.evaluations == len(res.curve) >= 3
+    assert res.ttft_limit_s == 4.0 and res.tpot_limit_ms == 50.0
+    both = capacity_search_many(sc, ["basic", "dualpath"], tolerance=0.02)
+    assert both[1].capacity_aps > both[0].capacity_aps * 1.4
