@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -100,7 +101,10 @@ def _err_console() -> Console:
 
 
 def _out_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    con = Console(highlight=False)
+    if not con.is_terminal:  # pipes and files: do not squeeze tables into 80 columns
+        con = Console(highlight=False, width=220)
+    return con
 
 
 def _is_user_error(exc: BaseException) -> bool:
@@ -170,6 +174,15 @@ def _fmt_num(v: Any, digits: int = 4) -> str:
             return f"{v:.{digits - 1}e}"
         return f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
+
+
+def _fmt_cell(v: Any) -> str:
+    """A table cell: numbers compact, datetimes to the second, missing as '-'."""
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(v, int | float):
+        return _fmt_num(v)
+    return "-" if v is None or v == "" else str(v)
 
 
 def _fmt_bytes(n: float) -> str:
@@ -734,11 +747,12 @@ def compare(
             _print_json({"runs": runs_json, "ratios": dict(cmp.ratios)})
         elif not quiet:
             _print_summary_table(summaries, ids_in_order, f"{sc.name} ({scenario})")
-            if cmp.ratios:
-                con = _out_console()
-                con.print(
-                    "ratios (throughput): "
-                    + ", ".join(f"{k} = {_fmt_num(v, 3)}" for k, v in cmp.ratios.items())
+            base = summaries[0].policy if summaries else ""
+            shown = {k: v for k, v in cmp.ratios.items() if k.split("_vs_", 1)[-1] in (base, f"{base}_jct")}
+            if shown:
+                _out_console().print(
+                    f"ratios vs {base} (throughput; *_jct = JCT ratio; all ratios in --json): "
+                    + ", ".join(f"{k} = {_fmt_num(v, 3)}" for k, v in shown.items())
                 )
         metrics = chk.compare_metrics(summaries, cmp.ratios)
         ok = _apply_checks(checks, metrics, [s.policy for s in summaries], junit, f"{sc.name}.compare")
@@ -788,12 +802,7 @@ def runs_cmd(
         for c in cols:
             table.add_column(c)
         for r in rows:
-            table.add_row(
-                *[
-                    _fmt_num(r.get(c)) if isinstance(r.get(c), int | float) else str(r.get(c) or "-")
-                    for c in cols
-                ]
-            )
+            table.add_row(*[_fmt_cell(r.get(c)) for c in cols])
         _out_console().print(table)
 
 
@@ -861,7 +870,11 @@ def gc(
         statuses = _split_csv(status) if status else None
         if statuses is None:
             # age alone: every completed run that old; neither: failed and cancelled runs of any age
-            statuses = ["finished", "truncated", "failed", "cancelled"] if older_than_days is not None else ["failed", "cancelled"]
+            statuses = (
+                ["finished", "truncated", "failed", "cancelled"]
+                if older_than_days is not None
+                else ["failed", "cancelled"]
+            )
         bad = [s for s in statuses or [] if s not in allowed]
         if bad:
             _die(f"--status: unknown {', '.join(bad)}; choose from {', '.join(sorted(allowed))}")

@@ -32,7 +32,31 @@ DATASETS: dict[str, DatasetStats] = {
     "paper-64k": DatasetStats(65536, 32721, 429, 176, 157),
     "claude-code": DatasetStats(200_000, None, None, None, None),
 }
-"""Synthetic datasets known to validation (keep in step with the workload generators)."""
+"""Fallback dataset table (SYSTEM.md section 6) used when the workload registry cannot be loaded."""
+
+
+def dataset_stats() -> dict[str, DatasetStats]:
+    """Synthetic datasets by name: from the workload registry (workload/datasets.toml), else ``DATASETS``."""
+    try:
+        from dualpath_twin.workload.datasets import load_datasets
+
+        specs = load_datasets()
+    except Exception:  # noqa: BLE001 - registry missing or broken: its own loader reports that
+        return dict(DATASETS)
+    out: dict[str, DatasetStats] = {}
+    for name, spec in specs.items():
+        target = getattr(spec, "target", None)
+        mal = getattr(spec, "mal_tokens", None) or getattr(spec, "context_cap_tokens", None)
+        if not isinstance(mal, int):
+            continue
+        out[name] = DatasetStats(
+            mal,
+            getattr(target, "context_tokens", None),
+            getattr(target, "append_tokens", None),
+            getattr(target, "gen_tokens", None),
+            getattr(target, "rounds", None),
+        )
+    return out or dict(DATASETS)
 
 GB = 1e9
 
@@ -178,9 +202,9 @@ def _check_workload(sc: Scenario, problems: list[str]) -> None:
                 f"workload.trace_path = {w.trace_path!r}: file not found; give an existing trace file "
                 "(relative paths resolve against the scenario file's folder)"
             )
-    elif w.dataset not in DATASETS:
-        close = difflib.get_close_matches(w.dataset, list(DATASETS), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"use one of {', '.join(DATASETS)}"
+    elif w.dataset not in (known := dataset_stats()):
+        close = difflib.get_close_matches(w.dataset, list(known), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"use one of {', '.join(known)}"
         problems.append(f"workload.dataset = {w.dataset!r}: unknown synthetic dataset; {hint}")
 
 
@@ -189,9 +213,10 @@ def max_context_tokens(sc: Scenario) -> int | None:
     w = sc.workload
     if w.max_context_tokens is not None:
         return w.max_context_tokens
-    if w.kind == "trace" or w.dataset not in DATASETS:
+    stats = dataset_stats().get(w.dataset)
+    if w.kind == "trace" or stats is None:
         return None
-    return DATASETS[w.dataset].max_context_tokens
+    return stats.max_context_tokens
 
 
 def _check_dram(sc: Scenario, model: ModelSpec, problems: list[str]) -> None:
@@ -255,7 +280,7 @@ def derived_values(sc: Scenario) -> dict[str, float | int | str | None]:
     ctx_max = max_context_tokens(sc)
     out["max_context_tokens"] = ctx_max
     out["kv_bytes_per_request_max"] = model.kv_bytes_for_context(ctx_max) if ctx_max else None
-    stats = DATASETS.get(sc.workload.dataset) if sc.workload.kind == "synthetic" else None
+    stats = dataset_stats().get(sc.workload.dataset) if sc.workload.kind == "synthetic" else None
     ctx_mean = stats.context_tokens_mean if stats else None
     append_mean = stats.append_tokens_mean if stats else None
     if ctx_mean is not None and ctx_max is not None:

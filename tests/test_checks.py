@@ -33,7 +33,12 @@ def _summary(policy: str = "dualpath", **kw: object) -> RunSummary:
         ("  jct_s <= 4000 ", "jct_s", "<=", 4000.0),
         ("ttft_s.p99<4", "ttft_s.p99", "<", 4.0),
         ("ratio.dualpath_vs_basic > 1.5", "ratio.dualpath_vs_basic", ">", 1.5),
-        ("dualpath.snic_read_utilization.decode != -1e-3", "dualpath.snic_read_utilization.decode", "!=", -0.001),
+        (
+            "dualpath.snic_read_utilization.decode != -1e-3",
+            "dualpath.snic_read_utilization.decode",
+            "!=",
+            -0.001,
+        ),
         ("rounds == 100", "rounds", "==", 100.0),
         ("x>=.5", "x", ">=", 0.5),
     ],
@@ -75,7 +80,9 @@ def test_evaluate_pass_and_fail_messages() -> None:
     assert [r.passed for r in res] == [True, False, False]
     fail = res[1]
     assert fail.metric == "ttft_s.p99" and fail.value == 3.0
-    assert "ttft_s.p99 = 3" in fail.message and "limit <= 2" in fail.message and fail.message.startswith("FAIL")
+    assert (
+        "ttft_s.p99 = 3" in fail.message and "limit <= 2" in fail.message and fail.message.startswith("FAIL")
+    )
     assert not chk.all_passed(res)
 
 
@@ -134,7 +141,9 @@ def test_precheck_rejects_impossible_metrics_before_running() -> None:
         chk.precheck([chk.parse_check("ratio.dualpath_vs_basic>1")])
     with pytest.raises(chk.CheckError, match="did you mean slo_attainment"):
         chk.precheck([chk.parse_check("slo_atainment>0.9")])
-    chk.precheck([chk.parse_check("dualpath.jct_s<1"), chk.parse_check("ratio.x>1")], policies=["basic", "dualpath"])
+    chk.precheck(
+        [chk.parse_check("dualpath.jct_s<1"), chk.parse_check("ratio.x>1")], policies=["basic", "dualpath"]
+    )
     with pytest.raises(chk.CheckError, match="dualpath.jct_s"):
         chk.precheck([chk.parse_check("dualpath.jtc_s<1")], policies=["basic", "dualpath"])
 

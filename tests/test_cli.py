@@ -81,9 +81,7 @@ class FakeCore:
         if self.raise_exc is not None:
             raise self.raise_exc
         runs = [_fake_result(sc.with_policy(p), p) for p in policies]
-        ratios = {
-            f"{a}_vs_{b}": THROUGHPUT[a] / THROUGHPUT[b] for a in policies for b in policies if a != b
-        }
+        ratios = {f"{a}_vs_{b}": THROUGHPUT[a] / THROUGHPUT[b] for a in policies for b in policies if a != b}
         return api.CompareResult(runs=runs, ratios=ratios)
 
 
@@ -139,7 +137,10 @@ def test_run_json_is_one_object_with_the_contract_keys(core: FakeCore, store: Fa
     obj = _json(r.stdout)
     assert REQUIRED_RUN_KEYS <= set(obj)
     assert obj["policy"] == "basic" and obj["seed"] == 3
-    assert set(obj["ttft_s"]) >= {"p50", "p90", "p99"} and set(obj["snic_read_utilization"]) == {"prefill", "decode"}
+    assert set(obj["ttft_s"]) >= {"p50", "p90", "p99"} and set(obj["snic_read_utilization"]) == {
+        "prefill",
+        "decode",
+    }
     assert obj["run_id"] in store.finished and store.closed == 1
     sc_used = core.calls[0]["scenario"]
     assert sc_used.policy.name == "basic" and sc_used.run.seed == 3
@@ -165,7 +166,9 @@ def test_run_table_output(core: FakeCore, store: FakeStore) -> None:
 
 def test_run_checks_pass_fail_and_junit(core: FakeCore, store: FakeStore, tmp_path: Path) -> None:
     junit = tmp_path / "checks.xml"
-    ok = runner.invoke(cli.app, ["run", QUICK, "--no-save", "--check", "slo_attainment>=0.99", "--junit", str(junit)])
+    ok = runner.invoke(
+        cli.app, ["run", QUICK, "--no-save", "--check", "slo_attainment>=0.99", "--junit", str(junit)]
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "ok   slo_attainment = 0.995" in ok.stderr
     bad = runner.invoke(
@@ -202,7 +205,9 @@ def test_run_github_step_summary(core: FakeCore, store: FakeStore, tmp_path: Pat
         (["--policy", "fastest"], "policy.name"),
     ],
 )
-def test_run_user_errors_exit_2_before_simulating(core: FakeCore, store: FakeStore, args: list[str], fragment: str) -> None:
+def test_run_user_errors_exit_2_before_simulating(
+    core: FakeCore, store: FakeStore, args: list[str], fragment: str
+) -> None:
     r = runner.invoke(cli.app, ["run", QUICK, "--no-save", *args])
     assert r.exit_code == 2, r.stdout
     assert fragment in r.stderr
@@ -217,7 +222,9 @@ def test_missing_and_invalid_scenario_files_exit_2(core: FakeCore, tmp_path: Pat
     bad.write_text("[cluster]\nprefill_nodes = 0\n[netwrk]\nx = 1\n")
     r = runner.invoke(cli.app, ["run", str(bad), "--no-save"])
     assert r.exit_code == 2
-    assert "cluster.prefill_nodes = 0" in r.stderr and "netwrk: unknown key" in r.stderr and str(bad) in r.stderr
+    assert (
+        "cluster.prefill_nodes = 0" in r.stderr and "netwrk: unknown key" in r.stderr and str(bad) in r.stderr
+    )
     assert "Traceback" not in r.stderr
 
 
@@ -297,7 +304,10 @@ def test_compare_json_runs_and_ratios(core: FakeCore, store: FakeStore) -> None:
 def test_compare_checks(core: FakeCore, store: FakeStore, tmp_path: Path) -> None:
     junit = tmp_path / "c.xml"
     args = ["compare", QUICK, "--no-save", "--policies", "basic,dualpath", "--junit", str(junit)]
-    ok = runner.invoke(cli.app, [*args, "--check", "ratio.dualpath_vs_basic>=1.5", "--check", "dualpath.slo_attainment>=0.99"])
+    ok = runner.invoke(
+        cli.app,
+        [*args, "--check", "ratio.dualpath_vs_basic>=1.5", "--check", "dualpath.slo_attainment>=0.99"],
+    )
     assert ok.exit_code == 0, ok.stderr
     bad = runner.invoke(cli.app, [*args, "--check", "slo_attainment>=0.9"])
     assert bad.exit_code == 1
@@ -369,7 +379,9 @@ def test_version_and_help() -> None:
         assert cmd in r.stdout
 
 
-def test_report_error_keeps_the_run_and_exits_2(core: FakeCore, store: FakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_error_keeps_the_run_and_exits_2(
+    core: FakeCore, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class ReportError(RuntimeError):
         pass
 

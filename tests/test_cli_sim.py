@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,17 @@ def saved_run(db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
 
 
 def test_run_saves_checks_and_reports(saved_run: dict[str, Any]) -> None:
-    for key in ("policy", "seed", "jct_s", "rounds", "ttft_s", "tpot_s", "snic_read_utilization", "bound", "run_id"):
+    for key in (
+        "policy",
+        "seed",
+        "jct_s",
+        "rounds",
+        "ttft_s",
+        "tpot_s",
+        "snic_read_utilization",
+        "bound",
+        "run_id",
+    ):
         assert key in saved_run
     assert saved_run["policy"] == "dualpath" and saved_run["rounds"] > 0
     out: Path = saved_run["_out"]
@@ -80,7 +92,9 @@ def test_store_commands(saved_run: dict[str, Any], db: Path, tmp_path: Path) -> 
     assert rep.exit_code == 0, rep.stderr and (tmp_path / "r.html").stat().st_size > 1000
 
     unknown = runner.invoke(cli.app, ["show", "zzzz-no-such-run"], env=env)
-    assert unknown.exit_code == 2 and "zzzz-no-such-run" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert (
+        unknown.exit_code == 2 and "zzzz-no-such-run" in unknown.stderr and "Traceback" not in unknown.stderr
+    )
     bad_fmt = runner.invoke(cli.app, ["export", rid, "--format", "xlsx", "-o", str(tmp_path / "x")], env=env)
     assert bad_fmt.exit_code == 2 and "parquet or csv" in bad_fmt.stderr
     gc = runner.invoke(cli.app, ["gc", "--status", "failed"], env=env)
@@ -109,12 +123,18 @@ def test_same_seed_same_result(saved_run: dict[str, Any]) -> None:
 
 def test_console_script_subprocess_exit_codes(saved_run: dict[str, Any], tmp_path: Path) -> None:
     assert CONSOLE.exists(), "install the package: pip install -e ."
-    env = {**os.environ, "DUALPATH_TWIN_DB": str(tmp_path / "t.duckdb"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s.md")}
+    env = {
+        **os.environ,
+        "DUALPATH_TWIN_DB": str(tmp_path / "t.duckdb"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "s.md"),
+    }
     args = [str(CONSOLE), "run", QUICK, "--json", "--no-save", "--quiet"]
     ok = subprocess.run([*args, "--check", "rounds>0"], capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["rounds"] > 0
-    bad = subprocess.run([*args, "--check", "jct_s<=1e-9"], capture_output=True, text=True, env=env, timeout=300)
+    bad = subprocess.run(
+        [*args, "--check", "jct_s<=1e-9"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert bad.returncode == 1
     assert "FAIL jct_s" in bad.stderr and "limit <= 1e-09" in bad.stderr
     assert "checks FAILED" in (tmp_path / "s.md").read_text()
@@ -122,7 +142,10 @@ def test_console_script_subprocess_exit_codes(saved_run: dict[str, Any], tmp_pat
 
 def test_python_m_validate_subprocess() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "dualpath_twin", "validate", QUICK], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "dualpath_twin", "validate", QUICK],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     assert 'name = "quick"' in r.stdout and "# ---- derived values" in r.stdout
@@ -148,3 +171,42 @@ def test_workload_stats_commands() -> None:
         assert t.exit_code == 0, (t.stderr, t.exception)
     missing = runner.invoke(cli.app, ["workload", "stats", "no/such/trace.jsonl"])
     assert missing.exit_code == 2 and "file not found" in missing.stderr
+
+
+def test_ctrl_c_marks_the_saved_run_cancelled(saved_run: dict[str, Any], tmp_path: Path) -> None:
+    """A real process interrupted mid-simulation exits 130 and leaves its run 'cancelled', not finished."""
+    from dualpath_twin.store import open_store
+
+    db = tmp_path / "sigint.duckdb"
+    proc = subprocess.Popen(
+        [str(CONSOLE), "run", QUICK, "--set", "workload.agents=1024", "--db", str(db), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        running: list[dict[str, Any]] = []
+        for _ in range(600):  # wait (bounded) until the run is registered as running
+            if db.exists():
+                store = open_store(db)
+                try:
+                    running = store.list_runs(status="running").to_dicts()
+                finally:
+                    store.close()
+            if running or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert running and proc.poll() is None, "the run never showed up as running"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "interrupted" in err
+    store = open_store(db)
+    try:
+        rows = store.list_runs().to_dicts()
+    finally:
+        store.close()
+    assert [(r["run_id"], r["status"]) for r in rows] == [(running[0]["run_id"], "cancelled")]

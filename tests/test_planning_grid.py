@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dualpath_twin.planning.grid import PlanningError, expand_grid, parse_grid, parse_range, parse_values, point_key
+from dualpath_twin.planning.grid import (
+    PlanningError,
+    expand_grid,
+    parse_grid,
+    parse_range,
+    parse_values,
+    point_key,
+)
 
 
 def test_lists_and_ranges() -> None:

@@ -27,7 +27,11 @@ def _problems(toml: str) -> list[str]:
         ("[network]\nsnic_gbps = inf", "network.snic_gbps", "finite"),
         ("[policy]\nname = 'fastest'", "policy.name = 'fastest'", "one of"),
         ("[workload]\nmode = 'batch'", "workload.mode = 'batch'", "one of"),
-        ("[workload.tool_latency_s]\nkind = 'uniform'\nlow = 5.0\nhigh = 1.0", "workload.tool_latency_s", "high >= low"),
+        (
+            "[workload.tool_latency_s]\nkind = 'uniform'\nlow = 5.0\nhigh = 1.0",
+            "workload.tool_latency_s",
+            "high >= low",
+        ),
     ],
 )
 def test_schema_errors_name_the_dotted_path(toml: str, path: str, fragment: str) -> None:
@@ -39,7 +43,10 @@ def test_schema_errors_name_the_dotted_path(toml: str, path: str, fragment: str)
 
 def test_unknown_keys_get_suggestions() -> None:
     problems = _problems("[cluster]\nprefil_nodes = 3\n[netwrk]\nsnic_gbps = 1.0")
-    assert any(p.startswith("cluster.prefil_nodes: unknown key") and "did you mean prefill_nodes" in p for p in problems)
+    assert any(
+        p.startswith("cluster.prefil_nodes: unknown key") and "did you mean prefill_nodes" in p
+        for p in problems
+    )
     assert any(p.startswith("netwrk: unknown key") and "network" in p for p in problems)
 
 
@@ -94,7 +101,9 @@ def test_set_overrides_apply_and_validate() -> None:
 
 def test_set_rejects_unknown_paths_with_suggestions() -> None:
     with pytest.raises(scn.ScenarioError) as e:
-        scn.apply_overrides(scn.Scenario(), {"cluster.prefil_nodes": 3, "network.sinc_gbps": 1.0}, check_catalog=False)
+        scn.apply_overrides(
+            scn.Scenario(), {"cluster.prefil_nodes": 3, "network.sinc_gbps": 1.0}, check_catalog=False
+        )
     msg = str(e.value)
     assert "cluster.prefil_nodes: unknown scenario path; did you mean cluster.prefill_nodes" in msg
     assert "did you mean network.snic_gbps" in msg

@@ -96,5 +96,8 @@ def test_examples_cover_their_what_ifs() -> None:
     b200 = scn.load(ex / "b200-800g-whatif.toml")
     assert b200.cluster.gpu == "B200" and b200.network.snic_gbps == 800.0 and b200.network.cnic_gbps == 800.0
     quick = scn.load(ex / "quick.toml")
-    assert quick.model.name == "DeepSeek-V3.2" and (quick.cluster.prefill_nodes, quick.cluster.decode_nodes) == (2, 4)
+    assert quick.model.name == "DeepSeek-V3.2" and (
+        quick.cluster.prefill_nodes,
+        quick.cluster.decode_nodes,
+    ) == (2, 4)
     assert quick.workload.agents <= 128

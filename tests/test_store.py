@@ -50,7 +50,9 @@ def test_save_and_read_back_round_trip(store: Store) -> None:
 def test_list_runs_filters(store: Store) -> None:
     a = store.save_run(synthetic_result("basic", n_rounds=10, n_samples=5, scenario_name="s1"))
     b = store.save_run(synthetic_result("dualpath", n_rounds=10, n_samples=5, scenario_name="s2"))
-    c = store.save_run(synthetic_result("dualpath", n_rounds=10, n_samples=5, scenario_name="s1", status="truncated"))
+    c = store.save_run(
+        synthetic_result("dualpath", n_rounds=10, n_samples=5, scenario_name="s1", status="truncated")
+    )
     assert store.list_runs()["run_id"].to_list() == [c, b, a]  # newest first
     assert set(store.list_runs(policy="dualpath")["run_id"]) == {b, c}
     assert set(store.list_runs(scenario="s1")["run_id"]) == {a, c}
@@ -58,15 +60,13 @@ def test_list_runs_filters(store: Store) -> None:
     assert store.list_runs(since=datetime.now(UTC) + timedelta(hours=1)).is_empty()
     assert store.list_runs(since=datetime.now(UTC) - timedelta(hours=1)).height == 3
     h = store.list_runs().filter(pl.col("run_id") == a)["scenario_hash"][0]
-    assert store.list_runs(scenario=h)["run_id"].to_list() == [c, a] or set(store.list_runs(scenario=h)["run_id"]) >= {a}
+    assert store.list_runs(scenario=h)["run_id"].to_list() == [a]  # the TOML differs by policy
 
 
 def test_run_ids_sortable_and_prefix_resolution(store: Store) -> None:
     ids = [store.save_run(synthetic_result("basic", n_rounds=5, n_samples=3)) for _ in range(3)]
     assert ids == sorted(ids) and len(set(ids)) == 3
     assert store.resolve_run_id(ids[1]) == ids[1]
-    assert store.resolve_run_id(ids[2][:-1]) == ids[2] or True  # may be ambiguous only if same ms
-    # the last 7 characters are ms + random: an id minus its last random hex is unique in practice
     with pytest.raises(StoreError, match="ambiguous"):
         store.resolve_run_id(ids[0][:6])  # same day: all three match
     with pytest.raises(StoreError, match="no run id starts with 'zz'"):
@@ -76,7 +76,9 @@ def test_run_ids_sortable_and_prefix_resolution(store: Store) -> None:
 
 
 def test_get_timeseries_downsamples_in_sql(store: Store) -> None:
-    res = synthetic_result("dualpath", n_rounds=10, n_samples=100, prefill_nodes=1, decode_nodes=1, cnics_per_node=2)
+    res = synthetic_result(
+        "dualpath", n_rounds=10, n_samples=100, prefill_nodes=1, decode_nodes=1, cnics_per_node=2
+    )
     rid = store.save_run(res)
     ds = store.get_timeseries(rid, metrics=["gen_tokens_per_s", "snic_rx_util"], max_points=10)
     assert set(ds["metric"]) == {"gen_tokens_per_s", "snic_rx_util"}
@@ -150,17 +152,21 @@ def test_sweeps_and_resume(store: Store) -> None:
     p1 = {"policy.name": "basic", "cluster.prefill_nodes": 2}
     p2 = {"policy.name": "dualpath", "cluster.prefill_nodes": 2}
     r1 = store.save_run(synthetic_result("basic", n_rounds=5, n_samples=2), sweep_id=sid, point=p1)
-    assert store.find_finished_point(sid, point_key({"cluster.prefill_nodes": 2, "policy.name": "basic"})) == r1
+    assert (
+        store.find_finished_point(sid, point_key({"cluster.prefill_nodes": 2, "policy.name": "basic"})) == r1
+    )
     assert store.find_finished_point(sid, point_key(p2)) is None
     r2 = store.save_run(synthetic_result("dualpath", n_rounds=5, n_samples=2), sweep_id=sid, point=p2)
     df = store.sweep_runs(sid)
     assert df["run_id"].to_list() == [r1, r2]
-    assert df["point.policy.name"].to_list() == ["basic", "dualpath"] or df["policy.name"].to_list() == [
-        "basic",
-        "dualpath",
-    ]
+    assert df["policy.name"].to_list() == ["basic", "dualpath"]
     assert df["cluster.prefill_nodes"].to_list() == [2, 2]
     assert store.list_runs(sweep_id=sid).height == 2
+    assert store.find_sweep(sid) == sid
+    sid2 = store.create_sweep("planned", json.dumps({"planning_key": "abc123"}))
+    assert store.find_sweep("abc123") == sid2 and store.find_sweep("zzz") is None
+    sw = store.list_sweeps()
+    assert sw["sweep_id"].to_list() == [sid2, sid] and sw["finished"].to_list() == [0, 2]
     with pytest.raises(StoreError, match="unknown sweep"):
         store.sweep_runs("sw-nope")
     with pytest.raises(StoreError, match="not valid JSON"):
@@ -206,8 +212,8 @@ def test_schema_version_recorded(store: Store) -> None:
         assert con.sql("select max(version) from schema_version").fetchall()[0][0] == SCHEMA_VERSION
 
 
-def test_bulk_insert_is_fast_enough(store: Store) -> None:
-    # 100K time-series rows must go through Parquet + one INSERT, not row by row
+def test_large_timeseries_round_trip(store: Store) -> None:
+    # 100K time-series rows go through Parquet and one INSERT ... SELECT
     res = synthetic_result("basic", n_rounds=20, n_samples=1)
     res.timeseries = synthetic_timeseries(720, seed=1)  # 720 samples x 139 series = 100K rows
     assert res.timeseries.height > 100_000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -77,17 +76,18 @@ def result(scenario: Scenario, policy: str, status: str = "finished", n_rounds: 
                      scenario_toml=scenario.to_toml())
 
 
-def make_simulate(block: bool = False, steps: int = 3) -> Callable[..., RunResult]:
-    """A fake api.simulate; with ``block`` it reports progress then waits until cancelled (max 20 s)."""
+def make_simulate(block: bool = False, steps: int = 3, step_s: float = 0.01) -> Callable[..., RunResult]:
+    """A fake api.simulate: ``steps`` progress reports ``step_s`` apart; with ``block`` it then waits for cancel."""
 
     def simulate(scenario: Scenario, policy: str | None = None, *, progress: Callable[[Progress], None] | None = None,
                  cancel: threading.Event | None = None, **_: object) -> RunResult:
         pol = policy or scenario.policy.name
         for i in range(steps):
             if progress is not None:
-                progress(Progress(sim_time_s=float(i), rounds_done=i * 10, rounds_total=40, wall_s=0.01 * i,
-                                  timeseries=timeseries(pol, i + 1)))
-            time.sleep(0.01)
+                progress(Progress(sim_time_s=float(i), rounds_done=(40 * i) // steps, rounds_total=40,
+                                  wall_s=step_s * i, timeseries=timeseries(pol, i + 1)))
+            if cancel is not None and cancel.wait(step_s):
+                break
         if block and cancel is not None:
             cancel.wait(20)
         if cancel is not None and cancel.is_set():

@@ -151,13 +151,15 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
     jct = None
     if sc.workload.mode == "offline" and wl.n_rounds:
         work = wl.n_rounds / max_rps
-        per_traj = np.diff(wl.round_offsets)
-        longest = int(per_traj.max()) if len(per_traj) else 0
-        # critical path of the longest agent: each round needs at least its compute and decode steps
+        # critical path of the slowest agent: its rounds run back to back, each needing at least
+        # (gen - 1) decode steps at batch 1 plus its delays (prefill and I/O ignored: still a bound)
         step1, _ = cost.decode_step_s(1, cost.model.decode_kv_read_bytes(prompt), cost.model.flops_per_token(prompt))
-        round_min = cost.attention_time_s(miss, hit) + cost.prefill_gpu_time_s(miss, 0.0) + (gen - 1) * step1
-        delays = float(np.mean(wl.delay_s)) if wl.n_rounds else 0.0
-        jct = max(work, longest * (round_min + delays))
+        per_round = (np.maximum(wl.gen_tokens - 1, 0) * step1).astype(float)
+        if not wl.open_loop:
+            per_round = per_round + wl.delay_s * (np.arange(wl.n_rounds) != np.repeat(wl.round_offsets[:-1], np.diff(wl.round_offsets)))
+        starts = wl.round_offsets[:-1][np.diff(wl.round_offsets) > 0]
+        chain = float(np.add.reduceat(per_round, starts).max()) if len(starts) else 0.0
+        jct = max(work, chain + float(wl.arrival_s.max()) if wl.n_trajectories else chain)
     label = RESOURCE_LABELS.get(first[0], first[0])
     margin = (second[1] / first[1]) if first[1] > 0 else 1.0
     expl = (

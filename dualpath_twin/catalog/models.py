@@ -320,6 +320,9 @@ def _spec_problems(m: ModelSpec) -> list[str]:
         p.append(f"mlp_matrices = {m.mlp_matrices} must be 2 (plain) or 3 (gated)")
     if m.weight_bytes_per_param <= 0 or m.expert_weight_bytes_per_param < 0:
         p.append("weight_bytes_per_param must be > 0")
+    base, _, extra = m.kv_format.partition("+")
+    if base not in KV_DTYPE_BYTES or extra not in ("", "indexer") or (extra and not m.has_indexer):
+        p.append(f"kv_format = {m.kv_format!r} must be bf16 or fp8 (+indexer for models with an indexer)")
     if m.kv_layer_bytes < 0:
         p.append("kv_layer_bytes must be >= 0 (0 = derive from kv_format)")
     for f in ("kv_heads", "head_dim", "sliding_window", "q_lora_rank", "indexer_heads", "indexer_head_dim",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Literal
 
+import polars as pl
 from pydantic import BaseModel, Field
 
 from dualpath_twin.planning.grid import PlanningError
@@ -28,14 +29,20 @@ class SloCriterion(BaseModel):
     min_attainment: float | None = Field(
         None, ge=0, le=1, description="if set, also require summary.slo_attainment >= this share of rounds"
     )
-    require_steady: bool = Field(True, description="a run whose steady_state is False (TTFT still drifting) fails")
+    require_steady: bool = Field(
+        True,
+        description="a run whose TTFT is still rising fails: the last run.online_window_s's mean TTFT is more than "
+        "steady_rel (+ steady_abs_s) above the previous window's (falls back to summary.steady_state without rounds)",
+    )
+    steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
+    steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
 
     def limits(self, sc: Scenario) -> tuple[float, float]:
         """(ttft_s, tpot_s) limits for a scenario."""
         return (self.ttft_s or sc.slo.ttft_s, (self.tpot_ms or sc.slo.tpot_ms) / 1000.0)
 
-    def check(self, summary: RunSummary, sc: Scenario) -> tuple[bool, str]:
-        """Whether one run meets the criterion, and why not."""
+    def check(self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None) -> tuple[bool, str]:
+        """Whether one run meets the criterion, and why not (``ttft_rising`` from ``ttft_trend`` when rounds are known)."""
         ttft_lim_s, tpot_lim_s = self.limits(sc)
         if summary.status == "cancelled":
             return False, "run cancelled"
@@ -51,8 +58,9 @@ class SloCriterion(BaseModel):
             att = summary.slo_attainment
             if att is None or att < self.min_attainment:
                 return False, f"SLO attainment {att} < {self.min_attainment}"
-        if self.require_steady and summary.steady_state is False:
-            return False, "not in steady state (TTFT still drifting: queue growing)"
+        rising = ttft_rising if ttft_rising is not None else (None if summary.steady_state is None else not summary.steady_state)
+        if self.require_steady and rising:
+            return False, "not in steady state (TTFT still rising: queue growing)"
         return True, "meets SLO"
 
 
@@ -67,14 +75,22 @@ class CapacityPoint(BaseModel):
     ttft_p99_s: float | None = None
     tpot_p90_s: float | None = None
     steady_state: bool | None = None
+    ttft_window_means_s: tuple[float, float] | None = None  # mean TTFT of the previous and the last window
     status: str = ""
     prompt_tokens_per_s: float = 0.0
     rounds: int = 0
 
     @classmethod
-    def from_summary(cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario) -> CapacityPoint:
-        """Judge one run's summary against the criterion."""
-        ok, why = crit.check(summary, sc)
+    def from_summary(
+        cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
+        window_means_s: tuple[float, float] | None = None,
+    ) -> CapacityPoint:
+        """Judge one run's summary (and its TTFT trend, if known) against the criterion."""
+        rising = None
+        if window_means_s is not None:
+            a, b = window_means_s
+            rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
+        ok, why = crit.check(summary, sc, rising)
         return cls(
             aps=aps,
             meets=ok,
@@ -84,6 +100,7 @@ class CapacityPoint(BaseModel):
             ttft_p99_s=summary.ttft_s.p99,
             tpot_p90_s=summary.tpot_s.p90,
             steady_state=summary.steady_state,
+            ttft_window_means_s=window_means_s,
             status=summary.status,
             prompt_tokens_per_s=summary.prompt_tokens_per_s,
             rounds=summary.rounds,
@@ -102,6 +119,7 @@ class CapacityResult(BaseModel):
     evaluations: int
     curve: list[CapacityPoint] = Field(default_factory=list, description="every measured rate, ascending")
     criterion: SloCriterion = Field(default_factory=SloCriterion)
+    window_s: float | None = Field(None, description="arrival window: each rate ran aps x window_s agents")
     ttft_limit_s: float | None = Field(None, description="TTFT limit applied, seconds")
     tpot_limit_ms: float | None = Field(None, description="TPOT limit applied, milliseconds")
     notes: list[str] = Field(default_factory=list)
@@ -130,11 +148,12 @@ def bracket_and_bisect(
     seen: dict[float, CapacityPoint] = {}
     notes: list[str] = []
 
-    def run(rates: list[float]) -> None:
+    def run(rates: list[float]) -> bool:
         todo = [r for r in dict.fromkeys(round(r, 9) for r in rates) if r not in seen]
         if todo:
             for p in evaluate(todo):
                 seen[round(p.aps, 9)] = p
+        return bool(todo)
 
     def bracket() -> tuple[float, float | None]:
         passing = [a for a, p in seen.items() if p.meets]
@@ -152,13 +171,15 @@ def bracket_and_bisect(
             if top >= max_aps:
                 notes.append(f"no SLO failure up to max rate {max_aps:g} agents/s: capacity is at least that")
                 break
-            run([min(top * 2 ** (k + 1), max_aps) for k in range(batch)])
+            if not run([min(top * 2 ** (k + 1), max_aps) for k in range(batch)]):
+                break
         elif lo == 0.0:
             bottom = min(seen)
             if bottom <= min_aps:
                 notes.append(f"the SLO fails even at {bottom:g} agents/s: capacity 0 within the search range")
                 break
-            run([max(bottom / 2 ** (k + 1), min_aps) for k in range(batch)])
+            if not run([max(bottom / 2 ** (k + 1), min_aps) for k in range(batch)]):
+                break
         else:
             break
     lo, hi = bracket()
@@ -167,7 +188,9 @@ def bracket_and_bisect(
         if (hi - lo) / hi <= tolerance:
             converged = True
             break
-        run([lo + (hi - lo) * (k + 1) / (batch + 1) for k in range(batch)])
+        if not run([lo + (hi - lo) * (k + 1) / (batch + 1) for k in range(batch)]):
+            notes.append("bisection stalled (rates repeat at 1e-9 resolution)")
+            break
         lo, hi = bracket()
     if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance:
         converged = True
@@ -187,20 +210,47 @@ def bracket_and_bisect(
     return lo, hi, ordered, converged, notes
 
 
-def online_scenario(sc: Scenario, aps: float) -> Scenario:
-    """The scenario in online mode at the given arrival rate."""
+def arrival_window_s(sc: Scenario) -> float:
+    """Seconds over which the scenario's agents arrive at its own rate (agents / arrival_rate_aps)."""
+    return sc.workload.agents / sc.workload.arrival_rate_aps
+
+
+def online_scenario(sc: Scenario, aps: float, window_s: float | None = None) -> Scenario:
+    """The scenario online at ``aps``; with ``window_s`` the agent count is aps x window_s so the load lasts that long."""
     from dualpath_twin.planning.common import override
 
-    return override(sc, {"workload.mode": "online", "workload.arrival_rate_aps": float(aps)})
+    ov: dict[str, object] = {"workload.mode": "online", "workload.arrival_rate_aps": float(aps)}
+    if window_s is not None:
+        ov["workload.agents"] = max(2, math.ceil(aps * window_s))
+    return override(sc, ov)
 
 
-def measure_rate(sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion) -> CapacityPoint:
-    """Simulate the scenario online at one rate and judge it (runs in the current process)."""
+def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> tuple[float, float] | None:
+    """Mean TTFT in the two windows before the last agent's arrival (the load then drains), or None if too few rounds."""
+    if rounds.height == 0 or not {"first_token_s", "ttft_s", "arrival_s"} <= set(rounds.columns):
+        return None
+    done = rounds.filter(pl.col("first_token_s").is_not_null() & pl.col("ttft_s").is_not_null())
+    if done.height == 0:
+        return None
+    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
+    end_t = min(float(firsts.max()), float(done["first_token_s"].max()))
+    last = done.filter(pl.col("first_token_s") >= end_t - window_s)["ttft_s"]
+    prev = done.filter((pl.col("first_token_s") >= end_t - 2 * window_s) & (pl.col("first_token_s") < end_t - window_s))["ttft_s"]
+    if last.len() < min_rounds or prev.len() < min_rounds:
+        return None
+    return float(prev.mean()), float(last.mean())
+
+
+def measure_rate(
+    sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion, window_s: float | None = None
+) -> CapacityPoint:
+    """Simulate the scenario online at one rate (agents = aps x window_s when given) and judge it, in this process."""
     from dualpath_twin import api
 
-    sc_at = online_scenario(sc, aps)
+    sc_at = online_scenario(sc, aps, window_s)
     res = api.simulate(sc_at, policy)
-    return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at)
+    trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if res.rounds is not None else None
+    return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at, trend)
 
 
 def capacity_search(
@@ -216,17 +266,23 @@ def capacity_search(
     executor: Executor | None = None,
     batch: int = 1,
     on_point: Callable[[CapacityPoint], None] | None = None,
+    window_s: float | None = None,
 ) -> CapacityResult:
-    """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel."""
+    """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel.
+
+    Each rate runs ``aps x window_s`` agents so that the load is sustained for ``window_s``
+    seconds whatever the rate (default window: the scenario's agents / arrival_rate_aps).
+    """
     from dualpath_twin.planning.tasks import Task, run_task
 
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
     start = start_aps or sc.workload.arrival_rate_aps
     toml = sc.to_toml()
+    window = window_s if window_s is not None else arrival_window_s(sc)
 
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
-        tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit) for r in rates]
+        tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window) for r in rates]
         outs = list(executor.map(run_task, tasks)) if executor is not None and len(tasks) > 1 else [run_task(t) for t in tasks]
         pts = []
         for t, o in zip(tasks, outs, strict=True):
@@ -253,6 +309,7 @@ def capacity_search(
         evaluations=len(curve),
         curve=curve,
         criterion=crit,
+        window_s=window,
         ttft_limit_s=ttft_lim_s,
         tpot_limit_ms=tpot_lim_s * 1000,
         notes=notes,
@@ -270,6 +327,7 @@ def capacity_search_many(
     executor: Executor | None = None,
     workers: int = 1,
     on_point: Callable[[CapacityPoint], None] | None = None,
+    window_s: float | None = None,
 ) -> list[CapacityResult]:
     """Capacity per policy: policies in parallel when there are several, else rates in parallel (``workers`` wide)."""
     from dualpath_twin.planning.tasks import Task, run_task
@@ -277,7 +335,7 @@ def capacity_search_many(
     if len(policies) > 1 and executor is not None and workers > 1:
         tasks = [
             Task(kind="capacity", scenario_toml=sc.to_toml(), policy=p, criterion=criterion, tolerance=tolerance,
-                 start_aps=start_aps, max_evaluations=max_evaluations)
+                 start_aps=start_aps, max_evaluations=max_evaluations, window_s=window_s)
             for p in policies
         ]
         out = []
@@ -288,6 +346,7 @@ def capacity_search_many(
         return out
     return [
         capacity_search(sc, p, criterion=criterion, tolerance=tolerance, start_aps=start_aps,
-                        max_evaluations=max_evaluations, executor=executor, batch=workers, on_point=on_point)
+                        max_evaluations=max_evaluations, executor=executor, batch=workers, on_point=on_point,
+                        window_s=window_s)
         for p in policies
     ]

@@ -183,6 +183,7 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[float, typer.Option("--tolerance", help="stop when (hi - lo) / hi <= this")] = 0.05,
         start_aps: Annotated[float | None, typer.Option("--start-aps", help="first rate tried (default: workload.arrival_rate_aps)")] = None,
         max_evaluations: Annotated[int, typer.Option("--max-evaluations", help="simulations per policy at most")] = 40,
+        window: Annotated[float | None, typer.Option("--window-s", help="arrival window: each rate runs aps x window agents (default: scenario agents / arrival_rate_aps)")] = None,
         percentile: PctOpt = "p90",
         min_attainment: AttOpt = None,
         require_steady: SteadyOpt = True,
@@ -205,7 +206,8 @@ def register(app: typer.Typer) -> None:
 
             with open_executor(executor, n, address) as ex:
                 results = capacity_search_many(sc, pols, criterion=crit, tolerance=tolerance, start_aps=start_aps,
-                                               max_evaluations=max_evaluations, executor=ex, workers=n, on_point=on_point)
+                                               max_evaluations=max_evaluations, executor=ex, workers=n, on_point=on_point,
+                                               window_s=window)
             _write_html(html, [_capacity_fig(results)], f"capacity {sc.name}")
             if json_out:
                 _emit_json({"scenario": sc.name, "capacity": [r.model_dump(mode="json") for r in results]})

@@ -12,7 +12,13 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, Field, ValidationError
 
-from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, online_scenario
+from dualpath_twin.planning.capacity import (
+    CapacityPoint,
+    CapacityResult,
+    SloCriterion,
+    arrival_window_s,
+    online_scenario,
+)
 from dualpath_twin.planning.common import override
 from dualpath_twin.planning.grid import PlanningError, expand_grid
 from dualpath_twin.planning.tasks import Task, run_task
@@ -126,6 +132,16 @@ def pareto_front(items: Sequence[tuple[float, float]]) -> list[int]:
     return out
 
 
+def dominates_success(point: dict[str, Any], successes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A meeting point that is <= ``point`` on every numeric axis (so ``point`` has at least its resources and meets too)."""
+    for f in successes:
+        if all(
+            isinstance(point[k], int | float) and isinstance(f[k], int | float) and point[k] >= f[k] for k in point
+        ):
+            return f
+    return None
+
+
 def dominated_by_failure(point: dict[str, Any], failures: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A failing point that is >= ``point`` on every numeric axis (so ``point`` has no more resources and fails too)."""
     for f in failures:
@@ -165,7 +181,9 @@ def size(
     """Evaluate every configuration at ``target_aps``, cheapest first.
 
     With ``prune`` (default) a configuration whose every axis is <= a failing one's is not
-    simulated: this assumes each varied axis is a resource where more is better (nodes, NIC
+    simulated (status ``pruned``), and one whose every axis is >= a meeting one's is marked
+    ``meets`` without simulating at the target (reason ``implied``; its capacity is still
+    measured). This assumes each varied axis is a resource where more is better (nodes, NIC
     speed, DRAM buffer); pass ``prune=False`` when varying anything else.
     """
     if not target_aps > 0:
@@ -178,7 +196,7 @@ def size(
     for point in expand_grid(vary):
         try:
             sc_pt = override(sc, {**point, "policy.name": pol})
-            sc_on = online_scenario(sc_pt, target_aps)
+            sc_on = online_scenario(sc_pt, target_aps, arrival_window_s(sc))
         except ScenarioError as err:
             cands.append(SizingCandidate(point=point, status="skipped", reason="; ".join(err.problems)))
             continue
@@ -187,6 +205,7 @@ def size(
         valid.append((c, sc_on))
     valid.sort(key=lambda cs: cs[0].cost_per_hour or 0.0)
     failures: list[dict[str, Any]] = []
+    successes: list[dict[str, Any]] = []
     total = len(valid)
     done = 0
     # evaluate in waves of the executor's width so failures found early prune the rest
@@ -197,8 +216,12 @@ def size(
         rest: list[tuple[SizingCandidate, Scenario]] = []
         for c, s in pending:
             dom = dominated_by_failure(c.point, failures) if prune else None
+            sup = dominates_success(c.point, successes) if prune else None
             if dom is not None:
                 c.status, c.reason = "pruned", f"no more resources than failing {dom}"
+            elif sup is not None:
+                c.status, c.reason = "meets", f"implied: at least the resources of meeting {sup}"
+            if dom is not None or sup is not None:
                 done += 1
                 if progress:
                     progress(SizingProgress(done, total, c))
@@ -216,8 +239,7 @@ def size(
                 c.at_target = o.point
                 c.status = "meets" if o.point.meets else "fails"
                 c.reason = o.point.reason
-                if not o.point.meets:
-                    failures.append(c.point)
+                (successes if o.point.meets else failures).append(c.point)
             done += 1
             if progress:
                 progress(SizingProgress(done, total, c))

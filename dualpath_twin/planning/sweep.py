@@ -267,12 +267,33 @@ def _absorb(pr: SweepPointResult, out: Outcome) -> None:
     pr.capacity = out.capacity
 
 
+# the rounds columns of the results.py contract: sweeps store no per-round rows (workers return summaries)
+_ROUNDS_STR = {"read_side"}
+_ROUNDS_INT = {"agent_id", "round_idx", "prompt_tokens", "hit_tokens", "gen_tokens", "pe", "de", "pe_node", "de_node"}
+_ROUNDS_COLS = (
+    "agent_id round_idx prompt_tokens hit_tokens gen_tokens arrival_s sched_s read_start_s read_end_s read_side"
+    " prefill_start_s prefill_end_s first_token_s second_token_s decode_admit_s done_s pe de pe_node de_node"
+    " bytes_read_pe_snic bytes_read_de_snic bytes_pe_h2d bytes_de_to_pe bytes_pe_to_de bytes_written ttft_s ttst_s tpot_s"
+).split()
+
+
+def empty_rounds() -> pl.DataFrame:
+    """A zero-row rounds frame with the contract's columns (what a sweep point stores instead of every round)."""
+    return pl.DataFrame(
+        schema={c: pl.Utf8 if c in _ROUNDS_STR else pl.Int64 if c in _ROUNDS_INT else pl.Float64 for c in _ROUNDS_COLS}
+    )
+
+
+def _empty_timeseries() -> pl.DataFrame:
+    return pl.DataFrame(schema={"t_s": pl.Float64, "metric": pl.Utf8, "entity": pl.Utf8, "role": pl.Utf8, "value": pl.Float64})
+
+
 def _as_run_result(out: Outcome) -> RunResult:
     assert out.summary is not None
     return RunResult(
         summary=out.summary,
-        rounds=pl.DataFrame(),
-        timeseries=out.timeseries if out.timeseries is not None else pl.DataFrame(),
+        rounds=empty_rounds(),
+        timeseries=out.timeseries if out.timeseries is not None else _empty_timeseries(),
         scenario_toml=out.scenario_toml,
         invariants=out.invariants,
     )

@@ -23,6 +23,7 @@ class Task:
     policy: str
     key: str = ""
     aps: float | None = None  # kind "rate"
+    window_s: float | None = None  # kinds "rate" and "capacity": arrival window (agents = aps x window_s)
     criterion: SloCriterion | None = None  # kinds "rate" and "capacity"
     tolerance: float = 0.05  # kind "capacity"
     start_aps: float | None = None  # kind "capacity"
@@ -66,7 +67,7 @@ def run_task(task: Task) -> Outcome:
             )
         if task.kind == "rate":
             assert task.aps is not None, "rate task needs aps"
-            pt = measure_rate(sc, task.aps, task.policy, task.criterion or SloCriterion())
+            pt = measure_rate(sc, task.aps, task.policy, task.criterion or SloCriterion(), task.window_s)
             return Outcome(key=task.key, point=pt)
         cap = capacity_search(
             sc,
@@ -75,6 +76,7 @@ def run_task(task: Task) -> Outcome:
             tolerance=task.tolerance,
             start_aps=task.start_aps,
             max_evaluations=task.max_evaluations,
+            window_s=task.window_s,
         )
         return Outcome(key=task.key, capacity=cap, scenario_toml=task.scenario_toml)
     except Exception as err:  # noqa: BLE001 - reported to the driver, which decides

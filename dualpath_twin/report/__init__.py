@@ -110,6 +110,11 @@ def _write(runs: list[ReportRun], out: Path) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".pdf"):
         raise ReportError(f"report output {out}: the name must end in .html or .pdf")
+    if suffix == ".pdf" and find_chromium() is None:
+        raise ReportError(
+            "PDF output needs Chromium (the browser kaleido uses): install it (apt-get install chromium) or set"
+            " BROWSER_PATH, or write the report as .html"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(runs)
     if suffix != ".pdf":

@@ -44,6 +44,7 @@ class CostModel:
     cnic_bps: float
     ep_eff: float
     model: object
+    decode_extra_flops_per_token: float = 0.0  # e.g. the LM head, computed for every decoded token
 
     # ---------------------------------------------------------------- prefill
     def attention_flops(self, new_tokens: float, context_start: float) -> float:
@@ -141,4 +142,5 @@ def build_cost_model(sc: Scenario) -> CostModel:
         cnic_bps=cnic_bps,
         ep_eff=sc.compute.ep_comm_efficiency,
         model=model,
+        decode_extra_flops_per_token=float(model.lm_head_flops_per_token()) if hasattr(model, "lm_head_flops_per_token") else 0.0,
     )

@@ -94,12 +94,24 @@ class FlowNetwork:
         capacity_bps = max(float(capacity_bps), 1.0)
         if abs(capacity_bps - link.capacity_bps) <= 1e-9 * link.capacity_bps:
             return
+        link.advance(self.env.now)
         link.capacity_bps = capacity_bps
         if link.flows:
             self._recompute([link])
 
-    def sync(self) -> None:
-        """No-op hook kept for symmetry; links are advanced lazily on every change."""
+    def set_capacities(self, links: list[Link], capacity_bps: float) -> None:
+        """Change several links' capacity at once and re-share their flows in one pass."""
+        capacity_bps = max(float(capacity_bps), 1.0)
+        changed = []
+        now = self.env.now
+        for lk in links:
+            if abs(capacity_bps - lk.capacity_bps) > 1e-9 * lk.capacity_bps:
+                lk.advance(now)
+                lk.capacity_bps = capacity_bps
+                if lk.flows:
+                    changed.append(lk)
+        if changed:
+            self._recompute(changed)
 
     # ---------------------------------------------------------------- internals
     def _component(self, seeds: list[Link]) -> tuple[list[Flow], list[Link]]:

@@ -12,6 +12,8 @@ import simpy
 
 from dualpath_twin.results import Progress
 
+_SCHEMA = {"t_s": pl.Float64, "metric": pl.Utf8, "entity": pl.Utf8, "role": pl.Utf8, "value": pl.Float64}
+
 
 class Sampler:
     """Samples every link, pool and counter every ``interval_s`` of simulated time into columns."""
@@ -27,11 +29,12 @@ class Sampler:
         self.progress = progress
         self.progress_interval_s = progress_interval_s
         self.per_cnic = per_cnic
-        self.t: list[float] = []
-        self.metric: list[str] = []
-        self.entity: list[str] = []
-        self.role: list[str] = []
-        self.value: list[float] = []
+        self._ticks: list[float] = []
+        self._vals: list[np.ndarray] = []
+        self._metric = np.array([], dtype=str)
+        self._entity = np.array([], dtype=str)
+        self._role = np.array([], dtype=str)
+        self._cnic_prev: dict[int, float] = {}
         self.stop_event: simpy.Event | None = None
         self.stop_status = ""
         self.stop_reason = ""
@@ -40,25 +43,28 @@ class Sampler:
         self._emitted = 0
         self.events_estimate = 0
 
-    def _add(self, t: float, metric: str, entity: str, role: str, value: float) -> None:
-        self.t.append(t)
-        self.metric.append(metric)
-        self.entity.append(entity)
-        self.role.append(role)
-        self.value.append(float(value))
-
-    def frame(self, since: int = 0) -> pl.DataFrame:
-        """The samples recorded so far (from row ``since``) as a long-form Polars frame."""
+    def _frame_rows(self, since_tick: int = 0) -> pl.DataFrame:
+        if not self._ticks or since_tick >= len(self._ticks):
+            return pl.DataFrame(schema=_SCHEMA)
+        n = len(self._metric)
+        ticks = self._ticks[since_tick:]
+        vals = np.concatenate(self._vals[since_tick:])
+        t = np.repeat(np.array(ticks), n)
+        k = len(ticks)
         return pl.DataFrame(
             {
-                "t_s": self.t[since:],
-                "metric": self.metric[since:],
-                "entity": self.entity[since:],
-                "role": self.role[since:],
-                "value": self.value[since:],
+                "t_s": t,
+                "metric": np.tile(self._metric, k),
+                "entity": np.tile(self._entity, k),
+                "role": np.tile(self._role, k),
+                "value": vals,
             },
-            schema={"t_s": pl.Float64, "metric": pl.Utf8, "entity": pl.Utf8, "role": pl.Utf8, "value": pl.Float64},
+            schema=_SCHEMA,
         )
+
+    def frame(self, since: int = 0) -> pl.DataFrame:
+        """The samples recorded so far (from tick ``since``) as a long-form Polars frame."""
+        return self._frame_rows(since)
 
     def process(self, world, t0: float, wall_budget_s: float, cancel: threading.Event | None):
         """SimPy process: sample, report progress, honour cancel and the wall budget."""
@@ -66,71 +72,120 @@ class Sampler:
         if self.stop_event is None:
             self.stop_event = env.event()
         dt = self.interval_s
-        links_prev: dict[int, float] = {}
+        g = world.g
+        metric: list[str] = []
+        entity: list[str] = []
+        role: list[str] = []
+
+        def col(m: str, e: str, r: str) -> None:
+            metric.append(m)
+            entity.append(e)
+            role.append(r)
+
+        util_links: list = []  # (link, line rate, extra comm index or -1)
+        for nd_i, nd in enumerate(world.nodes):
+            col("snic_rx_util", f"{nd.name}.snic", nd.role)
+            util_links.append((nd.snic_rx, world.snic_line_bps, -1))
+            col("snic_tx_util", f"{nd.name}.snic", nd.role)
+            util_links.append((nd.snic_tx, world.snic_line_bps, -1))
+            col("dram_util", nd.name, nd.role)
+            util_links.append((nd.dram, nd.dram.capacity_bps, -1))
+            if self.per_cnic:
+                for k, lk in enumerate(nd.cnic_rx):
+                    col("cnic_rx_util", f"{nd.name}.cnic{k}", nd.role)
+                    util_links.append((lk, world.cnic_line_bps, nd_i))
+                for k, lk in enumerate(nd.cnic_tx):
+                    col("cnic_tx_util", f"{nd.name}.cnic{k}", nd.role)
+                    util_links.append((lk, world.cnic_line_bps, nd_i))
+        n_util = len(util_links)
+        for nd in world.nodes:
+            for m in ("cnic_rx_util", "cnic_tx_util"):
+                col(m, f"{nd.name}.cnic", nd.role)
+        for nd in world.nodes:
+            for m in ("dram_buffer_bytes", "hbm_kv_bytes", "gpu_busy", "queue_len"):
+                col(m, nd.name, nd.role)
+        for m in ("storage_read_gbps", "storage_write_gbps", "prompt_tokens_per_s", "gen_tokens_per_s", "queue_len",
+                  "running_agents", "rounds_done"):
+            col(m, "cluster", "cluster")
+        self._metric = np.array(metric)
+        self._entity = np.array(entity)
+        self._role = np.array(role)
+        links = [u[0] for u in util_links]
+        line = np.array([u[1] for u in util_links])
+        comm_idx = np.array([u[2] for u in util_links])
+        n_cnic = np.array([max(len(nd.cnic_rx), 1) for nd in world.nodes], dtype=float)
+        prev = np.zeros(n_util)
         busy_prev = world.gpu_busy_s.copy()
         comm_prev = world.comm_bytes.copy()
-        prompt_prev = 0.0
-        gen_prev = 0.0
+        prompt_prev = gen_prev = rd_prev = wr_prev = 0.0
         last_progress = time.monotonic()
-        all_links = []
-        for nd in world.nodes:
-            all_links.append(nd.snic_rx)
-            all_links.append(nd.snic_tx)
-            all_links.append(nd.dram)
-            all_links.extend(nd.cnic_rx)
-            all_links.extend(nd.cnic_tx)
-        for lk in all_links:
-            links_prev[id(lk)] = 0.0
-        g = world.g
         while True:
             yield env.timeout(dt)
             now = env.now
-            for lk in all_links:
+            cur = np.empty(n_util)
+            for i, lk in enumerate(links):
                 lk.advance(now)
+                cur[i] = lk.bytes_total
+            comm = (world.comm_bytes - comm_prev) / n_cnic
+            comm_prev = world.comm_bytes.copy()
+            delta = cur - prev
+            prev = cur
+            extra = np.where(comm_idx >= 0, comm[np.maximum(comm_idx, 0)], 0.0)
+            util = (delta + extra) / (line * dt)
+            # per-node CNIC means (over the node's CNICs, both directions separately)
+            cn = [0.0] * (2 * len(world.nodes))
+            if self.per_cnic:
+                j = 0
+                k = 0
+                for nd in world.nodes:
+                    j += 3
+                    c = len(nd.cnic_rx)
+                    cn[k] = float(util[j:j + c].mean())
+                    cn[k + 1] = float(util[j + c:j + 2 * c].mean())
+                    j += 2 * c
+                    k += 2
+            else:
+                k = 0
+                for nd_i, nd in enumerate(world.nodes):
+                    for lks in (nd.cnic_rx, nd.cnic_tx):
+                        key = id(lks)
+                        for lk in lks:
+                            lk.advance(now)
+                        b = sum(lk.bytes_total for lk in lks)
+                        pb = self._cnic_prev.get(key, 0.0)
+                        self._cnic_prev[key] = b
+                        tot = (b - pb + comm[nd_i] * len(lks)) / (world.cnic_line_bps * dt * len(lks))
+                        cn[k] = tot
+                        k += 1
+            per_node = []
             for nd_i, nd in enumerate(world.nodes):
-                role = nd.role
-                for metric, lk in (("snic_rx_util", nd.snic_rx), ("snic_tx_util", nd.snic_tx)):
-                    b = lk.bytes_total - links_prev[id(lk)]
-                    links_prev[id(lk)] = lk.bytes_total
-                    self._add(now, metric, f"{nd.name}.snic", role, b / (world.snic_line_bps * dt))
-                lk = nd.dram
-                b = lk.bytes_total - links_prev[id(lk)]
-                links_prev[id(lk)] = lk.bytes_total
-                self._add(now, "dram_util", nd.name, role, b / (lk.capacity_bps * dt))
-                comm = (world.comm_bytes[nd_i] - comm_prev[nd_i]) / max(len(nd.cnic_rx), 1)
-                for metric, lks in (("cnic_rx_util", nd.cnic_rx), ("cnic_tx_util", nd.cnic_tx)):
-                    tot = 0.0
-                    for k, lk in enumerate(lks):
-                        b = lk.bytes_total - links_prev[id(lk)] + comm
-                        links_prev[id(lk)] = lk.bytes_total
-                        u = b / (world.cnic_line_bps * dt)
-                        tot += u
-                        if self.per_cnic:
-                            self._add(now, metric, f"{nd.name}.cnic{k}", role, u)
-                    self._add(now, metric, f"{nd.name}.cnic", role, tot / max(len(lks), 1))
-                self._add(now, "dram_buffer_bytes", nd.name, role, world.dram_buf[nd_i].used)
-                if role == "prefill":
+                if nd.role == "prefill":
                     hbm = sum(world.pe_hbm[e].used for e in range(nd_i * g, (nd_i + 1) * g))
                 else:
-                    j = nd_i - world.P
-                    hbm = sum(world.de_hbm[e].used for e in range(j * g, (j + 1) * g))
-                self._add(now, "hbm_kv_bytes", nd.name, role, hbm)
-                self._add(now, "gpu_busy", nd.name, role, min((world.gpu_busy_s[nd_i] - busy_prev[nd_i]) / (g * dt), 1.0))
-                if world.read_q[nd_i] or role == "decode" or True:
-                    self._add(now, "queue_len", nd.name, role, len(world.read_queue[nd_i]))
-            comm_prev = world.comm_bytes.copy()
+                    jn = nd_i - world.P
+                    hbm = sum(world.de_hbm[e].used for e in range(jn * g, (jn + 1) * g))
+                per_node.extend((
+                    world.dram_buf[nd_i].used,
+                    hbm,
+                    min((world.gpu_busy_s[nd_i] - busy_prev[nd_i]) / (g * dt), 1.0),
+                    len(world.read_queue[nd_i]),
+                ))
             busy_prev = world.gpu_busy_s.copy()
             rd = sum(nd.snic_rx.bytes_total for nd in world.nodes)
             wr = sum(nd.snic_tx.bytes_total for nd in world.nodes)
-            self._add(now, "storage_read_gbps", "cluster", "cluster", (rd - getattr(self, "_rd", 0.0)) * 8 / 1e9 / dt)
-            self._add(now, "storage_write_gbps", "cluster", "cluster", (wr - getattr(self, "_wr", 0.0)) * 8 / 1e9 / dt)
-            self._rd, self._wr = rd, wr
-            self._add(now, "prompt_tokens_per_s", "cluster", "cluster", (world.prompt_tokens_done - prompt_prev) / dt)
-            self._add(now, "gen_tokens_per_s", "cluster", "cluster", (world.gen_tokens_done - gen_prev) / dt)
+            cluster = [
+                (rd - rd_prev) * 8 / 1e9 / dt,
+                (wr - wr_prev) * 8 / 1e9 / dt,
+                (world.prompt_tokens_done - prompt_prev) / dt,
+                (world.gen_tokens_done - gen_prev) / dt,
+                len(world.global_q),
+                world.running_agents,
+                world.rounds_done,
+            ]
+            rd_prev, wr_prev = rd, wr
             prompt_prev, gen_prev = world.prompt_tokens_done, world.gen_tokens_done
-            self._add(now, "queue_len", "cluster", "cluster", len(world.global_q))
-            self._add(now, "running_agents", "cluster", "cluster", world.running_agents)
-            self._add(now, "rounds_done", "cluster", "cluster", world.rounds_done)
+            self._ticks.append(now)
+            self._vals.append(np.concatenate([util, np.array(cn), np.array(per_node, dtype=float), np.array(cluster, dtype=float)]))
             # ---- budgets, cancel, progress
             wall = time.monotonic()
             if cancel is not None and cancel.is_set():
@@ -145,12 +200,10 @@ class Sampler:
                 return
             if self.progress is not None and wall - last_progress >= self.progress_interval_s:
                 last_progress = wall
-                self.progress(
-                    Progress(now, world.rounds_done, world.rounds_total, wall - t0, self.frame(0))
-                )
+                self.progress(Progress(now, world.rounds_done, world.rounds_total, wall - t0, self.frame(0)))
             if world.online_overload_check():
                 self.stop_status = "truncated"
-                self.stop_reason = "online: TTFT grew past 3x its SLO over the last window (overloaded); stopped early"
+                self.stop_reason = "online: mean TTFT over the last window exceeded 3x its SLO (overloaded); stopped early"
                 self.stop_event.succeed()
                 return
 

@@ -571,9 +571,9 @@ class World:
                 share = 1.0 - duty * (1.0 - self.sc.network.kv_lane_share)
                 for nd in nodes:
                     self.comm_bytes[nd] += cost.prefill_comm_bytes(tot_tokens / n_gpu) * self.g
-                    for lk in self.nodes[nd].cnic_rx + self.nodes[nd].cnic_tx:
-                        lane_links.append(lk)
-                        self.net.set_capacity(lk, self.cnic_kv_bps * share)
+                    lane_links.extend(self.nodes[nd].cnic_rx)
+                    lane_links.extend(self.nodes[nd].cnic_tx)
+                self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
             loads = []
             for pe, b in batches.items():
@@ -601,7 +601,7 @@ class World:
                     loads.append(self.net.transfer(nbytes, links, "load"))
             # PD transfers for requests whose prefill completes in this step (layer-wise: overlapped)
             finishing = []
-            for pe, b in batches.items():
+            for b in batches.values():
                 for req, chunk, _ in b:
                     if req.computed + chunk >= req.miss:
                         finishing.append(req)
@@ -619,10 +619,10 @@ class World:
                 end = load_end + c_group
             if end > env.now:
                 yield env.timeout(end - env.now)
-            for lk in lane_links:
-                self.net.set_capacity(lk, self.cnic_kv_bps)
+            if lane_links:
+                self.net.set_capacities(lane_links, self.cnic_kv_bps)
             now = env.now
-            for pe, b in batches.items():
+            for b in batches.values():
                 for req, chunk, _ in b:
                     req.computed += chunk
                     if req.dram_pe_bytes > 0:
@@ -724,9 +724,10 @@ class World:
             b = len(running)
             kv_read = 0.0
             flops = 0.0
+            lin = cost.linear_flops_per_token + cost.decode_extra_flops_per_token
             for r in running:
                 kv_read += model.decode_kv_read_bytes(r.ctx)
-                flops += model.flops_per_token(r.ctx)
+                flops += lin + model.attention_flops_per_token(r.ctx)
             step, _duty = cost.decode_step_s(b, kv_read, flops)
             n = min(r.tokens_left for r in running)
             start = env.now

@@ -174,6 +174,9 @@ class Store:
             deadline = time.monotonic() + budget
             delay = 0.01
             last: Exception | None = None
+            intent: Path | None = None
+            if not write:
+                self._yield_to_writers()
             while True:
                 try:
                     ro = not write and self.path.exists()
@@ -183,18 +186,47 @@ class Store:
                     if not _is_lock_error(err):
                         raise StoreError(f"cannot open the result database {self.path}: {err}") from None
                     last = err
+                    if write and intent is None and self.spool.root.is_dir():
+                        intent = self.spool.root / f".want-write.{os.getpid()}.{threading.get_ident()}"
+                        intent.touch()
                     if time.monotonic() + delay > deadline:
+                        if intent is not None:
+                            intent.unlink(missing_ok=True)
                         raise StoreLocked(
                             f"the result database {self.path} stayed locked by another process for {budget:.1f} s"
                             f" ({last}); close the other program or retry; written runs wait safely in"
                             f" {self.spool.root}"
                         ) from None
                     time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 0.5)
+                    delay = min(delay * 2, 0.2 if write else 0.5)
+            if intent is not None:
+                intent.unlink(missing_ok=True)
             try:
                 yield con
             finally:
                 con.close()
+
+    def _yield_to_writers(self, max_wait_s: float = 1.0) -> None:
+        """Let a waiting writer in first: readers pause (bounded) while a fresh write-intent file exists."""
+        if not self.spool.root.is_dir():
+            return
+        deadline = time.monotonic() + max_wait_s
+        while time.monotonic() < deadline:
+            now = time.time()
+            waiting = False
+            for p in self.spool.root.glob(".want-write.*"):
+                try:
+                    fresh = now - p.stat().st_mtime < 5.0
+                except OSError:
+                    continue
+                if fresh and pid_alive(int(p.name.split(".")[2])):
+                    waiting = True
+                    break
+                if not fresh:
+                    p.unlink(missing_ok=True)
+            if not waiting:
+                return
+            time.sleep(0.02)
 
     @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -464,13 +496,27 @@ class Store:
                     f"run {run_id} could not be stored: {msg}; its files are kept in {self.spool.root}"
                 )
 
-    def _write_artefact(self, identity: dict[str, Any], result: RunResult) -> None:
+    @staticmethod
+    def _check_result(result: RunResult) -> None:
         status = result.summary.status
         if status not in FINAL_RESULT_STATUSES:
             raise StoreError(
                 f"summary.status = {status!r}: a stored result must be one of {', '.join(FINAL_RESULT_STATUSES)};"
                 " use mark_run() for failed runs"
             )
+        for name, df in (("rounds", result.rounds), ("timeseries", result.timeseries)):
+            if not isinstance(df, pl.DataFrame):
+                raise StoreError(f"RunResult.{name} must be a polars DataFrame, got {type(df).__name__}")
+        missing = [
+            c for c in ("t_s", "metric", "entity", "role", "value") if c not in result.timeseries.columns
+        ]
+        if missing:
+            raise StoreError(
+                f"RunResult.timeseries lacks columns {missing} (see results.py for the contract)"
+            )
+
+    def _write_artefact(self, identity: dict[str, Any], result: RunResult) -> None:
+        status = result.summary.status
         rid = identity["run_id"]
         data = self.spool.data_dir(rid)
         data.mkdir(parents=True, exist_ok=True)
@@ -493,6 +539,7 @@ class Store:
     def save_run(self, result: RunResult, sweep_id: str | None = None, point: dict | None = None) -> str:
         """Store a finished/truncated/cancelled result (atomically) and return its new run id."""
         self._check_open(write=True)
+        self._check_result(result)
         s = result.summary
         rid = new_run_id()
         identity = self._identity(
@@ -537,6 +584,7 @@ class Store:
     def finish_run(self, run_id: str, result: RunResult) -> None:
         """Store the result of a run started with begin_run (rows and final status in one transaction)."""
         self._check_open(write=True)
+        self._check_result(result)
         ident = self._marker_or_row(run_id)
         if ident.get("status") not in (None, "running"):
             raise StoreError(f"run {run_id} is already {ident['status']}; start a new run with begin_run()")
@@ -839,6 +887,26 @@ class Store:
             except (TypeError, ValueError):
                 cols[name] = pl.Series(name, [json.dumps(v) for v in vals])
         return df.with_columns(list(cols.values()))
+
+    def find_sweep(self, key: str) -> str | None:
+        """Id of the oldest sweep whose id is ``key`` or whose spec JSON has ``"planning_key": key``, else None."""
+        with self._reader() as con:
+            rows = con.sql(
+                "select sweep_id from sweeps where sweep_id = $k"
+                " or json_extract_string(spec_json, '$.planning_key') = $k order by created_at limit 1",
+                params={"k": key},
+            ).fetchall()
+        return rows[0][0] if rows else None
+
+    def list_sweeps(self) -> pl.DataFrame:
+        """Sweeps, newest first, with how many of their runs finished."""
+        with self._reader() as con:
+            return con.sql(
+                "select w.sweep_id, w.name, w.created_at, count(r.run_id) as runs,"
+                " count(r.run_id) filter (where r.status in ('finished', 'truncated')) as finished,"
+                " w.spec_json from sweeps w left join sweep_runs sr using (sweep_id)"
+                " left join runs r using (run_id) group by all order by w.created_at desc"
+            ).pl()
 
     def find_finished_point(self, sweep_id: str, point_key: str) -> str | None:
         """Run id of a finished (or truncated) run of this sweep point, None if it must still run."""

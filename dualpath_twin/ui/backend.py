@@ -218,11 +218,14 @@ def bounds(sc: Scenario, policy: str) -> Bound | str:
 
 @dataclasses.dataclass
 class PdRangeView:
-    """Where the scenario's P/D ratio sits against the bottleneck-free range."""
+    """Where the scenario's P/D ratio sits against DualPath's bottleneck-free range."""
 
-    lines: list[Derived]
+    ratio: float | None
+    lower: float | None
+    upper: float | None
     inside: bool | None
-    sentence: str
+    limiting_term: str
+    text: str
 
 
 def pd_range(sc: Scenario) -> PdRangeView | str:
@@ -230,25 +233,18 @@ def pd_range(sc: Scenario) -> PdRangeView | str:
     ana = _optional("dualpath_twin.analysis")
     fn = getattr(ana, "pd_range", None) if ana else None
     if fn is None:
+        ana = _optional("dualpath_twin.analysis.bounds")
+        fn = getattr(ana, "pd_range", None) if ana else None
+    if fn is None:
         return "the P/D range analysis (dualpath_twin.analysis.pd_range) is not available yet"
     try:
         raw = fn(sc)
     except Exception as err:  # noqa: BLE001
         return f"P/D range failed: {err}"
-    items = _as_items(raw)
-    inside = None
-    sentence = ""
-    lines = []
-    for k, v in items:
-        if k in ("inside", "in_range", "is_inside", "within"):
-            inside = bool(v)
-        if k in ("sentence", "explanation", "verdict", "message") and isinstance(v, str):
-            sentence = v
-            continue
-        if isinstance(v, dict | list):
-            continue
-        lines.append(Derived(str(k).replace("_", " "), _fmt(v)))
-    return PdRangeView(lines, inside, sentence)
+    d = dict(_as_items(raw))
+    inside = d.get("inside")
+    return PdRangeView(d.get("ratio"), d.get("lower"), d.get("upper"), None if inside is None else bool(inside),
+                       str(d.get("limiting_term", "")), str(d.get("text", "")))
 
 
 # ---------------------------------------------------------------- store and report

@@ -19,13 +19,13 @@ K_TRACE_SEEN = "dp_trace_seen"
 RUN_PAGE = "dualpath_twin/ui/pages/run.py"
 TRACE_TYPES = ["jsonl", "json", "txt", "csv"]
 _NONE_CHOICE = "(catalog default)"
-HEADLINE_DERIVED = (
-    ("kv_bytes_per_token", "KV per token"),
-    ("kv_bytes_per_round_mean", "KV to load per round (mean)"),
-    ("context_tokens_mean", "Context per round (tokens)"),
-    ("append_tokens_mean", "Appended per round (tokens)"),
-    ("cache_to_compute_gb_per_pflop", "Cache-to-compute (GB/PFLOP)"),
-    ("free_hbm_per_gpu_bytes_prefill", "Free HBM per prefill GPU"),
+HEADLINE_DERIVED = (  # (derived_values key, tile label, tile help)
+    ("kv_bytes_per_token", "KV per token", "KV-cache bytes stored per token of context"),
+    ("kv_bytes_per_round_mean", "KV per round", "bytes to load from storage for a mean round's context"),
+    ("cache_to_compute_gb_per_pflop", "GB per PFLOP", "KV bytes loaded per PFLOP of new compute"),
+    ("context_tokens_mean", "Context", "mean context per round, tokens"),
+    ("append_tokens_mean", "Append", "mean appended (newly computed) tokens per round"),
+    ("free_hbm_per_gpu_bytes_prefill", "Free HBM", "HBM per prefill GPU left for KV after weights"),
 )
 
 
@@ -116,7 +116,7 @@ def _source_picker() -> None:
                 st.session_state[K_DRAFT] = {}
                 st.rerun()
     with c2:
-        up = st.file_uploader("...or upload a scenario TOML (parsed, never executed; 1 MB max)", type=["toml"],
+        up = st.file_uploader("...or upload a scenario TOML (parsed, never executed; at most 1 MB)", type=["toml"],
                               key="dp_toml_upload")
         if up is not None:
             seen = st.session_state.get(K_UPLOAD_SEEN)
@@ -207,24 +207,29 @@ def _derived(sc: Scenario) -> None:
             st.info(dv)
         else:
             by_key = {d.key: d for d in dv}
-            tiles = [(k, lab) for k, lab in HEADLINE_DERIVED if k in by_key]
-            cols = st.columns(max(1, len(tiles) // 2 + len(tiles) % 2))
-            for i, (k, lab) in enumerate(tiles):
-                cols[i % len(cols)].metric(lab, by_key[k].value.split(" (")[0])
+            tiles = [(k, lab, hlp) for k, lab, hlp in HEADLINE_DERIVED if k in by_key]
+            cols = st.columns(3)
+            for i, (k, lab, hlp) in enumerate(tiles):
+                cols[i % 3].metric(lab, by_key[k].value.split(" (")[0], help=hlp)
             with st.expander("All derived values"):
                 st.dataframe(pl.DataFrame({"quantity": [d.label for d in dv], "value": [d.value for d in dv]}),
                              hide_index=True, width="stretch")
     with c2:
-        st.markdown(f"**P/D ratio** {sc.cluster.prefill_nodes}P{sc.cluster.decode_nodes}D = "
-                    f"{sc.cluster.prefill_nodes / sc.cluster.decode_nodes:.3g}")
+        st.markdown("**P/D ratio against DualPath's bottleneck-free range**")
         pr = backend.pd_range(sc)
         if isinstance(pr, str):
             st.info(pr)
         else:
-            if pr.sentence:
-                (st.success if pr.inside else st.warning if pr.inside is False else st.info)(pr.sentence)
-            st.dataframe(pl.DataFrame({"quantity": [d.label for d in pr.lines], "value": [d.value for d in pr.lines]}),
-                         hide_index=True, width="stretch")
+            c = st.columns(3)
+            c[0].metric("P/D ratio", f"{sc.cluster.prefill_nodes}P{sc.cluster.decode_nodes}D = "
+                                     f"{sc.cluster.prefill_nodes / sc.cluster.decode_nodes:.3g}")
+            if pr.lower is not None and pr.upper is not None:
+                c[1].metric("Bottleneck-free range", f"{pr.lower:.3g} - {pr.upper:.3g}")
+            if pr.limiting_term:
+                c[2].metric("Upper end set by", pr.limiting_term.split(": ")[-1],
+                            help=f"the binding term of the range formula: {pr.limiting_term}")
+            if pr.text:
+                (st.success if pr.inside else st.warning if pr.inside is False else st.info)(pr.text)
     rows = []
     notes = []
     for pol in state.policies() or list(backend.DEFAULT_POLICIES):

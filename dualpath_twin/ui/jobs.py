@@ -1,14 +1,23 @@
 """Background simulation jobs: runs go off the script thread, pages poll their progress.
 
-One process-wide registry (module singleton, shared by every browser tab) holds the jobs. A job
-runs its policies one after another in a daemon thread through ``api.simulate`` with a progress
+One process-wide registry (module singleton, shared by every browser tab) holds the jobs. A job's
+daemon thread runs its policies one after another through ``api.simulate`` with a progress
 callback and a cancel event, then records each result in the store. Only one job simulates at a
 time (the machine has few cores); later jobs wait as "queued".
+
+Runner modes: ``process`` (default) simulates in a child process (forkserver) so the simulation
+never competes with the Streamlit server for the GIL and the page stays responsive; progress
+(downsampled) and results come back over a queue and the parent writes the store. ``thread``
+simulates in the job thread itself (tests substitute the core in-process; set
+DUALPATH_TWIN_UI_RUNNER=thread to force it).
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
+import os
+import queue as queue_mod
 import threading
 import time
 import traceback
@@ -21,6 +30,9 @@ from dualpath_twin.ui import backend
 
 ACTIVE = ("queued", "running")
 MAX_KEPT_JOBS = 20
+CHILD_PROGRESS_EVERY_S = 1.0  # how often the child process forwards progress
+CHILD_MAX_POINTS = 600  # time samples per series forwarded with live progress
+PRELOAD = ["dualpath_twin.api", "dualpath_twin.store", "polars", "numpy", "simpy"]
 
 
 @dataclass
@@ -93,7 +105,8 @@ class Job:
 class JobRegistry:
     """Process-wide set of jobs; thread-safe; one job simulates at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str | None = None) -> None:
+        self.mode = mode or os.environ.get("DUALPATH_TWIN_UI_RUNNER", "process")
         self._lock = threading.Lock()
         self._sim_slot = threading.Semaphore(1)
         self._jobs: dict[str, Job] = {}
@@ -149,6 +162,10 @@ class JobRegistry:
 
     def _work(self, job: Job) -> None:
         with self._sim_slot:
+            if self.mode == "process":
+                self._work_in_child(job)
+                return
+            workload = self._load_workload(job)
             for policy in job.policies:
                 run = job.runs[policy]
                 if job.cancel_event.is_set():
@@ -156,26 +173,60 @@ class JobRegistry:
                     run.error = "cancelled before it started"
                     self._mark(job, self._begin(job, policy), "cancelled", run.error)
                     continue
-                self._run_one(job, run)
+                self._run_one(job, run, workload)
 
-    def _run_one(self, job: Job, run: PolicyRun) -> None:
-        from dualpath_twin import api  # looked up per run so tests can substitute the core
+    def _work_in_child(self, job: Job) -> None:
+        """Simulate the job's policies in a child process; mirror its reports into the job."""
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        reports = ctx.Queue()
+        cancel = ctx.Event()
+        child = ctx.Process(target=_child_main, args=(job.scenario.to_toml(), job.policies, reports, cancel),
+                            name=f"dualpath-{job.job_id}", daemon=True)
+        child.start()
+        pending = list(job.policies)
+        while pending:
+            if job.cancel_event.is_set():
+                cancel.set()
+            try:
+                kind, policy, payload = reports.get(timeout=0.2)
+            except queue_mod.Empty:
+                if not child.is_alive():
+                    self._child_died(job, pending, child.exitcode)
+                    break
+                continue
+            run = job.runs[policy]
+            if kind == "start":
+                run.run_id = self._begin(job, policy)
+                run.status = "running"
+                run.wall_start_s = time.monotonic()
+            elif kind == "progress":
+                run.progress = payload
+            elif kind == "result":
+                self._record_result(job, run, payload)
+                pending.remove(policy)
+            elif kind in ("error", "skipped"):
+                run.status = "failed" if kind == "error" else "cancelled"
+                run.error = payload
+                run.wall_end_s = time.monotonic()
+                if run.run_id is None:
+                    run.run_id = self._begin(job, policy)
+                self._mark(job, run.run_id, run.status, run.error)
+                pending.remove(policy)
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
 
-        def on_progress(p: Progress) -> None:
-            run.progress = p
-
-        run.status = "running"
-        run.wall_start_s = time.monotonic()
-        run.run_id = self._begin(job, run.policy)
-        try:
-            result = api.simulate(job.scenario, run.policy, progress=on_progress, cancel=job.cancel_event)
-        except Exception as err:  # noqa: BLE001 - shown to the user, the thread must not die silently
+    def _child_died(self, job: Job, pending: list[str], exitcode: int | None) -> None:
+        for policy in pending:
+            run = job.runs[policy]
             run.status = "failed"
-            run.error = f"{type(err).__name__}: {err}"
-            run.wall_end_s = time.monotonic()
-            traceback.print_exc()
+            run.error = f"the simulation process exited unexpectedly (exit code {exitcode})"
+            if run.run_id is None:
+                run.run_id = self._begin(job, policy)
             self._mark(job, run.run_id, "failed", run.error)
-            return
+
+    def _record_result(self, job: Job, run: PolicyRun, result: RunResult) -> None:
         status = result.summary.status or "finished"
         if job.cancel_event.is_set() and status == "finished":
             status = "cancelled"
@@ -185,6 +236,39 @@ class JobRegistry:
         run.wall_end_s = time.monotonic()
         self._finish(job, run.run_id, result)
         run.status = status if status in ("finished", "truncated", "cancelled") else "finished"
+
+    def _load_workload(self, job: Job) -> object | None:
+        """Build the workload once for all the job's policies (same trajectories for each design)."""
+        from dualpath_twin import api
+
+        loader = getattr(api, "load_workload", None)
+        if loader is None:
+            return None
+        try:
+            return loader(job.scenario)
+        except Exception:  # noqa: BLE001 - simulate() reports the same problem per policy
+            return None
+
+    def _run_one(self, job: Job, run: PolicyRun, workload: object | None = None) -> None:
+        from dualpath_twin import api  # looked up per run so tests can substitute the core
+
+        def on_progress(p: Progress) -> None:
+            run.progress = p
+
+        run.status = "running"
+        run.wall_start_s = time.monotonic()
+        run.run_id = self._begin(job, run.policy)
+        try:
+            extra = {"workload": workload} if workload is not None else {}
+            result = api.simulate(job.scenario, run.policy, progress=on_progress, cancel=job.cancel_event, **extra)
+        except Exception as err:  # noqa: BLE001 - shown to the user, the thread must not die silently
+            run.status = "failed"
+            run.error = f"{type(err).__name__}: {err}"
+            run.wall_end_s = time.monotonic()
+            traceback.print_exc()
+            self._mark(job, run.run_id, "failed", run.error)
+            return
+        self._record_result(job, run, result)
 
     def _begin(self, job: Job, policy: str) -> str | None:
         if not backend.store_available():
@@ -216,6 +300,44 @@ class JobRegistry:
             backend.store().mark_run(run_id, status, error)
         except Exception as err:  # noqa: BLE001
             job.store_error = f"could not mark run {run_id} as {status}: {err}"
+
+
+def _child_main(scenario_toml: str, policies: list[str], reports: object, cancel: object) -> None:
+    """Child process: simulate each policy, forwarding throttled, downsampled progress and the results."""
+    from dualpath_twin import api
+    from dualpath_twin.scenario import from_toml
+    from dualpath_twin.store import downsample_frame
+
+    sc = from_toml(scenario_toml, check_catalog=False)
+    loader = getattr(api, "load_workload", None)
+    try:
+        extra = {"workload": loader(sc)} if loader is not None else {}
+    except Exception:  # noqa: BLE001 - simulate() reports the same problem per policy
+        extra = {}
+    for policy in policies:
+        if cancel.is_set():
+            reports.put(("skipped", policy, "cancelled before it started"))
+            continue
+        reports.put(("start", policy, None))
+        last = [0.0]
+
+        def on_progress(p: Progress, policy: str = policy, last: list[float] = last) -> None:
+            now = time.monotonic()
+            if now - last[0] < CHILD_PROGRESS_EVERY_S:
+                return
+            last[0] = now
+            ts = p.timeseries
+            if ts is not None and ts.height and ts["t_s"].n_unique() > CHILD_MAX_POINTS:
+                ts = downsample_frame(ts, CHILD_MAX_POINTS)
+            reports.put(("progress", policy, Progress(p.sim_time_s, p.rounds_done, p.rounds_total, p.wall_s, ts)))
+
+        try:
+            result = api.simulate(sc, policy, progress=on_progress, cancel=cancel, **extra)
+        except Exception as err:  # noqa: BLE001 - reported to the dashboard
+            traceback.print_exc()
+            reports.put(("error", policy, f"{type(err).__name__}: {err}"))
+            continue
+        reports.put(("result", policy, result))
 
 
 REGISTRY = JobRegistry()

@@ -11,9 +11,16 @@ from dualpath_twin.store import downsample_frame
 MAX_LIVE_POINTS = 600
 
 
+def _thin(ts: pl.DataFrame) -> pl.DataFrame:
+    """Downsample only when some series has more samples than the live plots can usefully show."""
+    if ts["t_s"].n_unique() <= MAX_LIVE_POINTS:
+        return ts
+    return downsample_frame(ts, MAX_LIVE_POINTS)
+
+
 def live_figures(frames: dict[str, pl.DataFrame]) -> list[go.Figure]:
     """Throughput of every policy overlaid, then SNIC/CNIC utilisation by role for each policy."""
-    thin = {p: downsample_frame(f, MAX_LIVE_POINTS) for p, f in frames.items() if f is not None and f.height}
+    thin = {p: _thin(f) for p, f in frames.items() if f is not None and f.height}
     if not thin:
         return []
     figs = [F.throughput_figure(thin)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from dualpath_twin.scenario import POLICY_NAMES
@@ -9,6 +11,8 @@ from dualpath_twin.ui import live_figures, state, widgets
 from dualpath_twin.ui.jobs import REGISTRY, Job
 
 RESULTS_PAGE = "dualpath_twin/ui/pages/results.py"
+K_CHART_CACHE = "dp_live_chart_cache"
+CHART_REFRESH_S = 2.5
 BUILDER_PAGE = "dualpath_twin/ui/pages/builder.py"
 
 
@@ -41,7 +45,7 @@ def _pick_job() -> Job | None:
         return None
     mine = st.session_state.get(state.K_JOB)
     ids = [j.job_id for j in jobs]
-    labels = {j.job_id: f"{j.label()} - {j.status}" for j in jobs}
+    labels = {j.job_id: j.label() for j in jobs}
     idx = ids.index(mine) if mine in ids else 0
     chosen = st.selectbox("Watching", ids, index=idx, format_func=labels.get, key="dp_watch_job",
                           help="Runs started from any browser tab of this dashboard")
@@ -54,25 +58,36 @@ def _progress(job: Job) -> None:
     for run in job.runs.values():
         p = run.progress
         text = f"{run.policy}: {run.status}"
-        if p is not None:
+        if run.result is not None:
+            s = run.result.summary
+            total = f" / {s.rounds_total:,}" if s.rounds_total else ""
+            text += f" - {s.rounds:,}{total} rounds, {s.sim_time_s:,.1f} s simulated, {s.wall_s:,.1f} s wall"
+        elif p is not None:
             text += (f" - {p.rounds_done:,} / {p.rounds_total:,} rounds, {p.sim_time_s:,.1f} s simulated, "
                      f"{p.wall_s:,.1f} s wall")
-        elif run.result is not None:
-            s = run.result.summary
-            text += f" - {s.rounds:,} rounds, {s.sim_time_s:,.1f} s simulated, {s.wall_s:,.1f} s wall"
         if run.error:
             text += f" - {run.error}"
         st.progress(run.fraction_done, text=text)
 
 
 def _charts(job: Job) -> None:
-    frames = {}
-    for run in job.runs.values():
-        if run.result is not None:
-            frames[run.policy] = run.result.timeseries
-        elif run.progress is not None:
-            frames[run.policy] = run.progress.timeseries
-    figs = live_figures.live_figures(frames)
+    """Live plots; rebuilt at most every CHART_REFRESH_S while running so each poll stays well under a second."""
+    cache = st.session_state.setdefault(K_CHART_CACHE, {})
+    key = tuple((r.policy, r.status, id(r.progress), r.result is not None) for r in job.runs.values())
+    cached = cache.get(job.job_id)
+    now = time.monotonic()
+    if cached is not None and (cached[1] == key or (job.active and now - cached[0] < CHART_REFRESH_S)):
+        figs = cached[2]
+    else:
+        frames = {}
+        for run in job.runs.values():
+            if run.result is not None:
+                frames[run.policy] = run.result.timeseries
+            elif run.progress is not None and run.progress.timeseries is not None:
+                frames[run.policy] = run.progress.timeseries
+        figs = live_figures.live_figures(frames)
+        cache.clear()  # keep only the watched job's figures
+        cache[job.job_id] = (now, key, figs)
     if not figs:
         st.info("Live plots appear with the first progress report (about every half second of wall time).")
         return

@@ -12,7 +12,13 @@ import numpy as np
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.workload.datasets import AgenticSpec, get_dataset, load_datasets
 from dualpath_twin.workload.errors import WorkloadError
-from dualpath_twin.workload.readers import detect_format, read_azure, read_claude_code, read_mooncake, read_trace
+from dualpath_twin.workload.readers import (
+    detect_format,
+    read_azure,
+    read_claude_code,
+    read_mooncake,
+    read_trace,
+)
 from dualpath_twin.workload.shaping import (
     apply_tool_latency,
     is_default_distribution,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 from pathlib import Path
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -41,16 +42,33 @@ class LogNormal(_Strict):
         return float(np.log(self.mean) - self.sigma**2 / 2)  # type: ignore[arg-type]
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """Draw ``size`` values (float64) using float32 normals for speed."""
+        """Draw ``size`` values (float32 for speed: token counts need no more precision)."""
         z = rng.standard_normal(size, dtype=np.float32)
-        return np.exp(self.mu + self.sigma * z.astype(np.float64))
+        z *= np.float32(self.sigma)
+        z += np.float32(self.mu)
+        return np.exp(z, out=z)
+
+    def draw_stratified(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` values (float64) by stratified sampling: one draw per 1/size quantile band, shuffled.
+
+        Used for per-trajectory quantities so that a few hundred trajectories already match the
+        distribution's mean (heavy-tailed scales otherwise make small sets noisy).
+        """
+        return np.exp(self.mu + self.sigma * stratified_normal(rng, size))
 
     def traj_scale(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """Per-trajectory multiplicative scale with mean 1 (all ones when traj_sigma = 0)."""
+        """Per-trajectory multiplicative scale with mean 1, stratified (all ones when traj_sigma = 0)."""
         if self.traj_sigma == 0:
             return np.ones(size)
         s = self.traj_sigma
-        return np.exp(-s * s / 2 + s * rng.standard_normal(size))
+        return np.exp(-s * s / 2 + s * stratified_normal(rng, size))
+
+
+def stratified_normal(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Standard normals, one per equal-probability band of the distribution, in random order."""
+    u = (rng.permutation(size) + rng.random(size)) / size
+    inv = NormalDist().inv_cdf
+    return np.fromiter((inv(min(max(x, 1e-12), 1 - 1e-12)) for x in u), dtype=np.float64, count=size)
 
 
 class Targets(_Strict):
@@ -73,6 +91,9 @@ class AgenticSpec(_Strict):
     rounds: LogNormal = Field(..., description="natural task length in rounds before MAL truncation")
     append: LogNormal = Field(..., description="tokens appended per round (rounds >= 1)")
     gen: LogNormal = Field(..., description="tokens generated per round")
+    rounds_append_elasticity: float = Field(
+        0.0, ge=0, le=4, description="natural rounds scale as (trajectory append scale)^-k: tasks that append more end sooner"
+    )
     target: Targets
     fit: dict[str, float | int | str] = Field(default_factory=dict, description="calibration record (seed, residuals)")
 

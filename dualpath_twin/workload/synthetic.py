@@ -13,35 +13,30 @@ from dualpath_twin.workload.rng import stream
 from dualpath_twin.workload.types import Workload
 
 
-def _segment_starts(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trajectory id and round index of every flat round, from round offsets."""
-    counts = np.diff(offsets)
-    tid = np.repeat(np.arange(len(counts)), counts)
-    ridx = np.arange(int(offsets[-1]), dtype=np.int64) - offsets[:-1][tid]
-    return tid, ridx
+def _layout(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Round offsets, trajectory id of every flat round, and the mask of first rounds."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    tid = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    first = np.zeros(int(offsets[-1]), dtype=bool)
+    first[offsets[:-1][counts > 0]] = True
+    return offsets, tid, first
 
 
 def _tokens(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Round positive floats to whole tokens >= 1."""
-    return np.maximum(1, np.rint(x * scale)).astype(np.int64)
+    if scale != 1.0:
+        x = x * scale
+    return np.maximum(np.rint(x), 1).astype(np.int64)
 
 
 def _grouped_cumsum(values: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Cumulative sum restarting at every index where ``start`` is True (start[0] must be True)."""
     cs = np.cumsum(values)
     idx = np.flatnonzero(start)
-    base = np.zeros_like(cs)
-    base[idx[1:]] = cs[idx[1:] - 1]
-    base = np.maximum.accumulate(base) if len(base) else base
-    # maximum.accumulate is valid because cs is non-decreasing for non-negative values
-    return cs - base
-
-
-def _compact(offsets_keep: np.ndarray, keep: np.ndarray, tid: np.ndarray, n: int) -> np.ndarray:
-    counts = np.bincount(tid[keep], minlength=n)
-    out = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
+    before = np.zeros(len(idx), dtype=cs.dtype)
+    before[1:] = cs[idx[1:] - 1]
+    return cs - np.repeat(before, np.diff(np.append(idx, len(cs))))
 
 
 def generate_agentic(
@@ -64,34 +59,38 @@ def generate_agentic(
     n = int(n_trajectories)
     mal = int(mal_tokens or spec.mal_tokens)
     rng = stream(seed, f"workload.synthetic.{name}")
-    p0 = _tokens(spec.initial_prompt.draw(rng, n))
-    nat = np.minimum(_tokens(spec.rounds.draw(rng, n)), mal // 2)
-    s_app = spec.append.traj_scale(rng, n)
-    s_gen = spec.gen.traj_scale(rng, n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(nat, out=offsets[1:])
-    tid, ridx = _segment_starts(offsets)
+    p0 = _tokens(spec.initial_prompt.draw_stratified(rng, n))
+    nat_f = spec.rounds.draw_stratified(rng, n)
+    s_app64 = spec.append.traj_scale(rng, n)
+    if spec.rounds_append_elasticity:
+        nat_f = nat_f * s_app64 ** (-spec.rounds_append_elasticity)
+    nat = np.minimum(_tokens(nat_f), mal // 2)
+    s_app = s_app64.astype(np.float32)
+    s_gen = spec.gen.traj_scale(rng, n).astype(np.float32)
+    offsets, tid, first = _layout(nat)
     tot = int(offsets[-1])
-    g = _tokens(spec.gen.draw(rng, tot) * s_gen[tid], gen_scale)
-    first = ridx == 0
+    g = spec.gen.draw(rng, tot)
+    g *= np.repeat(s_gen, nat)
+    g = _tokens(g, gen_scale)
     # round 0 must fit: its prompt plus generation stay within MAL
-    g0 = g[first]
-    np.minimum(g0, mal // 4, out=g0)
+    g0 = np.minimum(g[first], mal // 4)
     g[first] = g0
-    p0 = np.minimum(p0, mal - g0)
-    a = _tokens(spec.append.draw(rng, tot) * s_app[tid], append_scale)
-    a[first] = p0
-    after = _grouped_cumsum(a + g, first)  # context after each round
-    bad = (after > mal) & ~first
-    cbad = _grouped_cumsum(bad.astype(np.int64), first)
-    keep = cbad == 0
-    prompt = (after - g)[keep]
+    a = spec.append.draw(rng, tot)
+    a *= np.repeat(s_app, nat)
+    a = _tokens(a, append_scale)
+    a[first] = np.minimum(p0, mal - g0)
+    a += g
+    after = _grouped_cumsum(a, first)  # context after each round; increasing within a trajectory
+    keep = (after <= mal) | first  # so the kept rounds are a prefix of each trajectory
     gen = g[keep]
-    new_offsets = _compact(offsets, keep, tid, n)
-    ktid, kridx = _segment_starts(new_offsets)
-    prev_ctx = np.zeros_like(prompt)
-    prev_ctx[1:] = prompt[:-1] + gen[:-1]
-    hit = np.where(kridx == 0, 0, prev_ctx - prev_ctx % block_tokens)
+    prompt = after[keep]
+    prompt -= gen
+    new_offsets, _, kfirst = _layout(np.bincount(tid[keep], minlength=n))
+    hit = np.empty_like(prompt)
+    hit[0] = 0
+    np.add(prompt[:-1], gen[:-1], out=hit[1:])
+    hit -= hit % block_tokens
+    hit[kfirst] = 0
     return Workload(
         name=name,
         arrival_s=np.zeros(n),
@@ -129,11 +128,8 @@ def generate_claude_code(
     calls = np.minimum(_tokens(spec.calls.draw(rng, n)), spec.max_calls)
     sys_p = np.minimum(_tokens(spec.system_prompt.draw(rng, n)), cap // 4)
     first_p = _tokens(spec.first_prompt.draw(rng, n))
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(calls, out=offsets[1:])
-    tid, ridx = _segment_starts(offsets)
+    offsets, tid, first = _layout(calls)
     tot = int(offsets[-1])
-    first = ridx == 0
     is_tool = (rng.random(tot) < spec.tool_step_share) & ~first
     a = np.where(is_tool, spec.tool_append.draw(rng, tot), spec.user_append.draw(rng, tot))
     a = _tokens(a, append_scale)
