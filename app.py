@@ -6,11 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
+from dualpath_twin.ui.jobs import REGISTRY
+
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "dualpath_twin" / "ui" / "pages"
 PLANNING = HERE / "dualpath_twin" / "ui" / "planning_page.py"
 
 st.set_page_config(page_title="dualpath-twin", page_icon=":material/hub:", layout="wide")
+REGISTRY.warm_up()  # start the simulation process server in the background, once
 
 pages = [
     st.Page(str(PAGES / "builder.py"), title="Scenario", icon=":material/tune:", default=True),

@@ -147,3 +147,13 @@ def test_cli_commands(tmp_path: Path) -> None:
                                  "--workers", "1", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["rows"][0]["path"] == "network.snic_gbps"
+
+
+def test_planning_page_renders() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string("from dualpath_twin.ui.planning_page import render\nrender()", default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Sweep", "Capacity", "Sizing", "Sensitivity"]
+    assert any(b.label == "find capacity" for b in at.button)

@@ -26,7 +26,7 @@ class Link:
             raise ValueError(f"link {name}: capacity must be positive, got {capacity_bps}")
         self.name = name
         self.capacity_bps = float(capacity_bps)  # bytes per second available to flows
-        self.flows: set[Flow] = set()
+        self.flows: dict[Flow, None] = {}  # insertion-ordered: deterministic iteration
         self.bytes_total = 0.0
         self._rate = 0.0  # current sum of flow rates, bytes/s
         self._t = 0.0
@@ -85,7 +85,7 @@ class FlowNetwork:
         self.flows_started += 1
         self.active += 1
         for lk in uniq:
-            lk.flows.add(f)
+            lk.flows[f] = None
         self._recompute(uniq)
         return ev
 
@@ -115,17 +115,17 @@ class FlowNetwork:
 
     # ---------------------------------------------------------------- internals
     def _component(self, seeds: list[Link]) -> tuple[list[Flow], list[Link]]:
-        flows: set[Flow] = set()
-        links: set[Link] = set()
+        flows: dict[Flow, None] = {}
+        links: dict[Link, None] = {}
         stack = list(seeds)
         while stack:
             lk = stack.pop()
             if lk in links:
                 continue
-            links.add(lk)
+            links[lk] = None
             for f in lk.flows:
                 if f not in flows:
-                    flows.add(f)
+                    flows[f] = None
                     for l2 in f.links:
                         if l2 not in links:
                             stack.append(l2)
@@ -146,7 +146,7 @@ class FlowNetwork:
         # progressive filling
         cap = {lk: lk.capacity_bps for lk in links}
         cnt = {lk: len(lk.flows) for lk in links}
-        unfixed = set(flows)
+        unfixed = dict.fromkeys(flows)
         new_rate: dict[Flow, float] = {}
         while unfixed:
             best = None
@@ -163,7 +163,7 @@ class FlowNetwork:
             share = max(best_share, 0.0)
             for f in list(best.flows):
                 if f in unfixed:
-                    unfixed.discard(f)
+                    del unfixed[f]
                     new_rate[f] = share
                     for lk in f.links:
                         cap[lk] -= share
@@ -204,7 +204,7 @@ class FlowNetwork:
         self.active -= 1
         for lk in f.links:
             lk.advance(now)
-            lk.flows.discard(f)
+            lk.flows.pop(f, None)
         f.rate = 0.0
         f.version += 1
         if self.on_complete is not None:

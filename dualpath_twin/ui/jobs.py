@@ -111,6 +111,7 @@ class JobRegistry:
         self._sim_slot = threading.Semaphore(1)
         self._jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
+        self._warm = False
 
     def start(self, scenario: Scenario, policies: list[str]) -> Job:
         """Queue a job that simulates ``scenario`` under each policy in turn; returns immediately."""
@@ -124,6 +125,23 @@ class JobRegistry:
             self._trim()
         job.thread.start()
         return job
+
+    def warm_up(self) -> None:
+        """Start the forkserver (importing the simulator once) in the background so the first run starts fast."""
+        if self.mode != "process" or self._warm:
+            return
+        self._warm = True
+
+        def start() -> None:
+            try:
+                ctx = _context()
+                child = ctx.Process(target=_noop, daemon=True)
+                child.start()
+                child.join(timeout=120)
+            except Exception:  # noqa: BLE001 - warming is an optimisation only
+                traceback.print_exc()
+
+        threading.Thread(target=start, name="dualpath-warmup", daemon=True).start()
 
     def get(self, job_id: str | None) -> Job | None:
         """The job with this id, or None."""
@@ -177,8 +195,7 @@ class JobRegistry:
 
     def _work_in_child(self, job: Job) -> None:
         """Simulate the job's policies in a child process; mirror its reports into the job."""
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
+        ctx = _context()
         reports = ctx.Queue()
         cancel = ctx.Event()
         child = ctx.Process(target=_child_main, args=(job.scenario.to_toml(), job.policies, reports, cancel),
@@ -300,6 +317,17 @@ class JobRegistry:
             backend.store().mark_run(run_id, status, error)
         except Exception as err:  # noqa: BLE001
             job.store_error = f"could not mark run {run_id} as {status}: {err}"
+
+
+def _context() -> mp.context.BaseContext:
+    """The forkserver context, preloading the simulator (fork from a threaded server is unsafe)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def _noop() -> None:
+    """Child that does nothing (starts the forkserver)."""
 
 
 def _child_main(scenario_toml: str, policies: list[str], reports: object, cancel: object) -> None:

@@ -1,0 +1,242 @@
+"""Streamlit page for capacity planning: sweeps, capacity search, sizing and sensitivity (a thin shell over dualpath_twin.planning)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dualpath_twin import scenario as scn
+from dualpath_twin.planning import figures
+from dualpath_twin.planning.capacity import CapacityPoint, SloCriterion, capacity_search_many
+from dualpath_twin.planning.executors import default_workers, open_executor
+from dualpath_twin.planning.grid import PlanningError, parse_grid
+from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
+from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
+from dualpath_twin.planning.sweep import SweepProgress, run_sweep
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+POLICIES = list(scn.POLICY_NAMES)
+
+
+def _scenario_picker(key: str) -> scn.Scenario | None:
+    files = sorted(SCENARIO_DIR.glob("*/*.toml"))
+    labels = [str(p.relative_to(SCENARIO_DIR)) for p in files]
+    default = labels.index("examples/online-serving.toml") if "examples/online-serving.toml" in labels else 0
+    choice = st.selectbox("scenario", labels + ["upload..."], index=default, key=f"{key}_sc")
+    try:
+        if choice == "upload...":
+            up = st.file_uploader("scenario TOML", type=["toml"], key=f"{key}_up")
+            if up is None:
+                return None
+            sc = scn.from_toml(up.getvalue().decode("utf-8"), up.name)
+        else:
+            sc = scn.load(SCENARIO_DIR / choice)
+        sets = st.text_area("overrides (path=value, one per line)", "", key=f"{key}_set", height=68)
+        items = [s.strip() for s in sets.splitlines() if s.strip()]
+        if items:
+            sc = scn.apply_overrides(sc, scn.parse_assignments(items))
+    except (scn.ScenarioError, UnicodeDecodeError) as err:
+        st.error(str(err))
+        return None
+    return sc
+
+
+def _criterion(key: str) -> SloCriterion:
+    c1, c2, c3 = st.columns(3)
+    pct = c1.selectbox("SLO percentile", ["p90", "p99", "p50"], key=f"{key}_pct")
+    att = c2.number_input("min SLO attainment (0 = off)", 0.0, 1.0, 0.0, 0.05, key=f"{key}_att")
+    steady = c3.checkbox("require TTFT not rising", True, key=f"{key}_steady")
+    return SloCriterion(percentile=pct, min_attainment=att or None, require_steady=steady)
+
+
+def _executor_opts(key: str) -> tuple[str, int, str | None]:
+    c1, c2, c3 = st.columns(3)
+    kind = c1.selectbox("executor", ["local", "dask"], key=f"{key}_ex")
+    workers = int(c2.number_input("workers", 1, 256, default_workers(), key=f"{key}_w"))
+    addr = c3.text_input("dask address (empty = start a local cluster)", "", key=f"{key}_addr") or None
+    return kind, workers, addr
+
+
+def _download(figs: list[Any], name: str, key: str) -> None:
+    st.download_button("download charts (HTML)", figures.figures_to_html(figs, name), file_name=f"{name}.html",
+                       mime="text/html", key=f"{key}_dl")
+
+
+def _sweep_tab() -> None:
+    sc = _scenario_picker("sw")
+    grid_txt = st.text_area("grid axes (one per line: path=v1,v2 | a..b | a..bx2)",
+                            "cluster.prefill_nodes=1..4\nnetwork.snic_gbps=200..800x2", key="sw_grid")
+    pols = st.multiselect("policies", POLICIES, ["basic", "dualpath"], key="sw_pol")
+    objective = st.radio("per point", ["run", "capacity"], horizontal=True, key="sw_obj",
+                         help="run: one simulation per point (stored, resumable); capacity: a capacity search per point")
+    kind, workers, addr = _executor_opts("sw")
+    crit = _criterion("sw")
+    if sc is None or not st.button("run sweep", key="sw_go"):
+        res = st.session_state.get("planning_sweep")
+    else:
+        try:
+            axes = parse_grid([g for g in grid_txt.splitlines() if g.strip()])
+        except PlanningError as err:
+            st.error(str(err))
+            return
+        bar = st.progress(0.0, text="starting")
+
+        def on_progress(p: SweepProgress) -> None:
+            bar.progress(p.done / max(p.total, 1), text=f"{p.done}/{p.total} points (cached {p.cached}, failed {p.failed})")
+
+        store = None
+        if objective == "run":
+            from dualpath_twin.planning.storeio import open_sweep_store
+
+            store = open_sweep_store()
+        try:
+            with open_executor(kind, workers, addr) as ex:
+                res = run_sweep(sc, axes, pols, executor=ex, store=store, objective=objective, criterion=crit,
+                                progress=on_progress)
+        except (PlanningError, scn.ScenarioError) as err:
+            st.error(str(err))
+            return
+        finally:
+            if store is not None:
+                store.close()
+        st.session_state["planning_sweep"] = res
+    if res is None:
+        return
+    df = res.to_frame()
+    st.caption(f"sweep {res.sweep_id}: {len(res.points)} points, {res.new_runs} new runs, {res.wall_s:.1f} s")
+    axes_l = list(res.grid)
+    metrics = [m for m in figures.METRIC_LABELS if m in df.columns and df[m].null_count() < df.height]
+    if len(axes_l) >= 2 and metrics:
+        c1, c2, c3 = st.columns(3)
+        x = c1.selectbox("x", axes_l, 0, key="sw_x")
+        y = c2.selectbox("y", axes_l, 1, key="sw_y")
+        m = c3.selectbox("metric", metrics, key="sw_m")
+        fig = figures.sweep_heatmap(df, x, y, m)
+        st.plotly_chart(fig, width="stretch")
+        _download([fig], f"sweep-{res.sweep_id}", "sw")
+    st.dataframe(df, width="stretch")
+
+
+def _capacity_tab() -> None:
+    sc = _scenario_picker("cap")
+    pols = st.multiselect("policies", POLICIES, ["basic", "dualpath"], key="cap_pol")
+    c1, c2, c3 = st.columns(3)
+    tol = c1.number_input("tolerance", 0.01, 0.5, 0.05, 0.01, key="cap_tol")
+    start = c2.number_input("start rate (agents/s, 0 = scenario's)", 0.0, 1e4, 0.0, key="cap_start")
+    window = c3.number_input("arrival window s (0 = scenario's agents / rate)", 0.0, 1e6, 0.0, key="cap_win")
+    kind, workers, addr = _executor_opts("cap")
+    crit = _criterion("cap")
+    if sc is not None and st.button("find capacity", key="cap_go"):
+        log = st.empty()
+        lines: list[str] = []
+
+        def on_point(p: CapacityPoint) -> None:
+            lines.append(f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})")
+            log.code("\n".join(lines[-12:]))
+
+        try:
+            with st.spinner("searching"), open_executor(kind, workers, addr) as ex:
+                st.session_state["planning_capacity"] = capacity_search_many(
+                    sc, pols, criterion=crit, tolerance=tol, start_aps=start or None, executor=ex, workers=workers,
+                    on_point=on_point, window_s=window or None)
+        except (PlanningError, scn.ScenarioError) as err:
+            st.error(str(err))
+            return
+    results = st.session_state.get("planning_capacity")
+    if not results:
+        return
+    cols = st.columns(len(results))
+    for col, r in zip(cols, results, strict=True):
+        col.metric(f"{r.policy} capacity", f"{r.capacity_aps:.3g} agents/s",
+                   help=f"fails at {r.hi_aps}; {'converged' if r.converged else 'not converged'}; {r.evaluations} runs")
+        for n in r.notes:
+            col.caption(n)
+    fig = figures.capacity_curve(results)
+    st.plotly_chart(fig, width="stretch")
+    _download([fig], "capacity", "cap")
+    st.dataframe([{"policy": r.policy, **p.model_dump(exclude={"ttft_window_means_s"})} for r in results for p in r.curve],
+                 width="stretch")
+
+
+def _sizing_tab() -> None:
+    sc = _scenario_picker("sz")
+    target = st.number_input("target rate (agents/s)", 0.001, 1e4, 0.5, key="sz_target")
+    vary_txt = st.text_area("vary (one per line)", "cluster.prefill_nodes=1..4\ncluster.decode_nodes=2..8x2", key="sz_vary")
+    pol = st.selectbox("policy", POLICIES, POLICIES.index("dualpath"), key="sz_pol")
+    cost_file = st.text_input("cost file (empty = data/costs.toml)", "", key="sz_cost") or None
+    measure = st.radio("measure capacity of", ["meets", "all", "none"], horizontal=True, key="sz_meas")
+    kind, workers, addr = _executor_opts("sz")
+    crit = _criterion("sz")
+    if sc is not None and st.button("size", key="sz_go"):
+        bar = st.progress(0.0, text="starting")
+
+        def on_progress(p: SizingProgress) -> None:
+            bar.progress(p.done / max(p.total, 1), text=f"{p.phase}: {p.done}/{p.total}")
+
+        try:
+            axes = parse_grid([v for v in vary_txt.splitlines() if v.strip()])
+            with open_executor(kind, workers, addr) as ex:
+                st.session_state["planning_size"] = size(sc, target, axes, policy=pol, costs=load_costs(cost_file),
+                                                         criterion=crit, measure_capacity=measure, executor=ex,
+                                                         progress=on_progress)
+        except (PlanningError, scn.ScenarioError) as err:
+            st.error(str(err))
+            return
+    res = st.session_state.get("planning_size")
+    if res is None:
+        return
+    if res.cheapest:
+        best = res.cheapest[0]
+        st.success(f"cheapest meeting {res.target_aps:g} agents/s: {best.point} at {best.cost_per_hour:.2f} {res.currency}/hour")
+    else:
+        st.warning("no configuration meets the SLO at the target rate; widen the ranges")
+    fig = figures.pareto_chart(res)
+    st.plotly_chart(fig, width="stretch")
+    _download([fig], "sizing", "sz")
+    st.dataframe(res.to_frame(), width="stretch")
+
+
+def _sensitivity_tab() -> None:
+    sc = _scenario_picker("se")
+    pol = st.selectbox("policy", POLICIES, POLICIES.index("dualpath"), key="se_pol")
+    params = st.multiselect("parameters", [p for p, _ in DEFAULT_PARAMETERS], [p for p, _ in DEFAULT_PARAMETERS], key="se_par")
+    change = st.slider("move each parameter by +/-", 0.1, 0.9, 0.5, 0.1, key="se_ch")
+    kind, workers, addr = _executor_opts("se")
+    crit = _criterion("se")
+    if sc is not None and st.button("run sensitivity", key="se_go"):
+        bar = st.progress(0.0, text="starting")
+        try:
+            with open_executor(kind, workers, addr) as ex:
+                st.session_state["planning_sens"] = sensitivity(
+                    sc, pol, parameters=params, change=change, criterion=crit, executor=ex,
+                    progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d}/{t} runs"))
+        except (PlanningError, scn.ScenarioError) as err:
+            st.error(str(err))
+            return
+    res = st.session_state.get("planning_sens")
+    if res is None:
+        return
+    fig = figures.tornado_chart(res)
+    st.plotly_chart(fig, width="stretch")
+    _download([fig], "sensitivity", "se")
+    for s in res.skipped:
+        st.caption(f"skipped {s}")
+    st.dataframe(res.to_frame(), width="stretch")
+
+
+def render() -> None:
+    """The planning page: sweeps, capacity, sizing and sensitivity tabs."""
+    st.header("Capacity planning")
+    st.caption("Many simulations answer one planning question. Runs use a local process pool or a Dask cluster; "
+               "see docs/planning.md.")
+    tabs = st.tabs(["Sweep", "Capacity", "Sizing", "Sensitivity"])
+    with tabs[0]:
+        _sweep_tab()
+    with tabs[1]:
+        _capacity_tab()
+    with tabs[2]:
+        _sizing_tab()
+    with tabs[3]:
+        _sensitivity_tab()
