@@ -8,7 +8,7 @@ bytes it carried so utilisation can be sampled exactly.
 
 from __future__ import annotations
 
-import math
+import heapq
 from collections.abc import Callable
 
 import simpy
@@ -143,27 +143,31 @@ class FlowNetwork:
                 if f.remaining < 0.0:
                     f.remaining = 0.0
             f.t = now
-        # progressive filling
+        # progressive filling with a lazy heap of link fair shares
         cap = {lk: lk.capacity_bps for lk in links}
         cnt = {lk: len(lk.flows) for lk in links}
-        unfixed = dict.fromkeys(flows)
+        heap = []
+        seq = 0
+        for lk in links:
+            n = cnt[lk]
+            if n > 0:
+                heap.append((cap[lk] / n, seq, lk))
+                seq += 1
+        heapq.heapify(heap)
         new_rate: dict[Flow, float] = {}
-        while unfixed:
-            best = None
-            best_share = math.inf
-            for lk in links:
-                n = cnt[lk]
-                if n > 0:
-                    share = cap[lk] / n
-                    if share < best_share:
-                        best_share = share
-                        best = lk
-            if best is None:
-                break
-            share = max(best_share, 0.0)
-            for f in list(best.flows):
-                if f in unfixed:
-                    del unfixed[f]
+        while heap:
+            share, _, best = heapq.heappop(heap)
+            n = cnt[best]
+            if n <= 0:
+                continue
+            cur = cap[best] / n
+            if cur > share * (1 + 1e-12) + 1e-9:
+                heapq.heappush(heap, (cur, seq, best))
+                seq += 1
+                continue
+            share = max(cur, 0.0)
+            for f in best.flows:
+                if f not in new_rate:
                     new_rate[f] = share
                     for lk in f.links:
                         cap[lk] -= share

@@ -8,7 +8,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dualpath_twin.scenario import POLICY_NAMES, Scenario, ScenarioError
+from dualpath_twin.results import Bound
+from dualpath_twin.scenario import POLICY_NAMES, Scenario, ScenarioError, from_toml
 from dualpath_twin.ui import backend, explainer, state
 from dualpath_twin.ui.fields import PRIMARY, TABS, FieldSpec, get_value, spec
 from dualpath_twin.ui.jobs import REGISTRY
@@ -197,6 +198,12 @@ def _policy_picker() -> None:
                         "reads with the DualPath scheduler; oracle: zero-cost I/O upper bound")
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_bound(scenario_toml: str, policy: str) -> Bound | str:
+    """api.bounds for a scenario (by its TOML), cached: it builds the workload each time."""
+    return backend.bounds(from_toml(scenario_toml, check_catalog=False), policy)
+
+
 def _derived(sc: Scenario) -> None:
     st.subheader("Before you run: derived values and analytic bounds")
     c1, c2 = st.columns([1, 1])
@@ -233,7 +240,7 @@ def _derived(sc: Scenario) -> None:
     rows = []
     notes = []
     for pol in state.policies() or list(backend.DEFAULT_POLICIES):
-        b = backend.bounds(sc, pol)
+        b = _cached_bound(sc.to_toml(), pol)
         if isinstance(b, str):
             notes.append(f"{pol}: {b}")
             continue

@@ -116,17 +116,18 @@ def _tiles(s: RunSummary, slo_ttft_s: float, slo_tpot_ms: float) -> None:
     c[0].metric("Generated tokens/s", f"{s.generated_tokens_per_s:,.0f}",
                 help="simulated throughput; the delta is the share of the analytic bound reached",
                 delta=f"{100 * s.generated_tokens_per_s / bound.max_generated_tokens_per_s:.0f}% of bound"
-                if bound and bound.max_generated_tokens_per_s else None, delta_color="off")
+                if bound and bound.max_generated_tokens_per_s else None, delta_color="off", delta_arrow="off")
     c[1].metric("JCT (s)", f"{s.jct_s:,.1f}" if s.jct_s is not None else "-",
-                delta=f"bound {bound.min_jct_s:,.1f} s" if bound and bound.min_jct_s else None, delta_color="off")
+                delta=f"bound {bound.min_jct_s:,.1f} s" if bound and bound.min_jct_s else None, delta_color="off",
+                delta_arrow="off")
     p99 = s.ttft_s.p99
     c[2].metric("TTFT p99 (s)", f"{p99:.2f}" if p99 is not None else "-",
                 delta=f"SLO {slo_ttft_s:g} s {'met' if p99 is not None and p99 <= slo_ttft_s else 'missed'}",
-                delta_color="normal" if p99 is not None and p99 <= slo_ttft_s else "inverse")
+                delta_color="normal" if p99 is not None and p99 <= slo_ttft_s else "inverse", delta_arrow="off")
     tp = s.tpot_s.p99
     c[3].metric("TPOT p99 (ms)", f"{tp * 1000:.1f}" if tp is not None else "-",
                 delta=f"SLO {slo_tpot_ms:g} ms {'met' if tp is not None and tp * 1000 <= slo_tpot_ms else 'missed'}",
-                delta_color="normal" if tp is not None and tp * 1000 <= slo_tpot_ms else "inverse")
+                delta_color="normal" if tp is not None and tp * 1000 <= slo_tpot_ms else "inverse", delta_arrow="off")
     c[4].metric("SLO attainment", f"{100 * s.slo_attainment:.1f}%" if s.slo_attainment is not None else "-")
 
 

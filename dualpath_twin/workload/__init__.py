@@ -86,7 +86,7 @@ def build_workload(sc: Scenario, base_dir: Path | None = None, *, skip_bad_lines
     else:
         path = resolve_trace_path(sc, base_dir)
         wl = read_trace(path, w.trace_format, block_tokens=bt, time_scale=w.trace_time_scale, skip_bad_lines=skip_bad_lines)
-        scale_trace(wl, w.append_scale, w.gen_scale, bt)
+        scale_trace(wl, w.append_scale, w.gen_scale)
         if w.max_context_tokens is not None:
             wl.meta["truncated_rounds"] = truncate_context(wl, w.max_context_tokens)
             if wl.n_rounds == 0:

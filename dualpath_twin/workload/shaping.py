@@ -41,7 +41,7 @@ def apply_tool_latency(wl: Workload, dist: Distribution, seed: int) -> None:
     wl.delay_s = d
 
 
-def scale_trace(wl: Workload, append_scale: float, gen_scale: float, block_tokens: int) -> None:
+def scale_trace(wl: Workload, append_scale: float, gen_scale: float) -> None:
     """Scale a replayed trace in place: the missed (computed) part of each prompt and the generated tokens.
 
     Hits stay as recorded, so prefix reuse is preserved; prompt = hit + scaled miss.
