@@ -141,8 +141,10 @@ def test_trace_scenario_and_unknown_dataset(tmp_path: Path) -> None:
     wl = build_workload(sc)
     assert not wl.open_loop and wl.n_trajectories == 111
     assert (np.diff(np.sort(wl.arrival_s)) >= 0).all() and wl.arrival_s.max() > 0
-    sc2 = _scenario(kind="trace", trace_path="mooncake/conversation_trace.jsonl", max_context_tokens=8192)
-    wl2 = build_workload(sc2, base_dir=TRACES)
+    head = (TRACES / "mooncake" / "conversation_trace.jsonl").read_text(encoding="utf-8").splitlines()[:300]
+    (tmp_path / "mc.jsonl").write_text("\n".join(head) + "\n", encoding="utf-8")
+    sc2 = _scenario(kind="trace", trace_path="mc.jsonl", max_context_tokens=8192)
+    wl2 = build_workload(sc2, base_dir=tmp_path)
     assert wl2.open_loop and ((wl2.prompt_tokens + wl2.gen_tokens) <= 8192).all()
     assert wl2.meta["truncated_rounds"] > 0
     with pytest.raises(WorkloadError, match="unknown synthetic dataset 'paper-99k'.*paper-64k"):
