@@ -107,7 +107,9 @@ def summarize(
     snic = busy.filter((pl.col("metric") == "snic_rx_util") & pl.col("entity").str.ends_with(".snic"))
     imb = None
     if snic.height:
-        per_t = snic.group_by("t_s").agg(pl.col("value").max().alias("mx"), pl.col("value").mean().alias("avg"))
+        per_t = snic.group_by("t_s", maintain_order=True).agg(
+            pl.col("value").max().alias("mx"), pl.col("value").mean().alias("avg")
+        ).sort("t_s")
         per_t = per_t.filter(pl.col("avg") > 0.01)
         if per_t.height:
             imb = float((per_t["mx"] / per_t["avg"]).mean())

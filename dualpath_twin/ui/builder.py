@@ -227,14 +227,13 @@ def _derived(sc: Scenario) -> None:
         if isinstance(pr, str):
             st.info(pr)
         else:
-            c = st.columns(3)
-            c[0].metric("P/D ratio", f"{sc.cluster.prefill_nodes}P{sc.cluster.decode_nodes}D = "
-                                     f"{sc.cluster.prefill_nodes / sc.cluster.decode_nodes:.3g}")
+            lines = [f"- P/D ratio: **{sc.cluster.prefill_nodes}P{sc.cluster.decode_nodes}D = "
+                     f"{sc.cluster.prefill_nodes / sc.cluster.decode_nodes:.3g}**"]
             if pr.lower is not None and pr.upper is not None:
-                c[1].metric("Bottleneck-free range", f"{pr.lower:.3g} - {pr.upper:.3g}")
+                lines.append(f"- bottleneck-free range: **{pr.lower:.3g} <= P/D <= {pr.upper:.3g}**")
             if pr.limiting_term:
-                c[2].metric("Upper end set by", pr.limiting_term.split(": ")[-1],
-                            help=f"the binding term of the range formula: {pr.limiting_term}")
+                lines.append(f"- upper end set by: {pr.limiting_term}")
+            st.markdown("\n".join(lines))
             if pr.text:
                 (st.success if pr.inside else st.warning if pr.inside is False else st.info)(pr.text)
     rows = []

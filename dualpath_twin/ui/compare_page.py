@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
+
 import polars as pl
 import streamlit as st
 
 from dualpath_twin.report import figures as F
 from dualpath_twin.ui import backend, results_page, state, widgets
+
+
+def _scenario_key(scenario_toml: str) -> str:
+    """The scenario without its policy name (runs of one comparison differ only there)."""
+    try:
+        data = tomllib.loads(scenario_toml)
+    except tomllib.TOMLDecodeError:
+        return scenario_toml
+    data.get("policy", {}).pop("name", None)
+    return json.dumps(data, sort_keys=True)
 
 
 def render() -> None:
@@ -40,7 +53,7 @@ def render() -> None:
         return
     labels = results_page.short_labels(runs)
     summaries = [r.summary for r in runs]
-    if len({s.scenario_hash for s in summaries}) > 1:
+    if len({_scenario_key(r.scenario_toml) for r in runs}) > 1:
         st.caption("The selected runs use different scenarios: ratios compare unlike clusters or workloads.")
     widgets.show_ratios(summaries)
     st.dataframe(widgets.headline_rows(summaries, labels), hide_index=True, width="stretch")

@@ -20,7 +20,7 @@ The **storage NIC (SNIC)**, not the GPU, then sets the throughput.
 
 DOT = """
 digraph paths {
-  rankdir=LR; bgcolor="transparent"; fontname="Helvetica"; nodesep=0.35; ranksep=0.6;
+  rankdir=TB; bgcolor="transparent"; fontname="Helvetica"; nodesep=0.5; ranksep=0.45;
   node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, color="#555555", fillcolor="#f4f4f4"];
   edge [fontname="Helvetica", fontsize=10, penwidth=2];
   storage [label="Distributed storage\\n(KV-cache blocks)", shape=cylinder, fillcolor="#fff3cd"];
@@ -35,6 +35,7 @@ digraph paths {
   storage -> de_snic [color="#4C78A8", label="DualPath only:\\nDE read path"];
   de_snic -> de_dram [color="#4C78A8"]; de_dram -> de_cnic [color="#4C78A8"];
   de_cnic -> pe_cnic [color="#4C78A8", label="compute network\\n(per layer)", constraint=false];
+  {rank=same; pe_snic; de_snic} {rank=same; pe_dram; de_dram} {rank=same; pe_cnic; de_cnic} {rank=same; pe_gpu; de_gpu}
   pe_gpu -> de_cnic [color="#7F7F7F", style=dashed, label="prompt KV to decode"];
   de_cnic -> de_gpu [color="#7F7F7F", style=dashed];
 }
@@ -44,7 +45,7 @@ digraph paths {
 def render(expanded: bool = False) -> None:
     """Draw the explainer inside an expander."""
     with st.expander("What is this? The two KV-cache loading paths", expanded=expanded, icon=":material/help:"):
-        c1, c2 = st.columns([2, 3])
+        c1, c2 = st.columns([1, 1])
         with c1:
             st.markdown(TEXT)
         with c2:

@@ -23,6 +23,10 @@ def _select(page, label: str, option: str) -> None:
 
 def _number(page, label: str, value: str) -> None:
     box = page.get_by_label(label, exact=True)
+    for _ in range(100):  # after a rerun that re-keys the widgets, stale copies linger for a moment
+        if box.count() == 1:
+            break
+        page.wait_for_timeout(100)
     box.fill(value)
     box.press("Enter")
 
