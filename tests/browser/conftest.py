@@ -44,7 +44,9 @@ def use_fake_core() -> bool:
     """Whether the server runs with the stand-in core (DUALPATH_TWIN_UI_FAKE_CORE=1 forces it)."""
     if os.environ.get("DUALPATH_TWIN_UI_FAKE_CORE") == "1":
         return True
-    return not core_works()
+    # the journey must exercise the real core: a broken core fails the test, it is never hidden
+    assert core_works(), "the real simulation core failed on a tiny scenario; see `dualpath-twin run`"
+    return False
 
 
 @pytest.fixture(scope="session")
