@@ -105,9 +105,21 @@ def test_mooncake_hits_are_leading_seen_blocks(tmp_path: Path) -> None:
 
 
 def test_claude_code_hits_per_conversation_and_subagents(tmp_path: Path) -> None:
-    def row(trace: str, ctx: str, i: int, inp: int, runs: list[list[int]], t: float = 0.0, think: float = 0.0) -> str:
+    def row(
+        trace: str, ctx: str, i: int, inp: int, runs: list[list[int]], t: float = 0.0, think: float = 0.0
+    ) -> str:
         return json.dumps(
-            {"trace": trace, "ctx": ctx, "i": i, "t": t, "t_abs": t, "in": inp, "out": 7, "think_time": think, "hash_runs": runs}
+            {
+                "trace": trace,
+                "ctx": ctx,
+                "i": i,
+                "t": t,
+                "t_abs": t,
+                "in": inp,
+                "out": 7,
+                "think_time": think,
+                "hash_runs": runs,
+            }
         )
 
     p = _write(
@@ -125,7 +137,7 @@ def test_claude_code_hits_per_conversation_and_subagents(tmp_path: Path) -> None
     assert wl.round_offsets.tolist() == [0, 2, 3, 4]
     assert wl.hit_tokens.tolist() == [0, 192, 128, 0]
     assert wl.delay_s.tolist() == [0.0, 2.5, 0.0, 0.0]
-    assert wl.meta["trajectory_group"].tolist() == [0, 0, 1]
+    assert wl.meta["trajectory_group"] == [0, 0, 1]
 
 
 # ---------------------------------------------------------------- malformed input
@@ -139,7 +151,7 @@ def test_claude_code_hits_per_conversation_and_subagents(tmp_path: Path) -> None
         (_mc(5, -3, 3, [1]), "'input_length' = -3 must be >= 1"),
         (_mc(5, 100, -1, [1]), "'output_length' = -1 must be >= 0"),
         (_mc(0, 100, 3, [1]), "earlier than the previous"),
-        ('[1, 2, 3]', "expected a JSON object"),
+        ("[1, 2, 3]", "expected a JSON object"),
         (json.dumps({"timestamp": 5, "input_length": 10, "output_length": 3, "hash_ids": "x"}), "hash_ids"),
     ],
 )
@@ -156,7 +168,14 @@ def test_skip_bad_lines_counts(tmp_path: Path) -> None:
     p = _write(
         tmp_path,
         "mixed.jsonl",
-        [_mc(1, 100, 3, [1]), "{truncated", _mc(2, -1, 3, [1]), _mc(3, 100, 3, [1, 2]), "", _mc(1, 50, 1, [3])],
+        [
+            _mc(1, 100, 3, [1]),
+            "{truncated",
+            _mc(2, -1, 3, [1]),
+            _mc(3, 100, 3, [1, 2]),
+            "",
+            _mc(1, 50, 1, [3]),
+        ],
     )
     wl = read_mooncake(p, skip_bad_lines=True)
     assert wl.n_rounds == 2

@@ -62,7 +62,9 @@ def test_stats_of_scenario_with_model() -> None:
     st = workload_stats(sc, model_spec=_Model(40016))
     assert st.hit_ratio_tokens > 0.98  # SYSTEM.md §1: ~98.7% for the 64K set
     assert st.kv_load_bytes_per_round is not None
-    assert st.kv_load_bytes_per_round.mean == pytest.approx(40016 * st.prompt_tokens.mean * st.hit_ratio_tokens, rel=1e-6)
+    assert st.kv_load_bytes_per_round.mean == pytest.approx(
+        40016 * st.prompt_tokens.mean * st.hit_ratio_tokens, rel=1e-6
+    )
     assert "KV load bytes/round" in format_stats_table(st)
 
 

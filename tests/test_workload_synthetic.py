@@ -137,7 +137,9 @@ def test_claude_code_shape() -> None:
 
 
 def test_trace_scenario_and_unknown_dataset(tmp_path: Path) -> None:
-    sc = _scenario(kind="trace", trace_path=str(TRACES / "weka_claude_code" / "requests.jsonl"), mode="online")
+    sc = _scenario(
+        kind="trace", trace_path=str(TRACES / "weka_claude_code" / "requests.jsonl"), mode="online"
+    )
     wl = build_workload(sc)
     assert not wl.open_loop and wl.n_trajectories == 111
     assert (np.diff(np.sort(wl.arrival_s)) >= 0).all() and wl.arrival_s.max() > 0

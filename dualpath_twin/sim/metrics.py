@@ -142,9 +142,11 @@ def summarize(
         sentence += " More decode GPUs or HBM would raise throughput."
     steady = None
     if sc.workload.mode == "online" and n_done:
+        # compare the two windows before the last arrival (the drain after it is not steady state)
         win = sc.run.online_window_s
-        last = done.filter(pl.col("first_token_s") >= end_t - win)["ttft_s"]
-        prev = done.filter((pl.col("first_token_s") >= end_t - 2 * win) & (pl.col("first_token_s") < end_t - win))["ttft_s"]
+        t_last = float(rounds["arrival_s"].max())
+        last = done.filter((pl.col("arrival_s") >= t_last - win) & (pl.col("arrival_s") <= t_last))["ttft_s"]
+        prev = done.filter((pl.col("arrival_s") >= t_last - 2 * win) & (pl.col("arrival_s") < t_last - win))["ttft_s"]
         if last.len() >= 10 and prev.len() >= 10:
             a, b = float(prev.mean()), float(last.mean())
             steady = abs(b - a) <= 0.05 * max(a, 1e-9)

@@ -53,7 +53,9 @@ __all__ = [
 def resolve_trace_path(sc: Scenario, base_dir: Path | None = None) -> Path:
     """The scenario's trace file; relative paths resolve against ``base_dir`` (the scenario's folder)."""
     if not sc.workload.trace_path:
-        raise WorkloadError("workload.kind = 'trace' needs workload.trace_path (a Mooncake JSONL, Azure CSV or Claude Code JSONL file)")
+        raise WorkloadError(
+            "workload.kind = 'trace' needs workload.trace_path (a Mooncake JSONL, Azure CSV or Claude Code JSONL file)"
+        )
     p = Path(sc.workload.trace_path)
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
@@ -75,28 +77,49 @@ def build_workload(sc: Scenario, base_dir: Path | None = None, *, skip_bad_lines
         spec = get_dataset(w.dataset)
         if isinstance(spec, AgenticSpec):
             wl = generate_agentic(
-                spec, w.agents, seed, block_tokens=bt, mal_tokens=w.max_context_tokens,
-                append_scale=w.append_scale, gen_scale=w.gen_scale, name=w.dataset,
+                spec,
+                w.agents,
+                seed,
+                block_tokens=bt,
+                mal_tokens=w.max_context_tokens,
+                append_scale=w.append_scale,
+                gen_scale=w.gen_scale,
+                name=w.dataset,
             )
         else:
             wl = generate_claude_code(
-                spec, w.agents, seed, block_tokens=bt, cap_tokens=w.max_context_tokens,
-                append_scale=w.append_scale, gen_scale=w.gen_scale, name=w.dataset,
+                spec,
+                w.agents,
+                seed,
+                block_tokens=bt,
+                cap_tokens=w.max_context_tokens,
+                append_scale=w.append_scale,
+                gen_scale=w.gen_scale,
+                name=w.dataset,
             )
     else:
         path = resolve_trace_path(sc, base_dir)
-        wl = read_trace(path, w.trace_format, block_tokens=bt, time_scale=w.trace_time_scale, skip_bad_lines=skip_bad_lines)
+        wl = read_trace(
+            path,
+            w.trace_format,
+            block_tokens=bt,
+            time_scale=w.trace_time_scale,
+            skip_bad_lines=skip_bad_lines,
+        )
         scale_trace(wl, w.append_scale, w.gen_scale)
         if w.max_context_tokens is not None:
             wl.meta["truncated_rounds"] = truncate_context(wl, w.max_context_tokens)
             if wl.n_rounds == 0:
                 raise WorkloadError(
-                    f"every request exceeds workload.max_context_tokens = {w.max_context_tokens}; raise or unset it", str(path)
+                    f"every request exceeds workload.max_context_tokens = {w.max_context_tokens}; raise or unset it",
+                    str(path),
                 )
     if not wl.open_loop:
         start = wl.arrival_s.copy()  # sub-agent spawn offsets (claude-code traces), else 0
-        group = wl.meta.get("trajectory_group")
-        if not isinstance(group, np.ndarray):
+        groups = wl.meta.get("trajectory_group")
+        if isinstance(groups, list) and len(groups) == wl.n_trajectories:
+            group = np.asarray(groups, dtype=np.int64)
+        else:
             group = np.arange(wl.n_trajectories)
         if w.mode == "online":
             n_groups = int(group.max()) + 1 if len(group) else 0

@@ -71,9 +71,17 @@ def dataset_metrics(wl: Workload) -> DatasetMetrics:
 
 
 _KEYS = [
-    ("initial_prompt", "mean"), ("initial_prompt", "sigma"), ("rounds", "mean"), ("rounds", "sigma"),
-    ("append", "mean"), ("append", "sigma"), ("append", "traj_sigma"),
-    ("gen", "mean"), ("gen", "sigma"), ("gen", "traj_sigma"), ("", "rounds_append_elasticity"),
+    ("initial_prompt", "mean"),
+    ("initial_prompt", "sigma"),
+    ("rounds", "mean"),
+    ("rounds", "sigma"),
+    ("append", "mean"),
+    ("append", "sigma"),
+    ("append", "traj_sigma"),
+    ("gen", "mean"),
+    ("gen", "sigma"),
+    ("gen", "traj_sigma"),
+    ("", "rounds_append_elasticity"),
 ]
 
 

@@ -41,6 +41,13 @@ class LogNormal(_Strict):
             return float(np.log(self.median))
         return float(np.log(self.mean) - self.sigma**2 / 2)  # type: ignore[arg-type]
 
+    @property
+    def mean_value(self) -> float:
+        """Mean of the distribution (without the per-trajectory scale)."""
+        if self.mean is not None:
+            return float(self.mean)
+        return float(np.exp(self.mu + self.sigma**2 / 2))
+
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` values (float32 for speed: token counts need no more precision)."""
         z = rng.standard_normal(size, dtype=np.float32)
@@ -86,16 +93,23 @@ class AgenticSpec(_Strict):
 
     kind: Literal["agentic"]
     description: str = ""
-    mal_tokens: int = Field(..., ge=128, description="maximum agent length: trajectories end before exceeding it")
+    mal_tokens: int = Field(
+        ..., ge=128, description="maximum agent length: trajectories end before exceeding it"
+    )
     initial_prompt: LogNormal = Field(..., description="round 0 prompt (system + task), tokens")
     rounds: LogNormal = Field(..., description="natural task length in rounds before MAL truncation")
     append: LogNormal = Field(..., description="tokens appended per round (rounds >= 1)")
     gen: LogNormal = Field(..., description="tokens generated per round")
     rounds_append_elasticity: float = Field(
-        0.0, ge=0, le=4, description="natural rounds scale as (trajectory append scale)^-k: tasks that append more end sooner"
+        0.0,
+        ge=0,
+        le=4,
+        description="natural rounds scale as (trajectory append scale)^-k: tasks that append more end sooner",
     )
     target: Targets
-    fit: dict[str, float | int | str] = Field(default_factory=dict, description="calibration record (seed, residuals)")
+    fit: dict[str, float | int | str] = Field(
+        default_factory=dict, description="calibration record (seed, residuals)"
+    )
 
 
 class ClaudeCodeSpec(_Strict):
@@ -103,19 +117,27 @@ class ClaudeCodeSpec(_Strict):
 
     kind: Literal["claude-code"]
     description: str = ""
-    context_cap_tokens: int = Field(..., ge=1024, description="context window; reaching it triggers a compaction")
+    context_cap_tokens: int = Field(
+        ..., ge=1024, description="context window; reaching it triggers a compaction"
+    )
     system_prompt: LogNormal = Field(..., description="tool + system prompt, tokens")
     first_prompt: LogNormal = Field(..., description="first user message (incl. resumed context), tokens")
     calls: LogNormal = Field(..., description="LLM calls per conversation")
     max_calls: int = Field(2000, ge=1)
-    tool_step_share: float = Field(..., ge=0, le=1, description="share of calls (after the first) that follow a tool result")
+    tool_step_share: float = Field(
+        ..., ge=0, le=1, description="share of calls (after the first) that follow a tool result"
+    )
     tool_append: LogNormal
     user_append: LogNormal
     tool_idle_s: LogNormal
     user_idle_s: LogNormal
     output: LogNormal
-    reset_share: float = Field(..., ge=0, le=1, description="share of calls whose prefix is not reused (context reset)")
-    compaction_summary: LogNormal = Field(..., description="context kept after a reset/compaction on top of the system prompt")
+    reset_share: float = Field(
+        ..., ge=0, le=1, description="share of calls whose prefix is not reused (context reset)"
+    )
+    compaction_summary: LogNormal = Field(
+        ..., description="context kept after a reset/compaction on top of the system prompt"
+    )
 
 
 DatasetSpec = AgenticSpec | ClaudeCodeSpec
@@ -148,5 +170,7 @@ def get_dataset(name: str, path: Path | None = None) -> DatasetSpec:
     """One dataset spec, or WorkloadError naming the known datasets."""
     specs = load_datasets(path)
     if name not in specs:
-        raise WorkloadError(f"unknown synthetic dataset {name!r}; set workload.dataset to one of {', '.join(sorted(specs))}")
+        raise WorkloadError(
+            f"unknown synthetic dataset {name!r}; set workload.dataset to one of {', '.join(sorted(specs))}"
+        )
     return specs[name]

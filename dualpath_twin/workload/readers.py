@@ -60,7 +60,11 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             if b"\x00" in raw:
-                yield n, None, "binary data (NUL byte); this is not a text trace - check the file path and format"
+                yield (
+                    n,
+                    None,
+                    "binary data (NUL byte); this is not a text trace - check the file path and format",
+                )
                 continue
             try:
                 text = raw.decode("utf-8")
@@ -74,7 +78,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
 def _open_check(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise WorkloadError("trace file not found; check workload.trace_path (relative paths resolve against the scenario file)", str(p))
+        raise WorkloadError(
+            "trace file not found; check workload.trace_path (relative paths resolve against the scenario file)",
+            str(p),
+        )
     if p.stat().st_size == 0:
         raise WorkloadError("empty trace file (0 bytes); give a non-empty trace", str(p), 1)
     return p
@@ -84,9 +91,13 @@ def _json_obj(text: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
-        raise _BadLine(f"invalid JSON ({err.msg} at column {err.colno}; truncated line?); fix or delete the line, or skip bad lines") from None
+        raise _BadLine(
+            f"invalid JSON ({err.msg} at column {err.colno}; truncated line?); fix or delete the line, or skip bad lines"
+        ) from None
     if not isinstance(obj, dict):
-        raise _BadLine(f"expected a JSON object per line, got {type(obj).__name__}; each line must be one request object")
+        raise _BadLine(
+            f"expected a JSON object per line, got {type(obj).__name__}; each line must be one request object"
+        )
     return obj
 
 
@@ -129,7 +140,8 @@ def _finish(
 ) -> Workload:
     if len(prompt) == 0:
         raise WorkloadError(
-            f"no valid requests ({skips.count} bad lines skipped); check the format (mooncake | azure | claude-code)", str(path)
+            f"no valid requests ({skips.count} bad lines skipped); check the format (mooncake | azure | claude-code)",
+            str(path),
         )
     n = len(prompt)
     wl = Workload(
@@ -182,7 +194,9 @@ def read_mooncake(
             ids = obj.get("hash_ids")
             if ids is None:
                 raise _BadLine("missing field 'hash_ids'; Mooncake lines list the 512-token prefix block ids")
-            if not isinstance(ids, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in ids):
+            if not isinstance(ids, list) or not all(
+                isinstance(h, int) and not isinstance(h, bool) for h in ids
+            ):
                 raise _BadLine("field 'hash_ids' must be a list of integer block ids")
             if ts < last_ts:
                 raise _BadLine(
@@ -261,7 +275,9 @@ def read_azure(path: str | Path, *, time_scale: float = 1.0, skip_bad_lines: boo
                 raise _BadLine(problem)
             parts = (text or "").rstrip("\r\n").split(",")
             if len(parts) <= max(cols.values()):
-                raise _BadLine(f"expected {len(AZURE_COLUMNS)} comma-separated fields, got {len(parts)}; truncated line?")
+                raise _BadLine(
+                    f"expected {len(AZURE_COLUMNS)} comma-separated fields, got {len(parts)}; truncated line?"
+                )
             try:
                 ts = _parse_azure_time(parts[cols["TIMESTAMP"]])
             except ValueError:
@@ -292,7 +308,9 @@ def read_azure(path: str | Path, *, time_scale: float = 1.0, skip_bad_lines: boo
         hit.append(0)
         gen.append(max(vals["GeneratedTokens"], 1))
     if cols is None:
-        raise WorkloadError("no header line; an Azure trace starts with 'TIMESTAMP,ContextTokens,GeneratedTokens'", str(p), 1)
+        raise WorkloadError(
+            "no header line; an Azure trace starts with 'TIMESTAMP,ContextTokens,GeneratedTokens'", str(p), 1
+        )
     nreq = len(prompt)
     offsets = array("q", range(nreq + 1))
     delay = array("d", bytes(8 * nreq))
@@ -325,7 +343,9 @@ def _expand_runs(runs: Any) -> list[int]:
             or not all(isinstance(x, int) and not isinstance(x, bool) for x in r)
             or r[1] < r[0]
         ):
-            raise _BadLine(f"hash_runs entry {r!r} must be an inclusive [start, end] pair of integers with end >= start")
+            raise _BadLine(
+                f"hash_runs entry {r!r} must be an inclusive [start, end] pair of integers with end >= start"
+            )
         ids.extend(range(r[0], r[1] + 1))
     return ids
 
@@ -341,7 +361,14 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
     """
     p = _open_check(path)
     skips = _Skips(str(p), skip_bad_lines)
-    arrival, offsets, prompt, hit, gen, delay = array("d"), array("q", [0]), array("q"), array("q"), array("q"), array("d")
+    arrival, offsets, prompt, hit, gen, delay = (
+        array("d"),
+        array("q", [0]),
+        array("q"),
+        array("q"),
+        array("q"),
+        array("d"),
+    )
     names: list[str] = []
     groups = array("q")
     done_convs: set[str] = set()
@@ -369,7 +396,9 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
             obj = _json_obj(text or "")
             for key in ("trace", "ctx"):
                 if not isinstance(obj.get(key), str) or not obj.get(key):
-                    raise _BadLine(f"missing or non-string field '{key}'; each call names its conversation and context")
+                    raise _BadLine(
+                        f"missing or non-string field '{key}'; each call names its conversation and context"
+                    )
             trace, ctx = obj["trace"], obj["ctx"]
             i = _int_field(obj, "i", 0)
             inp = _int_field(obj, "in", 1)
@@ -381,11 +410,15 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
                 think = _num_field(obj, "think_time", 0.0)
             ids = _expand_runs(obj.get("hash_runs", []))
             if trace != conv and trace in done_convs:
-                raise _BadLine(f"conversation {trace!r} appears again after other conversations; keep each conversation's lines together")
+                raise _BadLine(
+                    f"conversation {trace!r} appears again after other conversations; keep each conversation's lines together"
+                )
             cur = ctxs.get(ctx) if trace == conv else None
             expected = cur.last_i + 1 if cur else 0
             if i != expected:
-                raise _BadLine(f"call index i = {i} in {trace}/{ctx}, expected {expected}; calls of a context must be in order")
+                raise _BadLine(
+                    f"call index i = {i} in {trace}/{ctx}, expected {expected}; calls of a context must be in order"
+                )
         except _BadLine as bad:
             skips.bad(n, str(bad))
             continue
@@ -420,7 +453,7 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
         "native_block_tokens": CLAUDE_CODE_BLOCK_TOKENS,
         "native_block_hit_ratio": lead_blocks / total_blocks if total_blocks else 0.0,
         "trajectory_names": names,
-        "trajectory_group": np.frombuffer(groups, dtype=np.int64).copy(),
+        "trajectory_group": groups.tolist(),  # conversation index per trajectory (JSON-friendly)
         "conversations": len(done_convs) + (1 if conv is not None else 0),
         "block_tokens": block_tokens,
     }
@@ -468,9 +501,13 @@ def read_trace(
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "mooncake":
-        return read_mooncake(path, block_tokens=block_tokens, time_scale=time_scale, skip_bad_lines=skip_bad_lines)
+        return read_mooncake(
+            path, block_tokens=block_tokens, time_scale=time_scale, skip_bad_lines=skip_bad_lines
+        )
     if fmt == "azure":
         return read_azure(path, time_scale=time_scale, skip_bad_lines=skip_bad_lines)
     if fmt == "claude-code":
         return read_claude_code(path, block_tokens=block_tokens, skip_bad_lines=skip_bad_lines)
-    raise WorkloadError(f"unknown trace format {fmt!r}; use one of auto, {', '.join(TRACE_FORMATS)}", str(path))
+    raise WorkloadError(
+        f"unknown trace format {fmt!r}; use one of auto, {', '.join(TRACE_FORMATS)}", str(path)
+    )

@@ -78,12 +78,10 @@ def truncate_context(wl: Workload, max_context_tokens: int) -> int:
         wl.offset_s = wl.offset_s[keep]
     wl.arrival_s = wl.arrival_s[live]
     wl.round_offsets = offsets
-    for key in ("trajectory_group", "trajectory_start_s"):
-        if isinstance(wl.meta.get(key), np.ndarray):
-            wl.meta[key] = wl.meta[key][live]
-    names = wl.meta.get("trajectory_names")
-    if isinstance(names, list):
-        wl.meta["trajectory_names"] = [x for x, k in zip(names, live, strict=True) if k]
+    for key in ("trajectory_group", "trajectory_names"):
+        per_traj = wl.meta.get(key)
+        if isinstance(per_traj, list) and len(per_traj) == n:
+            wl.meta[key] = [x for x, k in zip(per_traj, live, strict=True) if k]
     return dropped
 
 

@@ -34,7 +34,14 @@ class Summary(BaseModel):
         if len(x) == 0:
             return None
         p50, p90, p99 = np.percentile(x, [50, 90, 99])
-        return cls(p50=float(p50), p90=float(p90), p99=float(p99), max=float(np.max(x)), mean=float(np.mean(x)), count=len(x))
+        return cls(
+            p50=float(p50),
+            p90=float(p90),
+            p99=float(p99),
+            max=float(np.max(x)),
+            mean=float(np.mean(x)),
+            count=len(x),
+        )
 
 
 class WorkloadStats(BaseModel):
@@ -48,7 +55,9 @@ class WorkloadStats(BaseModel):
     rounds: int
     rounds_per_trajectory: Summary | None
     prompt_tokens: Summary | None = Field(None, description="input per round (whole context + append)")
-    append_tokens: Summary | None = Field(None, description="prompt growth over the previous context, rounds >= 1, clipped at 0")
+    append_tokens: Summary | None = Field(
+        None, description="prompt growth over the previous context, rounds >= 1, clipped at 0"
+    )
     miss_tokens: Summary | None = Field(None, description="prompt - hit: tokens to compute per round")
     gen_tokens: Summary | None = Field(None, description="output tokens per round")
     final_context_tokens: Summary | None = Field(None, description="last prompt + generated per trajectory")
@@ -56,8 +65,12 @@ class WorkloadStats(BaseModel):
     arrival_span_s: float = 0.0
     rounds_per_s: float | None = Field(None, description="open loop: rounds / arrival span")
     hit_ratio_tokens: float = Field(0.0, description="sum hit / sum prompt (unbounded cache)")
-    hit_ratio_blocks: float = Field(0.0, description="hit blocks / prompt blocks (partial blocks count) at block_tokens")
-    native_block_hit_ratio: float | None = Field(None, description="in the trace's own hash blocks (512 Mooncake, 64 Claude Code)")
+    hit_ratio_blocks: float = Field(
+        0.0, description="hit blocks / prompt blocks (partial blocks count) at block_tokens"
+    )
+    native_block_hit_ratio: float | None = Field(
+        None, description="in the trace's own hash blocks (512 Mooncake, 64 Claude Code)"
+    )
     kv_bytes_per_token: float | None = None
     kv_load_bytes_per_round: Summary | None = Field(None, description="hit_tokens x kv_bytes_per_token")
     kv_load_bytes_total: float | None = None
@@ -137,6 +150,10 @@ def workload_stats(
 
 
 def _fmt(v: float) -> str:
+    if abs(v) >= 1e15:
+        return f"{v / 1e15:,.2f}P"
+    if abs(v) >= 1e12:
+        return f"{v / 1e12:,.2f}T"
     if abs(v) >= 1e9:
         return f"{v / 1e9:,.2f}G"
     if abs(v) >= 1e6:
@@ -177,7 +194,9 @@ def format_stats_table(stats: WorkloadStats) -> str:
         hit += f" ({stats.native_block_hit_ratio:.1%} of the trace's own blocks)"
     lines.append(hit)
     if stats.kv_load_bytes_total is not None:
-        lines.append(f"  KV to load in total: {_fmt(stats.kv_load_bytes_total)}B at {stats.kv_bytes_per_token:,.0f} B/token")
+        lines.append(
+            f"  KV to load in total: {_fmt(stats.kv_load_bytes_total)}B at {stats.kv_bytes_per_token:,.0f} B/token"
+        )
     if stats.skipped_lines:
         lines.append(f"  skipped bad lines: {stats.skipped_lines}")
     return "\n".join(lines)

@@ -64,7 +64,9 @@ def generate_agentic(
     s_app64 = spec.append.traj_scale(rng, n)
     if spec.rounds_append_elasticity:
         nat_f = nat_f * s_app64 ** (-spec.rounds_append_elasticity)
-    nat = np.minimum(_tokens(nat_f), mal // 2)
+    # never draw rounds that MAL would cut anyway: 8x the rounds the expected growth allows
+    growth = s_app64 * spec.append.mean_value * append_scale + spec.gen.mean_value * gen_scale
+    nat = np.minimum(_tokens(nat_f), np.minimum(np.ceil(8 * mal / growth) + 64, mal // 2).astype(np.int64))
     s_app = s_app64.astype(np.float32)
     s_gen = spec.gen.traj_scale(rng, n).astype(np.float32)
     offsets, tid, first = _layout(nat)
