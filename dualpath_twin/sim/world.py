@@ -468,14 +468,7 @@ class World:
             if used_attn + attn <= quota or not batch:
                 if used_attn + attn > quota and not batch:
                     # chunk: largest chunk whose attention fits the quota (at least one block)
-                    lo, hi = min(self.block, remaining), remaining
-                    while lo < hi:
-                        mid = (lo + hi + 1) // 2
-                        if cost.attention_time_s(mid, ctx0) <= quota:
-                            lo = mid
-                        else:
-                            hi = mid - 1
-                    chunk = lo
+                    chunk = self._largest_chunk(min(self.block, remaining), remaining, ctx0, quota)
                     attn = cost.attention_time_s(chunk, ctx0)
                     batch.append((req, chunk, attn))
                     used_attn += attn
@@ -489,14 +482,7 @@ class World:
                 hbm_need += need
                 continue
             # overflowing request: chunk it into what is left of the quota, carry the rest
-            left = quota - used_attn
-            lo, hi = 0, remaining
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if cost.attention_time_s(mid, ctx0) <= left:
-                    lo = mid
-                else:
-                    hi = mid - 1
+            lo = self._largest_chunk(0, remaining, ctx0, quota - used_attn)
             if lo >= self.block:
                 a2 = cost.attention_time_s(lo, ctx0)
                 batch.append((req, lo, a2))
@@ -506,6 +492,16 @@ class World:
         for r in reversed(skipped):
             q.appendleft(r)
         return batch
+
+    def _largest_chunk(self, lo: int, hi: int, ctx0: int, budget_s: float) -> int:
+        """Binary search: the most new tokens (>= lo) whose predicted attention fits ``budget_s``."""
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.cost.attention_time_s(mid, ctx0) <= budget_s:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def _reserve_pd_dest(self, req: Req) -> bool:
         """Reserve where the prompt KV will land on the decode side; False if it must wait."""
