@@ -86,9 +86,7 @@ def prefill_gpu_s_per_round(sc: Scenario, cost: CostModel, miss: float, hit: flo
     quota = sc.policy.compute_quota_ms / 1000.0
     b = max(1, min(sc.policy.max_prefill_batch, int(quota / attn) if attn > 0 else sc.policy.max_prefill_batch))
     t = cost.prefill_gpu_time_s(b * miss, b * attn)
-    g_total = sc.cluster.gpus_per_node * max(sc.cluster.prefill_ep_nodes or sc.cluster.prefill_nodes, 1)
     comm = cost.prefill_comm_s(b * miss)  # every GPU of the group carries its share
-    del g_total
     return max(t, comm) / b
 
 

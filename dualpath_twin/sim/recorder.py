@@ -38,10 +38,7 @@ class Sampler:
         self.stop_event: simpy.Event | None = None
         self.stop_status = ""
         self.stop_reason = ""
-        self.link_peak_util: dict[str, float] = {}
-        self.violations: list[str] = []
         self._emitted = 0
-        self.events_estimate = 0
 
     def _frame_rows(self, since_tick: int = 0) -> pl.DataFrame:
         if not self._ticks or since_tick >= len(self._ticks):
@@ -206,15 +203,3 @@ class Sampler:
                 self.stop_reason = "online: mean TTFT over the last window exceeded 3x its SLO (overloaded); stopped early"
                 self.stop_event.succeed()
                 return
-
-
-def link_utilisation_ok(frame: pl.DataFrame, tol: float = 1e-6) -> list[str]:
-    """Invariant: no sampled NIC or DRAM utilisation above line rate."""
-    bad = frame.filter(pl.col("metric").str.ends_with("_util") & (pl.col("value") > 1.0 + tol))
-    return [f"{r['entity']} {r['metric']}={r['value']:.4f} at t={r['t_s']:.1f}s" for r in bad.head(5).iter_rows(named=True)]
-
-
-def np_nanmean(x: np.ndarray) -> float:
-    """Mean ignoring NaN; NaN for an all-NaN array."""
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if len(x) else float("nan")

@@ -34,7 +34,7 @@ class Req:
     __slots__ = (
         "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
         "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
-        "pd_done", "prefill_done", "de_hbm_reserved", "first_step_pending", "pd_reserved",
+        "de_hbm_reserved", "first_step_pending", "pd_reserved",
     )
 
     def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
@@ -56,8 +56,6 @@ class Req:
         self.tokens_left = gen - 1
         self.ctx = prompt + 1
         self.hbm_bytes = (prompt + gen) * kv
-        self.pd_done = False
-        self.prefill_done = False
         self.de_hbm_reserved = False
         self.first_step_pending = True
         self.pd_reserved = False
@@ -77,10 +75,6 @@ class NodeLinks:
     cnic_tx: list[Link]
     pcie_in: list[Link] | None
     pcie_out: list[Link] | None
-
-
-class RunStopped(Exception):
-    """Raised inside the world to stop a run early."""
 
 
 class World:
@@ -633,7 +627,6 @@ class World:
                 self.pe_tok_v[req.pe] -= req.prompt
                 self.pe_seq_v[req.pe] -= 1
                 self.prompt_tokens_done += req.prompt
-                req.prefill_done = True
                 if self.layerwise:
                     ev = pd_events[rid]
                     if ev.triggered:
@@ -661,7 +654,6 @@ class World:
 
     # ================================================================ decode
     def _to_decode(self, req: Req) -> None:
-        req.pd_done = True
         self.env.process(self._admit(req))
 
     def _admit(self, req: Req):
