@@ -9,6 +9,7 @@ bytes it carried so utilisation can be sampled exactly.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 
 import simpy
@@ -197,11 +198,14 @@ class FlowNetwork:
         now = self.env.now
         f.remaining -= f.rate * (now - f.t)
         f.t = now
-        if f.remaining > max(_EPS_BYTES, 1e-9 * f.size_bytes):
+        # finish when the tail is negligible, or when its transfer time is below the float clock's
+        # resolution at ``now`` (rescheduling it would loop forever at the same instant)
+        tail_s = f.remaining / f.rate if f.rate > 0 else math.inf
+        if f.remaining > max(_EPS_BYTES, 1e-9 * f.size_bytes) and now + tail_s > now:
             # numerical drift: reschedule the tail
             f.version += 1
             ver2 = f.version
-            tmo = self.env.timeout(f.remaining / f.rate)
+            tmo = self.env.timeout(tail_s)
             tmo.callbacks.append(lambda _e, f=f, ver=ver2: self._finish(f, ver))
             return
         f.remaining = 0.0
