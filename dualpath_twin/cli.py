@@ -12,8 +12,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,26 +26,15 @@ from rich.table import Table
 from dualpath_twin import __version__
 from dualpath_twin import checks as chk
 from dualpath_twin import scenario as scn
+from dualpath_twin.cli_errors import EXIT_USER_ERROR
+from dualpath_twin.cli_errors import die as _die
+from dualpath_twin.cli_errors import guard as _guard
+from dualpath_twin.cli_errors import is_user_error as _is_user_error
 from dualpath_twin.results import Progress, RunResult, RunSummary
 
 T = TypeVar("T")
 
-# Exception class names treated as user errors wherever they are defined (the catalog, workload,
-# store and report packages are written concurrently; matching by name keeps the CLI decoupled).
-USER_ERROR_NAMES = frozenset(
-    {
-        "ScenarioError",
-        "CatalogError",
-        "WorkloadError",
-        "StoreError",
-        "ReportError",
-        "CheckError",
-        "PlanningError",
-    }
-)
 EXIT_CHECK_FAILED = 1
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 PROGRESS_AFTER_S = 2.0  # show a progress bar only for runs that last longer than this
 
 app = typer.Typer(
@@ -105,34 +93,6 @@ def _out_console() -> Console:
     if not con.is_terminal:  # pipes and files: do not squeeze tables into 80 columns
         con = Console(highlight=False, width=220)
     return con
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    if isinstance(exc, scn.ScenarioError | chk.CheckError | FileNotFoundError | IsADirectoryError):
-        return True
-    return any(c.__name__ in USER_ERROR_NAMES for c in type(exc).__mro__)
-
-
-def _die(message: str, code: int = EXIT_USER_ERROR) -> None:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _guard() -> Iterator[None]:
-    """Turn user errors into a clear stderr message and exit code 2, Ctrl-C into exit 130."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:  # noqa: BLE001 - filtered below, others re-raised
-        if _is_user_error(exc):
-            _die(str(exc))
-        raise
 
 
 def _jsonable(obj: Any) -> Any:

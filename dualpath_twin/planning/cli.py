@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualpath_twin import scenario as scn
+from dualpath_twin.cli_errors import guard as _guard
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
@@ -36,21 +35,6 @@ HtmlOpt = Annotated[Path | None, typer.Option("--html", help="write the chart(s)
 PctOpt = Annotated[str, typer.Option("--percentile", help="SLO percentile that must be under the limits: p50, p90 or p99")]
 AttOpt = Annotated[float | None, typer.Option("--min-attainment", help="also require this share of rounds within SLO (0-1)")]
 SteadyOpt = Annotated[bool, typer.Option("--require-steady/--no-require-steady", help="a run not in steady state fails")]
-
-
-@contextmanager
-def _guard() -> Iterator[None]:
-    """User errors -> message on stderr + exit 2; Ctrl-C -> exit 130."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
-    except (PlanningError, scn.ScenarioError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _load(path: Path, sets: list[str] | None) -> scn.Scenario:

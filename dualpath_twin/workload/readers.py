@@ -160,6 +160,17 @@ def _finish(
     return wl
 
 
+def _leading_hits(ids: list[int], seen: set[int]) -> int:
+    """Blocks at the head of ``ids`` already in ``seen`` (an unbounded prefix cache), then remember all."""
+    lead = 0
+    for h in ids:
+        if h not in seen:
+            break
+        lead += 1
+    seen.update(ids)
+    return lead
+
+
 def _round_down(tokens: int, block_tokens: int) -> int:
     return tokens - tokens % block_tokens
 
@@ -206,12 +217,7 @@ def read_mooncake(
             skips.bad(n, str(bad))
             continue
         last_ts = ts
-        lead = 0
-        for h in ids:
-            if h not in seen:
-                break
-            lead += 1
-        seen.update(ids)
+        lead = _leading_hits(ids, seen)
         lead_blocks += lead
         total_blocks += len(ids)
         if out == 0:
@@ -430,12 +436,7 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
         c = ctxs.get(ctx)
         if c is None:
             c = ctxs[ctx] = _Ctx(start_s=t_abs - t if ctx != "main" else 0.0)
-        lead = 0
-        for h in ids:
-            if h not in seen:
-                break
-            lead += 1
-        seen.update(ids)
+        lead = _leading_hits(ids, seen)
         lead_blocks += lead
         total_blocks += len(ids)
         c.prompt.append(inp)
