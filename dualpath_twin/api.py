@@ -26,7 +26,50 @@ def load_workload(scenario: Scenario, base_dir: Path | None = None):
     """Build the scenario's workload (synthetic or trace) as a columnar Workload."""
     from dualpath_twin.workload import build_workload
 
-    return build_workload(scenario, base_dir)
+    return build_workload(scenario, base_dir, skip_bad_lines=scenario.workload.skip_bad_lines)
+
+
+def check_fits(scenario: Scenario, wl, cost, zero_io: bool = False, dram_prompt: bool = True) -> None:
+    """Raise ScenarioError before a run when a request's KV can never fit in decode HBM or a node's DRAM buffer.
+
+    A decode engine reserves (prompt + generated) x KV bytes per token of HBM for a request;
+    a storage read reserves the hit KV (PE side) or the whole prompt's KV (DE side, layer-wise
+    PD landing) in one node's DRAM buffer. A request larger than either pool would wait forever.
+    """
+    import numpy as np
+
+    if wl.n_rounds == 0:
+        return
+    kv = float(cost.kv_bytes_per_token)
+    ctx = wl.prompt_tokens + wl.gen_tokens
+    i = int(np.argmax(ctx))
+    need_hbm = float(ctx[i]) * kv
+    problems: list[str] = []
+    src = f"workload.max_context_tokens={scenario.workload.max_context_tokens}" if scenario.workload.max_context_tokens else "the workload"
+    if need_hbm > cost.hbm_kv_decode_bytes + 1e-6:
+        problems.append(
+            f"cluster.hbm_reserved_gb / model / workload.max_context_tokens: the largest request ({int(ctx[i]):,} tokens of"
+            f" context from {src}) needs {need_hbm / 1e9:.2f} GB of KV in one decode GPU's HBM, but only"
+            f" {cost.hbm_kv_decode_bytes / 1e9:.2f} GB is left after weights and cluster.hbm_reserved_gb="
+            f"{scenario.cluster.hbm_reserved_gb:g}; it could never be admitted. Lower workload.max_context_tokens,"
+            " hbm_reserved_gb, use a GPU with more HBM or more decode nodes per EP group (cluster.decode_ep_nodes)"
+        )
+    if not zero_io:
+        sizes = wl.prompt_tokens if dram_prompt else wl.hit_tokens
+        j = int(np.argmax(sizes))
+        need_dram = float(sizes[j]) * kv
+        cap = scenario.cluster.dram_buffer_gb * 1e9
+        if need_dram > cap + 1e-6:
+            problems.append(
+                f"cluster.dram_buffer_gb / workload.max_context_tokens: the largest request ({int(sizes[j]):,} tokens of KV"
+                f" from {src}) needs {need_dram / 1e9:.2f} GB of a node's DRAM KV buffer, but cluster.dram_buffer_gb="
+                f"{scenario.cluster.dram_buffer_gb:g}; it could never be loaded. Raise cluster.dram_buffer_gb or lower"
+                " workload.max_context_tokens"
+            )
+    if problems:
+        from dualpath_twin.scenario import ScenarioError
+
+        raise ScenarioError(problems, f"{scenario.name!r} (checked before the run)")
 
 
 def _events_so_far(env) -> int:
@@ -64,6 +107,7 @@ def simulate(
     if problems:
         raise ValueError("workload is inconsistent: " + "; ".join(problems))
     cost = build_cost_model(sc)
+    check_fits(sc, wl, cost, zero_io=pol.zero_io, dram_prompt=pol.layerwise or pol.de_side_reads)
     world = World(sc, wl, pol, cost)
     per_cnic = (sc.cluster.prefill_nodes + sc.cluster.decode_nodes) <= 16
     sampler = Sampler(sc.run.sample_interval_s, progress, progress_interval_s, per_cnic=per_cnic)

@@ -79,6 +79,13 @@ ReportOpt = Annotated[
 ]
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="do not save the run in the result store")]
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML file", show_default=False)]
+SkipBadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad-lines",
+        help="trace replay: skip malformed trace lines and report how many (= --set workload.skip_bad_lines=true)",
+    ),
+]
 
 
 # ------------------------------------------------------------------ errors and output helpers
@@ -167,6 +174,26 @@ def _load_scenario(path: Path, sets: list[str] | None, policy: str | None = None
         except scn.ScenarioError as err:
             raise scn.ScenarioError(err.problems, f"{path} with --set overrides") from None
     return sc
+
+
+def _with_skip_bad_lines(sc: scn.Scenario, skip: bool) -> scn.Scenario:
+    """Apply ``--skip-bad-lines`` to a loaded scenario."""
+    return scn.apply_overrides(sc, {"workload.skip_bad_lines": True}) if skip else sc
+
+
+def _report_skipped(sc: scn.Scenario) -> Any:
+    """For a trace replayed with skip_bad_lines, read it once and tell stderr how many lines were skipped."""
+    if sc.workload.kind != "trace" or not sc.workload.skip_bad_lines:
+        return None
+    from dualpath_twin import api
+
+    wl = api.load_workload(sc)
+    n = int(wl.meta.get("skipped_lines", 0))
+    if n:
+        typer.echo(f"warning: skipped {n:,} bad trace line(s) in {wl.source}; first:", err=True)
+        for ex in wl.meta.get("skipped_examples", []):
+            typer.echo(f"  {ex}", err=True)
+    return wl
 
 
 def _split_csv(text: str) -> list[str]:
@@ -543,6 +570,7 @@ def run(
             "--check-invariants", help="verify conservation/capacity invariants; exit 1 if violated"
         ),
     ] = False,
+    skip_bad_lines: SkipBadOpt = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="no progress bar or table (JSON still printed)")
     ] = False,
@@ -551,8 +579,9 @@ def run(
     with _guard():
         checks = chk.parse_checks(check or [])
         chk.precheck(checks)
-        sc = _load_scenario(scenario, set_, policy)
+        sc = _with_skip_bad_lines(_load_scenario(scenario, set_, policy), skip_bad_lines)
         pol = sc.policy.name
+        workload = _report_skipped(sc)
         from dualpath_twin import api
 
         store = None if no_save else _open_store(db)
@@ -571,6 +600,7 @@ def run(
                     progress=lambda p: state.update(pol, p),
                     cancel=cancel,
                     check_invariants=check_invariants,
+                    workload=workload,
                 )
 
             try:
@@ -636,6 +666,13 @@ def compare(
     report: ReportOpt = None,
     check: CheckOpt = None,
     junit: JunitOpt = None,
+    check_invariants: Annotated[
+        bool,
+        typer.Option(
+            "--check-invariants", help="verify conservation/capacity invariants of every run; exit 1 if violated"
+        ),
+    ] = False,
+    skip_bad_lines: SkipBadOpt = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="no progress bar or table (JSON still printed)")
     ] = False,
@@ -652,7 +689,8 @@ def compare(
             _die(f"--policies {policies!r}: each policy may appear once")
         checks = chk.parse_checks(check or [])
         chk.precheck(checks, pols)
-        sc = _load_scenario(scenario, set_)
+        sc = _with_skip_bad_lines(_load_scenario(scenario, set_), skip_bad_lines)
+        _report_skipped(sc)
         from dualpath_twin import api
 
         store = None if no_save else _open_store(db)
@@ -667,7 +705,9 @@ def compare(
             cancel = threading.Event()
 
             def go() -> Any:
-                return api.compare(sc, pols, workers=workers, progress=state.update, cancel=cancel)
+                return api.compare(
+                    sc, pols, workers=workers, progress=state.update, cancel=cancel, check_invariants=check_invariants
+                )
 
             try:
                 cmp = _run_cancellable(go, cancel, bar.tick)
@@ -704,7 +744,10 @@ def compare(
                 if rid:
                     obj["run_id"] = rid
                 runs_json.append(obj)
-            _print_json({"runs": runs_json, "ratios": dict(cmp.ratios)})
+            out_json: dict[str, Any] = {"runs": runs_json, "ratios": dict(cmp.ratios)}
+            if check_invariants:
+                out_json["invariants"] = {r.summary.policy: list(r.invariants) for r in cmp.runs}
+            _print_json(out_json)
         elif not quiet:
             _print_summary_table(summaries, ids_in_order, f"{sc.name} ({scenario})")
             base = summaries[0].policy if summaries else ""
@@ -714,8 +757,16 @@ def compare(
                     f"ratios vs {base} (throughput; *_jct = JCT ratio; all ratios in --json): "
                     + ", ".join(f"{k} = {_fmt_num(v, 3)}" for k, v in shown.items())
                 )
+        inv_ok = True
+        if check_invariants:
+            for r in cmp.runs:
+                for v in r.invariants:
+                    inv_ok = False
+                    typer.echo(f"invariant violated ({r.summary.policy}): {v}", err=True)
+            if inv_ok:
+                typer.echo("invariants: all held", err=True)
         metrics = chk.compare_metrics(summaries, cmp.ratios)
-        ok = _apply_checks(checks, metrics, [s.policy for s in summaries], junit, f"{sc.name}.compare")
+        ok = _apply_checks(checks, metrics, [s.policy for s in summaries], junit, f"{sc.name}.compare") and inv_ok
         if report_problem:
             _die(report_problem)
         if not ok:
@@ -883,6 +934,7 @@ def workload_stats_cmd(
         ),
     ] = None,
     set_: SetOpt = None,
+    skip_bad_lines: SkipBadOpt = False,
 ) -> None:
     """Statistics of a workload: rounds, agents, token percentiles, hit ratio, KV bytes per round."""
     with _guard():
@@ -892,7 +944,7 @@ def workload_stats_cmd(
         if not source.exists():
             _die(f"file not found: {source}; give a scenario .toml or a trace file (.jsonl/.csv)")
         if source.suffix.lower() == ".toml":
-            sc = _load_scenario(source, set_)
+            sc = _with_skip_bad_lines(_load_scenario(source, set_), skip_bad_lines)
             spec = (
                 get_model(model)
                 if model
@@ -903,7 +955,7 @@ def workload_stats_cmd(
             if set_:
                 _die("--set applies to scenario files only, not to a trace")
             spec = get_model(model) if model else None
-            stats = workload_stats(source, model_spec=spec)
+            stats = workload_stats(source, model_spec=spec, skip_bad_lines=skip_bad_lines)
         if json_:
             _print_json(stats.to_dict())
         else:

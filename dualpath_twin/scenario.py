@@ -31,6 +31,10 @@ class ScenarioError(ValueError):
         head = f"invalid scenario{f' {source}' if source else ''}:"
         super().__init__("\n".join([head] + [f"  - {p}" for p in problems]))
 
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[list[str], str | None]]:
+        """Pickle by (problems, source) so the error crosses process boundaries (worker pools) intact."""
+        return (type(self), (self.problems, self.source))
+
 
 class _Strict(BaseModel):
     """Base for every section: unknown keys are errors, assignments are validated."""
@@ -133,6 +137,9 @@ class WorkloadConfig(_Strict):
     tool_latency_s: Distribution = Field(default_factory=Distribution, description="delay between a round's last token and the next round")
     max_context_tokens: int | None = Field(None, ge=128, description="truncate trajectories at this context (default: the dataset's MAL)")
     trace_time_scale: float = Field(1.0, gt=0, description="trace replay: divide inter-arrival times by this (speed-up)")
+    skip_bad_lines: bool = Field(
+        False, description="trace replay: skip malformed trace lines (counted and reported) instead of stopping at the first"
+    )
 
 
 class PolicyConfig(_Strict):

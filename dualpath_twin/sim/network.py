@@ -66,6 +66,7 @@ class FlowNetwork:
         self.env = env
         self.active = 0
         self.recomputes = 0
+        self.skipped_recomputes = 0
         self.flows_started = 0
         self.on_complete: Callable[[Flow], None] | None = None
 
@@ -210,12 +211,24 @@ class FlowNetwork:
             return
         f.remaining = 0.0
         self.active -= 1
+        # Max-min: every other flow is limited by a saturated link on which it has the largest
+        # rate. If none of this flow's links is saturated, no other flow's limit involves them,
+        # so removing it changes no other rate and the recompute can be skipped (exactly).
+        saturated = False
         for lk in f.links:
             lk.advance(now)
             lk.flows.pop(f, None)
+            if lk._rate >= lk.capacity_bps * (1 - 1e-9):
+                saturated = True
+        rate = f.rate
         f.rate = 0.0
         f.version += 1
         if self.on_complete is not None:
             self.on_complete(f)
         f.done.succeed(f)
-        self._recompute(f.links)
+        if saturated:
+            self._recompute(f.links)
+        else:
+            self.skipped_recomputes += 1
+            for lk in f.links:
+                lk._rate = max(lk._rate - rate, 0.0) if lk.flows else 0.0

@@ -35,6 +35,8 @@ class Sampler:
         self._entity = np.array([], dtype=str)
         self._role = np.array([], dtype=str)
         self._cnic_prev: dict[int, float] = {}
+        self._cached: pl.DataFrame | None = None
+        self._cached_ticks = 0
         self.stop_event: simpy.Event | None = None
         self.stop_status = ""
         self.stop_reason = ""
@@ -62,6 +64,15 @@ class Sampler:
     def frame(self, since: int = 0) -> pl.DataFrame:
         """The samples recorded so far (from tick ``since``) as a long-form Polars frame."""
         return self._frame_rows(since)
+
+    def frame_so_far(self) -> pl.DataFrame:
+        """All samples so far, built incrementally (only new ticks are converted on each call)."""
+        n = len(self._ticks)
+        if n > self._cached_ticks:
+            new = self._frame_rows(self._cached_ticks)
+            self._cached = new if self._cached is None else pl.concat([self._cached, new], rechunk=False)
+            self._cached_ticks = n
+        return self._cached if self._cached is not None else self._frame_rows(0)
 
     def process(self, world, t0: float, wall_budget_s: float, cancel: threading.Event | None):
         """SimPy process: sample, report progress, honour cancel and the wall budget."""
@@ -197,7 +208,7 @@ class Sampler:
                 return
             if self.progress is not None and wall - last_progress >= self.progress_interval_s:
                 last_progress = wall
-                self.progress(Progress(now, world.rounds_done, world.rounds_total, wall - t0, self.frame(0)))
+                self.progress(Progress(now, world.rounds_done, world.rounds_total, wall - t0, self.frame_so_far()))
             if world.online_overload_check():
                 self.stop_status = "truncated"
                 self.stop_reason = "online: mean TTFT over the last window exceeded 3x its SLO (overloaded); stopped early"

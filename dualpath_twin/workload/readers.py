@@ -27,6 +27,9 @@ MOONCAKE_BLOCK_TOKENS = 512
 CLAUDE_CODE_BLOCK_TOKENS = 64
 TRACE_FORMATS = ("mooncake", "azure", "claude-code")
 _MAX_EXAMPLES = 5
+MAX_LINE_BYTES = 16 * 1024 * 1024  # longer lines are reported bad without being held in memory
+MAX_TOKENS = 100_000_000  # per request: larger lengths are data errors (and would overflow int64 columns)
+MAX_BLOCKS_PER_LINE = 4_000_000  # hash blocks one request may list (256M tokens at 64 per block)
 
 
 class _BadLine(Exception):
@@ -55,10 +58,34 @@ class _Skips:
         return {"skipped_lines": self.count, "skipped_examples": list(self.examples)}
 
 
+def _raw_lines(f: Any) -> Iterator[tuple[bytes, bool]]:
+    """Yield (line bytes, too_long) reading at most MAX_LINE_BYTES at a time (a huge line is never held whole)."""
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            head = raw[:64]
+            while raw and not raw.endswith(b"\n"):  # drain the rest of the over-long line
+                raw = f.readline(MAX_LINE_BYTES)
+            yield head, True
+            continue
+        yield raw, False
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
     """Yield (line number, text, problem) for each non-blank line, decoding UTF-8 per line."""
     with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
+        for n, (raw, too_long) in enumerate(_raw_lines(f), 1):
+            if too_long:
+                kind = "binary data (NUL bytes) in a" if b"\x00" in raw else "a"
+                yield (
+                    n,
+                    None,
+                    f"{kind} line longer than {MAX_LINE_BYTES:,} bytes; this is not a trace line"
+                    " - check the file path and format",
+                )
+                continue
             if b"\x00" in raw:
                 yield (
                     n,
@@ -109,6 +136,8 @@ def _int_field(obj: dict[str, Any], name: str, minimum: int) -> int:
         raise _BadLine(f"field '{name}' = {v!r} must be an integer number of tokens")
     if v < minimum:
         raise _BadLine(f"field '{name}' = {v!r} must be >= {minimum}; fix the value")
+    if v > MAX_TOKENS:
+        raise _BadLine(f"field '{name}' = {v!r} is absurdly large (> {MAX_TOKENS:,}); fix the value")
     return int(v)
 
 
@@ -299,6 +328,9 @@ def read_azure(path: str | Path, *, time_scale: float = 1.0, skip_bad_lines: boo
                     raise _BadLine(f"{c} {raw!r} is not an integer number of tokens") from None
             if vals["ContextTokens"] < 1:
                 raise _BadLine(f"ContextTokens = {vals['ContextTokens']} must be >= 1; fix the value")
+            big = [c for c, v in vals.items() if v > MAX_TOKENS]
+            if big:
+                raise _BadLine(f"{big[0]} = {vals[big[0]]} is absurdly large (> {MAX_TOKENS:,}); fix the value")
             if vals["GeneratedTokens"] < 0:
                 raise _BadLine(f"GeneratedTokens = {vals['GeneratedTokens']} must be >= 0; fix the value")
             if ts < last:
@@ -351,6 +383,10 @@ def _expand_runs(runs: Any) -> list[int]:
         ):
             raise _BadLine(
                 f"hash_runs entry {r!r} must be an inclusive [start, end] pair of integers with end >= start"
+            )
+        if len(ids) + (r[1] - r[0] + 1) > MAX_BLOCKS_PER_LINE:
+            raise _BadLine(
+                f"hash_runs cover more than {MAX_BLOCKS_PER_LINE:,} blocks in one request; fix the ranges"
             )
         ids.extend(range(r[0], r[1] + 1))
     return ids

@@ -81,28 +81,31 @@ class WorkloadStats(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _load(source: Scenario | Path | str | Workload, block_tokens: int) -> tuple[Workload, int]:
+def _load(source: Scenario | Path | str | Workload, block_tokens: int, skip_bad_lines: bool = False) -> tuple[Workload, int]:
     from dualpath_twin.workload import build_workload
     from dualpath_twin.workload.readers import read_trace
 
     if isinstance(source, Workload):
         return source, block_tokens
     if isinstance(source, Scenario):
-        return build_workload(source), source.storage.block_tokens
+        return build_workload(source, skip_bad_lines=source.workload.skip_bad_lines), source.storage.block_tokens
     p = Path(source)
     if p.suffix.lower() == ".toml":
         from dualpath_twin import scenario as scenario_mod
 
         sc = scenario_mod.load(p, check_catalog=False)
-        return build_workload(sc, p.parent), sc.storage.block_tokens
-    return read_trace(p, block_tokens=block_tokens), block_tokens
+        return build_workload(sc, p.parent, skip_bad_lines=sc.workload.skip_bad_lines), sc.storage.block_tokens
+    return read_trace(p, block_tokens=block_tokens, skip_bad_lines=skip_bad_lines), block_tokens
 
 
 def workload_stats(
-    source: Scenario | Path | str | Workload, model_spec: KvModel | None = None, block_tokens: int = 64
+    source: Scenario | Path | str | Workload,
+    model_spec: KvModel | None = None,
+    block_tokens: int = 64,
+    skip_bad_lines: bool = False,
 ) -> WorkloadStats:
-    """Statistics of a scenario's workload, a scenario TOML, a trace file or a Workload."""
-    wl, bt = _load(source, block_tokens)
+    """Statistics of a scenario's workload, a scenario TOML, a trace file or a Workload (``skip_bad_lines``: trace files)."""
+    wl, bt = _load(source, block_tokens, skip_bad_lines)
     off = wl.round_offsets
     counts = np.diff(off)
     starts = off[:-1][counts > 0]

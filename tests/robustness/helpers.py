@@ -1,0 +1,37 @@
+"""Helpers of the robustness suite: tiny scenarios, CLI arguments, subprocess environments."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from dualpath_twin import scenario as scn
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK = REPO / "scenarios" / "examples" / "quick.toml"
+TINY_SETS = ["workload.agents=4", "workload.max_context_tokens=4096"]
+CLI = [sys.executable, "-m", "dualpath_twin"]
+
+
+def tiny_scenario(**overrides: object) -> scn.Scenario:
+    """quick.toml shrunk to 4 agents at 4K context (simulates in well under a second)."""
+    sc = scn.load(QUICK)
+    return scn.apply_overrides(sc, {"workload.agents": 4, "workload.max_context_tokens": 4096, **overrides})
+
+
+def set_args(sets: list[str] | None = None) -> list[str]:
+    """``--set`` arguments for the tiny scenario plus extra assignments."""
+    out: list[str] = []
+    for s in TINY_SETS + list(sets or []):
+        out += ["--set", s]
+    return out
+
+
+def subprocess_env(db: Path) -> dict[str, str]:
+    """Environment for a CLI subprocess writing to ``db``."""
+    env = dict(os.environ)
+    env["DUALPATH_TWIN_DB"] = str(db)
+    env.pop("DUALPATH_TWIN_STORE_PAUSE_AT", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
