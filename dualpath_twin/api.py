@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue as queue_mod
 import threading
 import time
 from collections.abc import Callable
@@ -122,9 +124,16 @@ def simulate(
     return RunResult(summary=summary, rounds=rounds, timeseries=ts, scenario_toml=sc.to_toml(), invariants=inv)
 
 
-def _simulate_toml(args: tuple[str, str, bool]) -> RunResult:
-    toml_text, policy, inv = args
-    return simulate(from_toml(toml_text), policy, check_invariants=inv)
+def _simulate_toml(args: tuple) -> RunResult:
+    """Worker-process entry: rebuild the scenario from TOML, relay progress and honour cancel."""
+    toml_text, policy, inv, queue, cancel = args
+    cb = None
+    if queue is not None:
+
+        def cb(pr: Progress) -> None:
+            queue.put((policy, pr.sim_time_s, pr.rounds_done, pr.rounds_total, pr.wall_s))
+
+    return simulate(from_toml(toml_text), policy, check_invariants=inv, progress=cb, cancel=cancel)
 
 
 def _ratios(runs: list[RunResult]) -> dict[str, float]:
@@ -153,10 +162,8 @@ def compare(
 ) -> CompareResult:
     """Run several policies on the same scenario and seed; ratios are throughput ratios (a_vs_b)."""
     workers = workers if workers is not None else min(len(policies), os.cpu_count() or 1)
-    if workers > 1 and len(policies) > 1 and progress is None and cancel is None:
-        toml_text = scenario.to_toml()
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            runs = list(ex.map(_simulate_toml, [(toml_text, p, check_invariants) for p in policies]))
+    if workers > 1 and len(policies) > 1:
+        runs = _compare_in_processes(scenario, policies, workers, progress, cancel, check_invariants)
     else:
         wl = load_workload(scenario)
         runs = []
@@ -166,6 +173,34 @@ def compare(
             if cancel is not None and cancel.is_set():
                 break
     return CompareResult(runs=runs, ratios=_ratios(runs))
+
+
+def _compare_in_processes(
+    scenario: Scenario,
+    policies: list[str],
+    workers: int,
+    progress: Callable[[str, Progress], None] | None,
+    cancel: threading.Event | None,
+    check_invariants: bool,
+) -> list[RunResult]:
+    """One process per policy (up to ``workers``); progress (without time series) and cancel cross processes."""
+    toml_text = scenario.to_toml()
+    with multiprocessing.Manager() as mgr, ProcessPoolExecutor(max_workers=workers) as ex:
+        queue = mgr.Queue() if progress is not None else None
+        remote_cancel = mgr.Event() if cancel is not None else None
+        futs = [ex.submit(_simulate_toml, (toml_text, p, check_invariants, queue, remote_cancel)) for p in policies]
+        while not all(f.done() for f in futs):
+            if cancel is not None and cancel.is_set() and not remote_cancel.is_set():
+                remote_cancel.set()
+            if queue is None:
+                time.sleep(0.1)
+                continue
+            try:
+                pol, t, done, total, wall = queue.get(timeout=0.2)
+            except queue_mod.Empty:
+                continue
+            progress(pol, Progress(t, done, total, wall, None))
+        return [f.result() for f in futs]
 
 
 def bounds(scenario: Scenario, policy: str | None = None) -> Bound:

@@ -171,3 +171,19 @@ def test_random_small_topologies_conserve_and_finish(p, d, g, snic, policy, seed
     r = api.simulate(sc, policy, workload=wl, check_invariants=True)
     assert r.invariants == []
     assert r.summary.rounds == wl.n_rounds
+
+
+def test_compare_in_processes_matches_sequential_and_relays_cancel():
+    import threading
+
+    sc = ds27b(workload__max_context_tokens=4096, workload__agents=6)
+    par = api.compare(sc, ["basic", "dualpath"], workers=2, progress=lambda p, pr: None, cancel=threading.Event())
+    seq = api.compare(sc, ["basic", "dualpath"], workers=1)
+    for a, b in zip(par.runs, seq.runs, strict=True):
+        assert a.summary.policy == b.summary.policy
+        assert a.rounds.equals(b.rounds)
+    stop = threading.Event()
+    stop.set()
+    big = ds27b(workload__agents=400)
+    cancelled = api.compare(big, ["basic", "dualpath"], workers=2, progress=lambda p, pr: None, cancel=stop)
+    assert {r.summary.status for r in cancelled.runs} == {"cancelled"}

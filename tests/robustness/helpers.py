@@ -14,10 +14,10 @@ TINY_SETS = ["workload.agents=4", "workload.max_context_tokens=4096"]
 CLI = [sys.executable, "-m", "dualpath_twin"]
 
 
-def tiny_scenario(**overrides: object) -> scn.Scenario:
-    """quick.toml shrunk to 4 agents at 4K context (simulates in well under a second)."""
+def tiny_scenario(overrides: dict[str, object] | None = None) -> scn.Scenario:
+    """quick.toml shrunk to 4 agents at 4K context (simulates in well under a second), plus overrides."""
     sc = scn.load(QUICK)
-    return scn.apply_overrides(sc, {"workload.agents": 4, "workload.max_context_tokens": 4096, **overrides})
+    return scn.apply_overrides(sc, {"workload.agents": 4, "workload.max_context_tokens": 4096, **(overrides or {})})
 
 
 def set_args(sets: list[str] | None = None) -> list[str]:
