@@ -185,7 +185,10 @@ def _compare_in_processes(
 ) -> list[RunResult]:
     """One process per policy (up to ``workers``); progress (without time series) and cancel cross processes."""
     toml_text = scenario.to_toml()
-    with multiprocessing.Manager() as mgr, ProcessPoolExecutor(max_workers=workers) as ex:
+    # forkserver, not fork: forking a parent that runs threads (progress, Ctrl-C handling,
+    # the manager's feeder) can copy a held lock into the child and hang it
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Manager() as mgr, ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
         queue = mgr.Queue() if progress is not None else None
         remote_cancel = mgr.Event() if cancel is not None else None
         futs = [ex.submit(_simulate_toml, (toml_text, p, check_invariants, queue, remote_cancel)) for p in policies]

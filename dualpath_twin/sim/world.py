@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
 
 from dualpath_twin.policies.base import Policy, RequestInfo
 from dualpath_twin.scenario import Scenario
@@ -772,14 +773,34 @@ class World:
 
 
 def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float, cancel=None) -> None:
-    """Run until every round is done, the time limit, a cancel request or the wall budget."""
+    """Run until every round is done, the time limit, a cancel request or the wall budget.
+
+    Besides the sampler's checks (once per sampled interval of simulated time), the wall budget
+    and cancel are checked every ``_CHECK_EVERY`` events, so a run whose simulated clock stalls
+    is still cut short.
+    """
     env = world.env
     world.start()
     limit = env.timeout(max_sim_time_s)
     t0 = time.monotonic()
     sampler.stop_event = env.event()
     env.process(sampler.process(world, t0, wall_budget_s, cancel))
-    env.run(until=simpy.AnyOf(env, [world.done_event, limit, sampler.stop_event]))
+    until = simpy.AnyOf(env, [world.done_event, limit, sampler.stop_event])
+    until.callbacks.append(StopSimulation.callback)
+    step = env.step
+    try:
+        while True:
+            for _ in range(_CHECK_EVERY):
+                step()
+            if cancel is not None and cancel.is_set():
+                world.status, world.stop_reason = "cancelled", "cancelled by the user"
+                return
+            if time.monotonic() - t0 > wall_budget_s:
+                world.status = "truncated"
+                world.stop_reason = f"run.wall_budget_s={wall_budget_s:g} exceeded at simulated t={env.now:.1f} s"
+                return
+    except (StopSimulation, EmptySchedule):
+        pass
     if not world.done_event.triggered:
         if sampler.stop_event.triggered:
             world.status = sampler.stop_status
@@ -787,3 +808,6 @@ def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float
         else:
             world.status = "truncated"
             world.stop_reason = f"run.max_sim_time_s={max_sim_time_s:g} reached with {world.rounds_done}/{world.rounds_total} rounds done"
+
+
+_CHECK_EVERY = 20_000
