@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dualpath_twin.sim.network import FlowNetwork, Link
 
@@ -40,3 +42,53 @@ def test_tiny_tail_at_a_large_clock_completes_instead_of_looping():
     env.run(until=simpy.AnyOf(env, [done, env.timeout(1.0)]))
     assert done.triggered
     assert net.active == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    caps=st.lists(st.sampled_from([10.0, 25.0, 40.0, 100.0, 500.0]), min_size=2, max_size=7),
+    ops=st.lists(st.tuples(st.integers(0, 2**16), st.floats(1.0, 500.0), st.floats(0.0, 3.0)), min_size=1, max_size=25),
+)
+def test_incremental_rates_equal_a_global_max_min_recompute(caps, ops):
+    """After every start and finish, each flow's rate equals the global max-min allocation."""
+    env = simpy.Environment()
+    net = FlowNetwork(env)
+    links = [Link(f"l{i}", c) for i, c in enumerate(caps)]
+
+    def check() -> None:
+        active = {f for lk in links for f in lk.flows}
+        allo = dict.fromkeys(links)
+        ref = FlowNetwork._progressive_fill(allo, {lk: lk.capacity_bps for lk in links},
+                                            {lk: list(lk.flows) for lk in links})
+        for f in active:
+            assert f.rate == pytest.approx(ref[f], rel=1e-6, abs=1e-6)
+        for lk in links:
+            assert lk._rate <= lk.capacity_bps * (1 + 1e-9)
+
+    def starter(mask: int, size: float, delay: float):
+        yield env.timeout(delay)
+        chosen = [lk for i, lk in enumerate(links) if mask >> i & 1] or [links[mask % len(links)]]
+        ev = net.transfer(size, chosen)
+        check()
+        yield ev
+        check()
+
+    for mask, size, delay in ops:
+        env.process(starter(mask, size, delay))
+    env.run()
+    assert net.active == 0
+
+
+def test_freed_capacity_reaching_a_shared_unsaturated_link_is_reshared_with_flows_beyond_it():
+    """h and g share an unsaturated link; when k leaves, h grows until that link binds g too."""
+    env = simpy.Environment()
+    net = FlowNetwork(env)
+    shared, b, x = Link("shared", 110.0), Link("b", 80.0), Link("x", 40.0)
+    net.transfer(1e9, [shared, b], tag="g")
+    net.transfer(1e9, [shared, x], tag="h")
+    k = net.transfer(10.0, [x], tag="k")
+    rates = {f.tag: f.rate for f in shared.flows}
+    assert rates == pytest.approx({"g": 80.0, "h": 20.0})  # shared carries 100 of 110: unsaturated
+    env.run(until=k)
+    rates = {f.tag: f.rate for f in shared.flows}
+    assert rates == pytest.approx({"g": 70.0, "h": 40.0})  # max-min: h limited by x, g by shared

@@ -116,27 +116,68 @@ class FlowNetwork:
             self._recompute(changed)
 
     # ---------------------------------------------------------------- internals
-    def _component(self, seeds: list[Link]) -> tuple[list[Flow], list[Link]]:
+    @staticmethod
+    def _saturated(lk: Link) -> bool:
+        return lk._rate >= lk.capacity_bps * (1 - 1e-9)
+
+    def _component(self, seeds: list[Link], expand: set[Link]) -> tuple[dict[Flow, None], dict[Link, None]]:
+        """Flows reachable from the seeds through seed, saturated or ``expand`` links.
+
+        Unsaturated links do not couple the rates of the flows crossing them (none of those flows
+        is limited there), so the search stops at them; they become boundary links whose
+        capacity left to the component is what the flows outside it do not use.
+        """
         flows: dict[Flow, None] = {}
-        links: dict[Link, None] = {}
+        inner: dict[Link, None] = {}
         stack = list(seeds)
         while stack:
             lk = stack.pop()
-            if lk in links:
+            if lk in inner:
                 continue
-            links[lk] = None
+            inner[lk] = None
             for f in lk.flows:
                 if f not in flows:
                     flows[f] = None
                     for l2 in f.links:
-                        if l2 not in links:
+                        if l2 not in inner and (l2 in expand or self._saturated(l2)):
                             stack.append(l2)
-        return list(flows), list(links)
+        return flows, inner
 
     def _recompute(self, seeds: list[Link]) -> None:
+        """Re-share max-min fairly among the flows a change can affect, expanding until exact."""
         now = self.env.now
         self.recomputes += 1
-        flows, links = self._component(seeds)
+        expand: set[Link] = set(seeds)
+        while True:
+            flows, inner = self._component(seeds, expand)
+            # every link the component's flows cross, with the capacity left to the component
+            links: dict[Link, None] = dict(inner)
+            for f in flows:
+                for lk in f.links:
+                    links[lk] = None
+            cap: dict[Link, float] = {}
+            members: dict[Link, list[Flow]] = {lk: [] for lk in links}
+            for f in flows:
+                for lk in f.links:
+                    members[lk].append(f)
+            for lk in links:
+                if lk in inner:
+                    cap[lk] = lk.capacity_bps
+                else:  # boundary: what flows outside the component currently use stays theirs
+                    inside = sum(f.rate for f in members[lk])
+                    cap[lk] = max(lk.capacity_bps - max(lk._rate - inside, 0.0), 0.0)
+            new_rate = self._progressive_fill(links, cap, members)
+            # a boundary link that the new rates saturate may now limit flows outside: widen and redo
+            grow = []
+            for lk in links:
+                if lk in inner or len(members[lk]) == len(lk.flows):
+                    continue
+                used = sum(new_rate[f] for f in members[lk])
+                if used >= cap[lk] * (1 - 1e-9):
+                    grow.append(lk)
+            if not grow:
+                break
+            expand.update(grow)
         for lk in links:
             lk.advance(now)
         for f in flows:
@@ -145,9 +186,35 @@ class FlowNetwork:
                 if f.remaining < 0.0:
                     f.remaining = 0.0
             f.t = now
-        # progressive filling with a lazy heap of link fair shares
-        cap = {lk: lk.capacity_bps for lk in links}
-        cnt = {lk: len(lk.flows) for lk in links}
+        for lk in links:
+            mem = members[lk]
+            new_inside = sum(new_rate[f] for f in mem)
+            if len(mem) == len(lk.flows):
+                lk._rate = new_inside
+            else:
+                lk._rate = max(lk._rate - sum(f.rate for f in mem), 0.0) + new_inside
+        for f in flows:
+            r = new_rate[f]
+            if r != f.rate or f.rate == 0.0:
+                f.rate = r
+                f.version += 1
+                if r > 0.0:
+                    dt = f.remaining / r
+                    ver = f.version
+                    tmo = self.env.timeout(dt)
+                    tmo.callbacks.append(lambda _e, f=f, ver=ver: self._finish(f, ver))
+        for lk in links:
+            u = lk._rate / lk.capacity_bps
+            if u > lk.peak_util:
+                lk.peak_util = u
+
+    @staticmethod
+    def _progressive_fill(
+        links: dict[Link, None], cap: dict[Link, float], members: dict[Link, list[Flow]]
+    ) -> dict[Flow, float]:
+        """Max-min rates of the member flows given each link's capacity (lazy heap of fair shares)."""
+        cap = dict(cap)
+        cnt = {lk: len(members[lk]) for lk in links}
         heap = []
         seq = 0
         for lk in links:
@@ -168,30 +235,13 @@ class FlowNetwork:
                 seq += 1
                 continue
             share = max(cur, 0.0)
-            for f in best.flows:
+            for f in members[best]:
                 if f not in new_rate:
                     new_rate[f] = share
                     for lk in f.links:
                         cap[lk] -= share
                         cnt[lk] -= 1
-        for lk in links:
-            lk._rate = 0.0
-        for f in flows:
-            r = new_rate.get(f, 0.0)
-            for lk in f.links:
-                lk._rate += r
-            if r != f.rate or f.rate == 0.0:
-                f.rate = r
-                f.version += 1
-                if r > 0.0:
-                    dt = f.remaining / r
-                    ver = f.version
-                    tmo = self.env.timeout(dt)
-                    tmo.callbacks.append(lambda _e, f=f, ver=ver: self._finish(f, ver))
-        for lk in links:
-            u = lk._rate / lk.capacity_bps
-            if u > lk.peak_util:
-                lk.peak_util = u
+        return new_rate
 
     def _finish(self, f: Flow, ver: int) -> None:
         if ver != f.version or f.done.triggered:
