@@ -88,8 +88,42 @@ class FlowNetwork:
         self.active += 1
         for lk in uniq:
             lk.flows[f] = None
-        self._recompute(uniq)
+        if not self._start_without_resharing(f):
+            self._recompute(uniq)
         return ev
+
+    def _start_without_resharing(self, f: Flow) -> bool:
+        """Give a new flow the spare capacity of its tightest link when that is already max-min.
+
+        If every link of ``f`` has spare capacity, ``f`` can take ``r`` = the smallest spare; that
+        link then saturates with ``f`` at the largest rate on it (checked), so ``f`` is max-min
+        limited there and no other flow's limit changes: exactly the global recompute's answer.
+        """
+        r = math.inf
+        bott = None
+        for lk in f.links:
+            spare = lk.capacity_bps - lk._rate
+            if spare < r:
+                r, bott = spare, lk
+        if bott is None or r <= bott.capacity_bps * 1e-9:
+            return False
+        for g in bott.flows:
+            if g is not f and g.rate > r:
+                return False
+        now = self.env.now
+        self.skipped_recomputes += 1
+        for lk in f.links:
+            lk.advance(now)
+            lk._rate += r
+            u = lk._rate / lk.capacity_bps
+            if u > lk.peak_util:
+                lk.peak_util = u
+        f.rate = r
+        f.version += 1
+        ver = f.version
+        tmo = self.env.timeout(f.remaining / r)
+        tmo.callbacks.append(lambda _e, f=f, ver=ver: self._finish(f, ver))
+        return True
 
     def set_capacity(self, link: Link, capacity_bps: float) -> None:
         """Change a link's capacity now (e.g. model communication claims its lane) and re-share."""
