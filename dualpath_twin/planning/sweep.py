@@ -19,6 +19,7 @@ import polars as pl
 
 from dualpath_twin.planning.capacity import CapacityResult, SloCriterion
 from dualpath_twin.planning.common import override
+from dualpath_twin.planning.executors import InlineExecutor
 from dualpath_twin.planning.grid import PlanningError, expand_grid, point_key
 from dualpath_twin.planning.tasks import Outcome, Task, run_task
 from dualpath_twin.results import RunResult, RunSummary
@@ -233,7 +234,9 @@ def run_sweep(
     if progress:
         progress(SweepProgress(counts["done"], total, counts["cached"], counts["failed"]))
     by_key = {t.key: pr for pr, t in tasks}
-    ex = executor
+    # an inline executor would run every point inside submit(), before any is saved: run those
+    # lazily instead, so each point is stored as soon as it finishes (a crash keeps them)
+    ex = None if isinstance(executor, InlineExecutor) else executor
     futures = [(ex.submit(run_task, t) if ex is not None else None, t) for _, t in tasks]
 
     def outcomes():

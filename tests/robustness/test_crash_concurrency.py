@@ -126,7 +126,8 @@ SWEEP_GRID = ["--grid", "cluster.decode_nodes=2,3,4", "--grid", "network.snic_gb
 def test_kill9_during_sweep_then_resume(tmp_path: Path) -> None:
     """kill -9 a sweep after some points finished; the re-run keeps them and runs only the rest."""
     db = tmp_path / "twin.duckdb"
-    sweep = ["sweep", str(QUICK), "--set", "workload.agents=64", *SWEEP_GRID, "--workers", "1"]
+    # points must take long enough (seconds each) for the kill to land between the 2nd and the 6th
+    sweep = ["sweep", str(QUICK), "--set", "workload.agents=256", *SWEEP_GRID, "--workers", "1"]
     p = _spawn(sweep, db)
     _wait_for(lambda: sum(r["status"] == "finished" for r in _runs(db)) >= 2, p, "two finished points")
     _kill9(p, "kill -9 during a sweep")
