@@ -187,3 +187,25 @@ def test_compare_in_processes_matches_sequential_and_relays_cancel():
     big = ds27b(workload__agents=400)
     cancelled = api.compare(big, ["basic", "dualpath"], workers=2, progress=lambda p, pr: None, cancel=stop)
     assert {r.summary.status for r in cancelled.runs} == {"cancelled"}
+
+
+def test_wall_budget_cuts_a_run_whose_simulated_clock_stalls(monkeypatch):
+    """A livelock at one instant never reaches a sampler tick; the run loop still stops it."""
+    from dualpath_twin.sim import world as world_mod
+
+    orig_start = world_mod.World.start
+
+    def start_with_livelock(self):
+        orig_start(self)
+
+        def spin():
+            while True:
+                yield self.env.timeout(0)
+
+        self.env.process(spin())
+
+    monkeypatch.setattr(world_mod.World, "start", start_with_livelock)
+    sc = ds27b(run__wall_budget_s=0.5, workload__agents=4)
+    r = api.simulate(sc, "basic", workload=small_workload(n_traj=4, rounds=2))
+    assert r.summary.status == "truncated"
+    assert "run.wall_budget_s" in r.summary.status_reason
