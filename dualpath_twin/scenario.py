@@ -185,6 +185,11 @@ class RunConfig(_Strict):
     wall_budget_s: float = Field(3600.0, gt=0, description="stop the run after this much wall-clock time")
     online_window_s: float = Field(150.0, gt=0, description="online steady state: window whose TTFT moves < 5%")
     online_max_agents: int | None = Field(None, ge=1, description="online: stop admitting agents after this many (default agents)")
+    fidelity: Literal["fast", "reference"] = Field(
+        "fast",
+        description="fast: layer-wise pipeline in closed form per batch, decode advanced per batch change, compiled "
+        "max-min network; reference: one event per layer and per decode step, pure-Python network (slow; validates fast)",
+    )
 
 
 class Scenario(_Strict):

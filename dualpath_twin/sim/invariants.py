@@ -44,6 +44,7 @@ def check_run(world, rounds: pl.DataFrame, ts: pl.DataFrame) -> list[str]:
             bad.append(f"{early} rounds arrived before their predecessor finished")
     # links never above capacity
     over = []
+    world.net.sync_links(world.env.now)
     for nd in world.nodes:
         for lk in [nd.snic_rx, nd.snic_tx, nd.dram, *nd.cnic_rx, *nd.cnic_tx]:
             if lk.peak_util > 1 + 1e-6:

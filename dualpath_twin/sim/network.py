@@ -20,7 +20,8 @@ _EPS_BYTES = 1e-3
 class Link:
     """One direction of one physical resource (a NIC direction, a DRAM bus, the storage backend)."""
 
-    __slots__ = ("name", "capacity_bps", "flows", "bytes_total", "_rate", "_t", "peak_util", "kind", "node", "role")
+    __slots__ = ("name", "capacity_bps", "flows", "bytes_total", "_rate", "_t", "peak_util", "kind", "node", "role",
+                 "idx", "owner")
 
     def __init__(self, name: str, capacity_bps: float, kind: str = "", node: str = "", role: str = "") -> None:
         if not capacity_bps > 0:
@@ -35,6 +36,8 @@ class Link:
         self.kind = kind
         self.node = node
         self.role = role
+        self.idx = -1  # row in a compiled network's arrays (netjit), once registered
+        self.owner = None  # the network that registered it
 
     def advance(self, now: float) -> None:
         """Account bytes carried since the last update at the current aggregate rate."""
@@ -69,6 +72,20 @@ class FlowNetwork:
         self.skipped_recomputes = 0
         self.flows_started = 0
         self.on_complete: Callable[[Flow], None] | None = None
+        self.links: list[Link] = []
+
+    def register(self, lk: Link) -> int:
+        """Remember a link (for ``sync_links``) and return its index."""
+        if lk.owner is not self:
+            lk.owner = self
+            lk.idx = len(self.links)
+            self.links.append(lk)
+        return lk.idx
+
+    def sync_links(self, now: float) -> None:
+        """Account every link's bytes up to ``now`` (the compiled engine also copies counters here)."""
+        for lk in self.links:
+            lk.advance(now)
 
     # ---------------------------------------------------------------- public
     def transfer(self, size_bytes: float, links: list[Link], tag: str = "") -> simpy.Event:
@@ -82,6 +99,8 @@ class FlowNetwork:
         for lk in links:
             if lk not in uniq:
                 uniq.append(lk)
+                if lk.owner is not self:
+                    self.register(lk)
         f = Flow(uniq, size_bytes, ev, tag)
         f.t = self.env.now
         self.flows_started += 1

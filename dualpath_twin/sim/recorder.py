@@ -130,6 +130,7 @@ class Sampler:
         while True:
             yield env.timeout(dt)
             now = env.now
+            world.net.sync_links(now)
             cur = np.empty(n_util)
             for i, lk in enumerate(links):
                 lk.advance(now)

@@ -87,7 +87,13 @@ class World:
         self.policy = policy
         self.cost = cost
         self.env = simpy.Environment()
-        self.net = FlowNetwork(self.env)
+        self.reference = sc.run.fidelity == "reference"
+        if self.reference:
+            self.net = FlowNetwork(self.env)
+        else:
+            from dualpath_twin.sim.netjit import JitFlowNetwork
+
+            self.net = JitFlowNetwork(self.env)
         c, n, s = sc.cluster, sc.network, sc.storage
         self.P, self.D, self.g = c.prefill_nodes, c.decode_nodes, c.gpus_per_node
         self.kv = cost.kv_bytes_per_token

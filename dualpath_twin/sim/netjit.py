@@ -1,0 +1,608 @@
+"""Compiled engine of the flow network: the same exact max-min sharing as ``network.py``.
+
+``network.FlowNetwork`` is the readable reference: Python objects, one SimPy timeout per rate
+change. This engine keeps the same state in NumPy arrays and runs the same algorithm in Numba:
+
+- links: capacity, aggregate rate, bytes carried, peak utilisation, and the flows crossing them;
+- flows: remaining bytes, rate, the links they cross;
+- one heap of predicted completion times (lazy deletion by version) and ONE SimPy wake-up for
+  the earliest completion, instead of a SimPy timeout per flow per rate change;
+- flows finishing at the same instant leave together and the affected flows are re-shared once.
+
+Rates are re-shared exactly as in the reference: the component of flows coupled through
+saturated links, boundary links carrying what the outside flows leave, widening when a boundary
+link saturates, and the two exact shortcuts (a finishing flow that crossed no saturated link; a
+new flow that can take its tightest link's spare capacity and is the largest flow there).
+``tests/test_netjit.py`` checks both engines give the same completion times on random traffic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import simpy
+from numba import njit
+
+from dualpath_twin.sim.network import Link
+
+_EPS_BYTES = 1e-3
+_SAT = 1e-9  # relative tolerance for "saturated"
+
+# link float columns
+CAP, LRATE, BYTES, LT, PEAK, CAPC, WCAP, INSIDE, USED = range(9)
+N_LF = 9
+# link int columns
+NFL, INNER, EXPAND, INSET, CNT, WCNT, SEED = range(7)
+N_LI = 7
+# flow float columns
+REM, SIZE, RATE, FT, NEW = range(5)
+N_FF = 5
+# flow int columns
+NL, VER, ACTIVE, MARK = range(4)
+N_FI = 4
+# misc counters
+HEAP_N, STAMP, RECOMPUTES, SKIPPED = range(4)
+
+
+# --------------------------------------------------------------------------- heaps
+@njit(cache=True)
+def _hpush(ht, hs, hv, n, t, s, v):
+    """Push (t, slot, version) on the min-heap of size n; returns the new size."""
+    i = n
+    ht[i] = t
+    hs[i] = s
+    hv[i] = v
+    while i > 0:
+        p = (i - 1) >> 1
+        if ht[p] < ht[i] or (ht[p] == ht[i] and hs[p] <= hs[i]):
+            break
+        ht[p], ht[i] = ht[i], ht[p]
+        hs[p], hs[i] = hs[i], hs[p]
+        hv[p], hv[i] = hv[i], hv[p]
+        i = p
+    return n + 1
+
+
+@njit(cache=True)
+def _hpop(ht, hs, hv, n):
+    """Remove the top of the min-heap of size n (read it first); returns the new size."""
+    n -= 1
+    ht[0] = ht[n]
+    hs[0] = hs[n]
+    hv[0] = hv[n]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and (ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hs[c + 1] < hs[c])):
+            c += 1
+        if ht[i] < ht[c] or (ht[i] == ht[c] and hs[i] <= hs[c]):
+            break
+        ht[c], ht[i] = ht[i], ht[c]
+        hs[c], hs[i] = hs[i], hs[c]
+        hv[c], hv[i] = hv[i], hv[c]
+        i = c
+    return n
+
+
+# --------------------------------------------------------------------------- helpers
+@njit(cache=True)
+def _advance(lf, lk, now):
+    if now > lf[lk, LT]:
+        lf[lk, BYTES] += lf[lk, LRATE] * (now - lf[lk, LT])
+        lf[lk, LT] = now
+
+
+@njit(cache=True)
+def _saturated(lf, lk):
+    return lf[lk, LRATE] >= lf[lk, CAP] * (1.0 - _SAT)
+
+
+@njit(cache=True)
+def _schedule(ff, fi, ht, hs, hv, misc, f, now):
+    """Bump the flow's version and push its predicted completion."""
+    fi[f, VER] += 1
+    if ff[f, RATE] > 0.0:
+        misc[HEAP_N] = _hpush(ht, hs, hv, misc[HEAP_N], now + ff[f, REM] / ff[f, RATE], f, fi[f, VER])
+
+
+@njit(cache=True)
+def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now):
+    """Re-share max-min among the flows a change at the seed links can affect (exact)."""
+    misc[RECOMPUTES] += 1
+    nlinks_total = lf.shape[0]
+    # scratch layout: [0, L) stack, [L, 2L) component links, [2L, 2L+F) component flows;
+    # the fill heap (fht, fhl, fhv) holds at most one entry per link
+    L = nlinks_total
+    stack_o = 0
+    clink_o = L
+    cflow_o = 2 * L
+    misc[STAMP] += 1
+    estamp = misc[STAMP]
+    for i in range(nseeds):
+        li[seeds[i], EXPAND] = estamp
+    while True:
+        misc[STAMP] += 1
+        st = misc[STAMP]
+        # ---- component: flows reachable through seed, expanded or saturated links
+        nstack = 0
+        ninner = 0
+        for i in range(nseeds):
+            s = seeds[i]
+            if li[s, INNER] != st:
+                li[s, INNER] = st
+                scr[stack_o + nstack] = s
+                nstack += 1
+        nflows = 0
+        nset = 0
+        while nstack > 0:
+            nstack -= 1
+            lk = scr[stack_o + nstack]
+            scr[clink_o + nset] = lk
+            nset += 1
+            ninner += 1
+            li[lk, INSET] = st
+            for j in range(li[lk, NFL]):
+                f = lflows[lk, j]
+                if fi[f, MARK] != st:
+                    fi[f, MARK] = st
+                    scr[cflow_o + nflows] = f
+                    nflows += 1
+                    for k in range(fi[f, NL]):
+                        l2 = flinks[f, k]
+                        if li[l2, INNER] != st and (li[l2, EXPAND] == estamp or _saturated(lf, l2)):
+                            li[l2, INNER] = st
+                            scr[stack_o + nstack] = l2
+                            nstack += 1
+        # ---- every link the component's flows cross (boundary links after the inner ones)
+        for i in range(nflows):
+            f = scr[cflow_o + i]
+            for k in range(fi[f, NL]):
+                lk = flinks[f, k]
+                if li[lk, INSET] != st:
+                    li[lk, INSET] = st
+                    scr[clink_o + nset] = lk
+                    nset += 1
+        for i in range(nset):
+            lk = scr[clink_o + i]
+            li[lk, CNT] = 0
+            lf[lk, INSIDE] = 0.0
+        for i in range(nflows):
+            f = scr[cflow_o + i]
+            ff[f, NEW] = -1.0
+            for k in range(fi[f, NL]):
+                lk = flinks[f, k]
+                li[lk, CNT] += 1
+                lf[lk, INSIDE] += ff[f, RATE]
+        for i in range(nset):
+            lk = scr[clink_o + i]
+            if li[lk, INNER] == st:
+                lf[lk, CAPC] = lf[lk, CAP]
+            else:  # boundary: what flows outside the component currently use stays theirs
+                lf[lk, CAPC] = max(lf[lk, CAP] - max(lf[lk, LRATE] - lf[lk, INSIDE], 0.0), 0.0)
+            lf[lk, WCAP] = lf[lk, CAPC]
+            li[lk, WCNT] = li[lk, CNT]
+        # ---- progressive filling with a lazy heap of fair shares (shares only grow)
+        hn = 0
+        for i in range(nset):
+            lk = scr[clink_o + i]
+            if li[lk, CNT] > 0:
+                hn = _hpush(fht, fhl, fhv, hn, lf[lk, WCAP] / li[lk, CNT], lk, 0)
+        while hn > 0:
+            share = fht[0]
+            best = fhl[0]
+            hn = _hpop(fht, fhl, fhv, hn)
+            n = li[best, WCNT]
+            if n <= 0:
+                continue
+            cur = lf[best, WCAP] / n
+            if cur > share * (1.0 + 1e-12) + 1e-9:
+                hn = _hpush(fht, fhl, fhv, hn, cur, best, 0)
+                continue
+            share = max(cur, 0.0)
+            for j in range(li[best, NFL]):
+                f = lflows[best, j]
+                if fi[f, MARK] == st and ff[f, NEW] < 0.0:
+                    ff[f, NEW] = share
+                    for k in range(fi[f, NL]):
+                        l2 = flinks[f, k]
+                        lf[l2, WCAP] -= share
+                        li[l2, WCNT] -= 1
+        # ---- new rates per link; widen when a partly-outside boundary link now saturates
+        for i in range(nset):
+            lf[scr[clink_o + i], USED] = 0.0
+        for i in range(nflows):
+            f = scr[cflow_o + i]
+            for k in range(fi[f, NL]):
+                lf[flinks[f, k], USED] += ff[f, NEW]
+        grow = False
+        for i in range(ninner, nset):
+            lk = scr[clink_o + i]
+            if li[lk, CNT] == li[lk, NFL]:
+                continue
+            if lf[lk, USED] >= lf[lk, CAPC] * (1.0 - _SAT):
+                li[lk, EXPAND] = estamp
+                grow = True
+        if not grow:
+            break
+    # ---- apply
+    for i in range(nset):
+        _advance(lf, scr[clink_o + i], now)
+    for i in range(nflows):
+        f = scr[cflow_o + i]
+        if ff[f, RATE] > 0.0:
+            ff[f, REM] -= ff[f, RATE] * (now - ff[f, FT])
+            if ff[f, REM] < 0.0:
+                ff[f, REM] = 0.0
+        ff[f, FT] = now
+    for i in range(nset):
+        lk = scr[clink_o + i]
+        if li[lk, CNT] == li[lk, NFL]:
+            lf[lk, LRATE] = lf[lk, USED]
+        else:
+            lf[lk, LRATE] = max(lf[lk, LRATE] - lf[lk, INSIDE], 0.0) + lf[lk, USED]
+    for i in range(nflows):
+        f = scr[cflow_o + i]
+        r = ff[f, NEW]
+        if r != ff[f, RATE] or ff[f, RATE] == 0.0:
+            ff[f, RATE] = r
+            _schedule(ff, fi, ht, hs, hv, misc, f, now)
+    for i in range(nset):
+        lk = scr[clink_o + i]
+        u = lf[lk, LRATE] / lf[lk, CAP]
+        if u > lf[lk, PEAK]:
+            lf[lk, PEAK] = u
+
+
+# --------------------------------------------------------------------------- entry points
+@njit(cache=True)
+def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
+    """Attach flow slot ``f`` over links ``ids`` and give it its max-min rate. -1: a link is full."""
+    m = lflows.shape[1]
+    for k in range(ids.shape[0]):
+        if li[ids[k], NFL] >= m:
+            return -1
+    fi[f, NL] = ids.shape[0]
+    fi[f, ACTIVE] = 1
+    ff[f, REM] = nbytes
+    ff[f, SIZE] = nbytes
+    ff[f, RATE] = 0.0
+    ff[f, FT] = now
+    for k in range(ids.shape[0]):
+        lk = ids[k]
+        flinks[f, k] = lk
+        fpos[f, k] = li[lk, NFL]
+        lflows[lk, li[lk, NFL]] = f
+        li[lk, NFL] += 1
+    # shortcut: the spare capacity of the tightest link, if f would be the largest flow there
+    r = math.inf
+    bott = -1
+    for k in range(ids.shape[0]):
+        lk = ids[k]
+        spare = lf[lk, CAP] - lf[lk, LRATE]
+        if spare < r:
+            r = spare
+            bott = lk
+    ok = bott >= 0 and r > lf[bott, CAP] * 1e-9
+    if ok:
+        for j in range(li[bott, NFL]):
+            g = lflows[bott, j]
+            if g != f and ff[g, RATE] > r:
+                ok = False
+                break
+    if ok:
+        misc[SKIPPED] += 1
+        for k in range(ids.shape[0]):
+            lk = ids[k]
+            _advance(lf, lk, now)
+            lf[lk, LRATE] += r
+            u = lf[lk, LRATE] / lf[lk, CAP]
+            if u > lf[lk, PEAK]:
+                lf[lk, PEAK] = u
+        ff[f, RATE] = r
+        _schedule(ff, fi, ht, hs, hv, misc, f, now)
+        return 1
+    _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now)
+    return 0
+
+
+@njit(cache=True)
+def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now):
+    """Complete every flow due by ``now``; write their slots to ``out``; returns how many."""
+    ndone = 0
+    nseeds = 0
+    misc[STAMP] += 1
+    sst = misc[STAMP]
+    while misc[HEAP_N] > 0:
+        t = ht[0]
+        if not (t <= now or now + (t - now) <= now):
+            break
+        f = hs[0]
+        v = hv[0]
+        misc[HEAP_N] = _hpop(ht, hs, hv, misc[HEAP_N])
+        if fi[f, ACTIVE] == 0 or fi[f, VER] != v:
+            continue
+        rate = ff[f, RATE]
+        ff[f, REM] -= rate * (now - ff[f, FT])
+        ff[f, FT] = now
+        tail = ff[f, REM] / rate if rate > 0.0 else math.inf
+        if ff[f, REM] > max(_EPS_BYTES, 1e-9 * ff[f, SIZE]) and now + tail > now:
+            _schedule(ff, fi, ht, hs, hv, misc, f, now)  # numerical drift: the tail
+            continue
+        ff[f, REM] = 0.0
+        fi[f, ACTIVE] = 0
+        fi[f, VER] += 1
+        sat = False
+        for k in range(fi[f, NL]):
+            lk = flinks[f, k]
+            _advance(lf, lk, now)
+            # swap-remove f from the link's flow list
+            j = fpos[f, k]
+            last = li[lk, NFL] - 1
+            g = lflows[lk, last]
+            lflows[lk, j] = g
+            if g != f:
+                for k2 in range(fi[g, NL]):
+                    if flinks[g, k2] == lk:
+                        fpos[g, k2] = j
+                        break
+            li[lk, NFL] = last
+            if _saturated(lf, lk):
+                sat = True
+        if sat:
+            for k in range(fi[f, NL]):
+                lk = flinks[f, k]
+                if li[lk, SEED] != sst:
+                    li[lk, SEED] = sst
+                    seeds[nseeds] = lk
+                    nseeds += 1
+        else:
+            misc[SKIPPED] += 1
+            for k in range(fi[f, NL]):
+                lk = flinks[f, k]
+                lf[lk, LRATE] = max(lf[lk, LRATE] - rate, 0.0) if li[lk, NFL] > 0 else 0.0
+        ff[f, RATE] = 0.0
+        out[ndone] = f
+        ndone += 1
+    if nseeds > 0:
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now)
+    return ndone
+
+
+@njit(cache=True)
+def k_set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now):
+    """Set the capacity of links ``ids`` and re-share their flows once."""
+    n = 0
+    seeds = np.empty(ids.shape[0], dtype=np.int64)
+    for k in range(ids.shape[0]):
+        lk = ids[k]
+        if abs(cap - lf[lk, CAP]) > 1e-9 * lf[lk, CAP]:
+            _advance(lf, lk, now)
+            lf[lk, CAP] = cap
+            if li[lk, NFL] > 0:
+                seeds[n] = lk
+                n += 1
+    if n > 0:
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now)
+
+
+@njit(cache=True)
+def k_advance_all(lf, now):
+    """Account every link's bytes up to ``now``."""
+    for lk in range(lf.shape[0]):
+        _advance(lf, lk, now)
+
+
+@njit(cache=True)
+def k_compact(ht, hs, hv, misc, ff, fi):
+    """Rebuild the completion heap from the active flows (drops stale entries)."""
+    n = 0
+    for f in range(fi.shape[0]):
+        if fi[f, ACTIVE] == 1 and ff[f, RATE] > 0.0:
+            n = _hpush(ht, hs, hv, n, ff[f, FT] + ff[f, REM] / ff[f, RATE], f, fi[f, VER])
+    misc[HEAP_N] = n
+
+
+# --------------------------------------------------------------------------- Python shell
+class JitFlowNetwork:
+    """Max-min fair sharing of links among active flows on array state, compiled with Numba."""
+
+    def __init__(self, env: simpy.Environment, max_links_per_flow: int = 8) -> None:
+        self.env = env
+        self.active = 0
+        self.flows_started = 0
+        self.links: list[Link] = []
+        self._K = max_links_per_flow
+        self._L = 0  # rows allocated for links (registered: len(self.links))
+        self._lf = np.zeros((0, N_LF))
+        self._li = np.zeros((0, N_LI), dtype=np.int64)
+        self._lflows = np.zeros((0, 16), dtype=np.int64)
+        self._F = 0
+        self._ff = np.zeros((0, N_FF))
+        self._fi = np.zeros((0, N_FI), dtype=np.int64)
+        self._flinks = np.zeros((0, self._K), dtype=np.int64)
+        self._fpos = np.zeros((0, self._K), dtype=np.int64)
+        self._free: list[int] = []
+        self._ev: list[simpy.Event | None] = []
+        self._ht = np.zeros(1024)
+        self._hs = np.zeros(1024, dtype=np.int64)
+        self._hv = np.zeros(1024, dtype=np.int64)
+        self._misc = np.zeros(4, dtype=np.int64)
+        self._paths: dict[tuple[Link, ...], np.ndarray] = {}
+        self._wake_t = math.inf
+        self._wake_ver = 0
+        self._grow_links(64)
+        self._grow_flows(256)
+
+    # ---------------------------------------------------------------- counters
+    @property
+    def recomputes(self) -> int:
+        """Number of max-min re-shares run."""
+        return int(self._misc[RECOMPUTES])
+
+    @property
+    def skipped_recomputes(self) -> int:
+        """Number of starts and finishes that needed no re-share (exact shortcuts)."""
+        return int(self._misc[SKIPPED])
+
+    # ---------------------------------------------------------------- storage
+    def register(self, lk: Link) -> int:
+        """Give a link its row in the arrays (once) and return it."""
+        if lk.owner is self:
+            return lk.idx
+        idx = len(self.links)
+        if idx >= self._L:
+            self._grow_links(2 * self._L)
+        self.links.append(lk)
+        lk.idx = idx
+        lk.owner = self
+        self._lf[idx, CAP] = lk.capacity_bps
+        self._lf[idx, LT] = self.env.now
+        return idx
+
+    def _grow_links(self, new_l: int) -> None:
+        pad = new_l - self._L
+        self._lf = np.vstack([self._lf, np.zeros((pad, N_LF))])
+        self._li = np.vstack([self._li, np.zeros((pad, N_LI), dtype=np.int64)])
+        self._lflows = np.vstack([self._lflows, np.zeros((pad, self._lflows.shape[1]), dtype=np.int64)])
+        self._L = new_l
+        self._resize_scratch()
+
+    def _resize_scratch(self) -> None:
+        n_l, n_f = self._L, self._F
+        self._scr = np.zeros(2 * n_l + n_f + 8, dtype=np.int64)
+        self._fht = np.zeros(n_l + 8)
+        self._fhl = np.zeros(n_l + 8, dtype=np.int64)
+        self._fhv = np.zeros(n_l + 8, dtype=np.int64)
+        self._seeds = np.zeros(n_l + 8, dtype=np.int64)
+        self._out = np.zeros(n_f + 8, dtype=np.int64)
+
+    def _grow_flows(self, new_f: int) -> None:
+        old = self._F
+        pad = new_f - old
+        self._ff = np.vstack([self._ff, np.zeros((pad, N_FF))])
+        self._fi = np.vstack([self._fi, np.zeros((pad, N_FI), dtype=np.int64)])
+        self._flinks = np.vstack([self._flinks, np.zeros((pad, self._K), dtype=np.int64)])
+        self._fpos = np.vstack([self._fpos, np.zeros((pad, self._K), dtype=np.int64)])
+        self._ev.extend([None] * pad)
+        self._free.extend(range(new_f - 1, old - 1, -1))
+        self._F = new_f
+        self._resize_scratch()
+
+    def _grow_link_lists(self) -> None:
+        m = self._lflows.shape[1]
+        self._lflows = np.hstack([self._lflows, np.zeros((self._lflows.shape[0], m), dtype=np.int64)])
+
+    def _grow_width(self, k: int) -> None:
+        pad = k - self._K
+        self._flinks = np.hstack([self._flinks, np.zeros((self._F, pad), dtype=np.int64)])
+        self._fpos = np.hstack([self._fpos, np.zeros((self._F, pad), dtype=np.int64)])
+        self._K = k
+
+    def _ensure_heap(self) -> None:
+        need = int(self._misc[HEAP_N]) + 2 * self.active + 16
+        if need > self._ht.shape[0]:
+            if int(self._misc[HEAP_N]) > 4 * self.active + 1024:
+                k_compact(self._ht, self._hs, self._hv, self._misc, self._ff, self._fi)
+                need = int(self._misc[HEAP_N]) + 2 * self.active + 16
+            if need > self._ht.shape[0]:
+                size = max(need, 2 * self._ht.shape[0])
+                for name in ("_ht", "_hs", "_hv"):
+                    arr = getattr(self, name)
+                    new = np.zeros(size, dtype=arr.dtype)
+                    new[: arr.shape[0]] = arr
+                    setattr(self, name, new)
+
+    # ---------------------------------------------------------------- public
+    def transfer(self, size_bytes: float, links: list[Link], tag: str = "") -> simpy.Event:
+        """Start a flow now; returns an event that succeeds when its last byte arrives."""
+        ev = self.env.event()
+        if size_bytes <= _EPS_BYTES or not links:
+            ev.succeed(None)
+            return ev
+        key = tuple(links)
+        ids = self._paths.get(key)
+        if ids is None:
+            ids = np.array(list(dict.fromkeys(self.register(lk) for lk in links)), dtype=np.int64)
+            self._paths[key] = ids
+            if ids.shape[0] > self._K:
+                self._grow_width(ids.shape[0])
+        if not self._free:
+            self._grow_flows(2 * self._F)
+        self._ensure_heap()
+        f = self._free.pop()
+        while True:
+            rc = k_start(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
+                         self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, f, ids, float(size_bytes), self.env.now)
+            if rc >= 0:
+                break
+            self._grow_link_lists()
+        self._ev[f] = ev
+        self.active += 1
+        self.flows_started += 1
+        self._arm()
+        return ev
+
+    def set_capacity(self, link: Link, capacity_bps: float) -> None:
+        """Change one link's capacity now and re-share."""
+        self.set_capacities([link], capacity_bps)
+
+    def set_capacities(self, links: list[Link], capacity_bps: float) -> None:
+        """Change several links' capacity at once and re-share their flows in one pass."""
+        capacity_bps = max(float(capacity_bps), 1.0)
+        ids = np.array([self.register(lk) for lk in links], dtype=np.int64)
+        self._ensure_heap()
+        k_set_caps(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks,
+                   self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, ids, capacity_bps, self.env.now)
+        for lk in links:
+            lk.capacity_bps = capacity_bps
+        self._arm()
+
+    def sync_links(self, now: float) -> None:
+        """Account every link up to ``now`` and copy its counters onto the Link objects."""
+        k_advance_all(self._lf, now)
+        lf = self._lf
+        for i, lk in enumerate(self.links):
+            lk.bytes_total = float(lf[i, BYTES])
+            lk._rate = float(lf[i, LRATE])
+            lk._t = float(lf[i, LT])
+            lk.peak_util = float(lf[i, PEAK])
+            lk.capacity_bps = float(lf[i, CAP])
+
+    def rates(self) -> dict[int, float]:
+        """Current rate of every active flow, by slot (for tests)."""
+        return {f: float(self._ff[f, RATE]) for f in range(self._F) if self._fi[f, ACTIVE]}
+
+    # ---------------------------------------------------------------- completions
+    def _arm(self) -> None:
+        """Make sure one wake-up is scheduled at the earliest predicted completion."""
+        if self._misc[HEAP_N] == 0:
+            return
+        t = float(self._ht[0])
+        if t >= self._wake_t:
+            return
+        now = self.env.now
+        self._wake_t = t
+        self._wake_ver += 1
+        ver = self._wake_ver
+        tmo = self.env.timeout(max(t - now, 0.0))
+        tmo.callbacks.append(lambda _e, ver=ver: self._wake(ver))
+
+    def _wake(self, ver: int) -> None:
+        if ver != self._wake_ver:
+            return
+        self._wake_t = math.inf
+        self._ensure_heap()
+        n = k_pop_due(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
+                      self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, self._seeds, self._out, self.env.now)
+        evs = self._ev
+        free = self._free
+        for f in self._out[:n].tolist():
+            ev = evs[f]
+            evs[f] = None
+            free.append(f)
+            ev.succeed(None)
+        self.active -= n
+        self._arm()
