@@ -124,12 +124,22 @@ def test_cli_commands(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     save(SC, path)
     r = CliRunner().invoke(app, ["capacity", str(path), "--policy", "basic,dualpath", "--json", "--workers", "1",
-                                 "--html", str(tmp_path / "c.html")])
+                                 "--html", str(tmp_path / "c.html"), "--db", str(tmp_path / "t.duckdb")])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     caps = {c["policy"]: c["capacity_aps"] for c in out["capacity"]}
     assert caps["dualpath"] > caps["basic"] > 0
     assert (tmp_path / "c.html").stat().st_size > 100_000
+    from dualpath_twin.planning.storeio import list_capacity, open_sweep_store
+
+    stored = list_capacity(open_sweep_store(tmp_path / "t.duckdb"))
+    assert stored["search_id"].to_list() == [out["search_id"]]
+    assert stored["capacity_aps"].to_list() == [[caps["basic"], caps["dualpath"]]]
+    r = CliRunner().invoke(app, ["capacity", str(path), "--policy", "basic", "--json", "--workers", "1", "--no-save",
+                                 "--db", str(tmp_path / "t.duckdb")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["search_id"] is None
+    assert list_capacity(open_sweep_store(tmp_path / "t.duckdb")).height == 1
     r = CliRunner().invoke(app, ["sweep", str(path), "--grid", "cluster.prefill_nodes=1..2", "--grid",
                                  "network.snic_gbps=200..400x2", "--json", "--workers", "1", "--db", str(tmp_path / "t.duckdb")])
     assert r.exit_code == 0, r.output
@@ -149,8 +159,10 @@ def test_cli_commands(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["rows"][0]["path"] == "network.snic_gbps"
 
 
-def test_planning_page_renders() -> None:
+def test_planning_page_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DUALPATH_TWIN_DB", str(tmp_path / "ui.duckdb"))  # the Capacity tab lists the store's searches
 
     at = AppTest.from_string("from dualpath_twin.ui.planning_page import render\nrender()", default_timeout=30)
     at.run()

@@ -219,3 +219,53 @@ def test_large_timeseries_round_trip(store: Store) -> None:
     assert res.timeseries.height > 100_000
     rid = store.save_run(res)
     assert store.get_timeseries(rid, max_points=None).height == res.timeseries.height
+
+
+def _cap(policy: str, cap: float) -> dict:
+    return {"policy": policy, "capacity_aps": cap, "lo_aps": cap, "hi_aps": cap * 1.1, "tolerance": 0.1,
+            "converged": True, "evaluations": 2, "curve": [{"aps": cap, "meets": True}, {"aps": cap * 1.1, "meets": False}]}
+
+
+def test_capacity_searches_round_trip(store: Store) -> None:
+    toml = 'name = "online"\n'
+    a = store.save_capacity_search("first", toml, "online", {"tolerance": 0.1}, [_cap("dualpath", 2.5), _cap("basic", 1.25)])
+    b = store.save_capacity_search("second", toml, "online", {}, [_cap("basic", 3.0)])
+    df = store.list_capacity_searches()
+    assert df["search_id"].to_list() == [b, a]  # newest first
+    assert df["policies"].to_list() == [["basic"], ["dualpath", "basic"]]  # in the order given
+    assert df["capacity_aps"].to_list() == [[3.0], [2.5, 1.25]]
+    rec = store.get_capacity_search(a[:-3])  # a unique prefix works
+    assert rec["search_id"] == a and rec["name"] == "first" and rec["scenario_toml"] == toml
+    assert rec["spec"] == {"tolerance": 0.1}
+    assert rec["results"] == [_cap("dualpath", 2.5), _cap("basic", 1.25)]  # curve included, exactly
+    assert list(store.spool.root.iterdir()) == []
+    with pytest.raises(StoreError, match="ambiguous"):
+        store.get_capacity_search("cap-")
+    with pytest.raises(StoreError, match="no capacity search"):
+        store.get_capacity_search("cap-nope")
+    with pytest.raises(StoreError, match="'policy'"):
+        store.save_capacity_search("bad", toml, "online", {}, [{"capacity_aps": 1.0}])
+    # gc removes runs, not the scenario a capacity search refers to
+    store.gc(statuses=["finished"])
+    assert store.get_capacity_search(a)["scenario_toml"] == toml
+
+
+def test_capacity_search_waits_in_the_spool_while_the_db_is_locked(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dualpath_twin.store import StoreLocked
+
+    def locked(*_a: object, **_k: object) -> None:
+        raise StoreLocked("held by another process")
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_housekeep", locked)
+        with pytest.warns(UserWarning, match="saved in the spool"):
+            sid = store.save_capacity_search("x", "", "online", {}, [_cap("basic", 1.0)])
+        assert store.spool.capacity_ids() == [sid]
+        # readable while pending
+        assert store.list_capacity_searches()["search_id"].to_list() == [sid]
+        assert store.get_capacity_search(sid)["results"] == [_cap("basic", 1.0)]
+    # the next reader with the lock ingests it
+    assert store.list_capacity_searches()["capacity_aps"].to_list() == [[1.0]]
+    assert store.spool.capacity_ids() == []
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        assert con.sql("select count(*) from capacity_results").fetchall()[0][0] == 1

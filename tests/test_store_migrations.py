@@ -58,7 +58,7 @@ def test_v1_file_is_migrated_on_open(tmp_path: Path) -> None:
         versions = [r[0] for r in con.sql("select version from schema_version order by version").fetchall()]
         tables = {r[0] for r in con.sql("select table_name from information_schema.tables").fetchall()}
     assert versions == list(range(1, SCHEMA_VERSION + 1))
-    assert {"sweeps", "sweep_runs"} <= tables
+    assert {"sweeps", "sweep_runs", "capacity_searches", "capacity_results"} <= tables
     row = store.list_runs().row(0, named=True)
     # v2 columns were back-filled from the v1 data
     assert row["scenario_name"] == "old"
@@ -72,6 +72,8 @@ def test_v1_file_is_migrated_on_open(tmp_path: Path) -> None:
 
     store.save_run(synthetic_result("dualpath", n_rounds=3, n_samples=2))
     assert store.list_runs().height == 2
+    sid = store.save_capacity_search("c", 'name = "old"', "old", {}, [{"policy": "basic", "capacity_aps": 1.5}])
+    assert store.get_capacity_search(sid)["results"] == [{"policy": "basic", "capacity_aps": 1.5}]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

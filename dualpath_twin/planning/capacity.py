@@ -350,3 +350,54 @@ def capacity_search_many(
                         window_s=window_s)
         for p in policies
     ]
+
+
+def capacity_frame(results: list[CapacityResult]) -> pl.DataFrame:
+    """One row per policy: capacity, the failing rate above it, convergence and the settings that produced it."""
+    return pl.DataFrame(
+        [
+            {
+                "policy": r.policy,
+                "capacity_aps": r.capacity_aps,
+                "fails_at_aps": r.hi_aps,
+                "converged": r.converged,
+                "tolerance": r.tolerance,
+                "evaluations": r.evaluations,
+                "window_s": r.window_s,
+                "ttft_limit_s": r.ttft_limit_s,
+                "tpot_limit_ms": r.tpot_limit_ms,
+            }
+            for r in results
+        ],
+        schema_overrides={"fails_at_aps": pl.Float64, "window_s": pl.Float64, "ttft_limit_s": pl.Float64,
+                          "tpot_limit_ms": pl.Float64, "capacity_aps": pl.Float64},
+    )
+
+
+def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
+    """Every measured rate of every policy (the SLO curve): latencies, attainment, steadiness, verdict and why."""
+    rows = []
+    for r in results:
+        for p in r.curve:
+            prev, last = p.ttft_window_means_s if p.ttft_window_means_s is not None else (None, None)
+            rows.append({
+                "policy": r.policy,
+                "aps": p.aps,
+                "meets": p.meets,
+                "capacity": p.meets and p.aps == r.capacity_aps,
+                "ttft_p90_s": p.ttft_p90_s,
+                "ttft_p99_s": p.ttft_p99_s,
+                "tpot_p90_ms": None if p.tpot_p90_s is None else p.tpot_p90_s * 1000,
+                "slo_attainment": p.slo_attainment,
+                "ttft_prev_window_s": prev,
+                "ttft_last_window_s": last,
+                "summary_steady_state": p.steady_state,
+                "status": p.status,
+                "rounds": p.rounds,
+                "reason": p.reason,
+            })
+    schema = {"policy": pl.String, "aps": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
+              "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
+              "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
+              "status": pl.String, "rounds": pl.Int64, "reason": pl.String}
+    return pl.DataFrame(rows, schema=schema)

@@ -177,8 +177,15 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         sets: SetOpt = None,
         html: HtmlOpt = None,
+        db: Annotated[Path | None, typer.Option("--db", envvar="DUALPATH_TWIN_DB", help="result store; default data/twin.duckdb")] = None,
+        no_save: Annotated[bool, typer.Option("--no-save", help="do not save the search in the store")] = False,
+        name: Annotated[str | None, typer.Option("--name", help="name of the saved search (default: scenario name)")] = None,
     ) -> None:
-        """Highest online arrival rate (agents/s) meeting the SLO, by doubling then bisection; prints the measured curve."""
+        """Highest online arrival rate (agents/s) meeting the SLO, by doubling then bisection; prints the measured curve.
+
+        The search (scenario, settings, capacity and measured curve per policy) is saved in the store
+        (--db) under a search id; the dashboard's Planning > Capacity tab shows it.
+        """
         with _guard():
             sc = _load(scenario, sets)
             pols = check_policies(_split(policy), sc)
@@ -193,8 +200,23 @@ def register(app: typer.Typer) -> None:
                                                max_evaluations=max_evaluations, executor=ex, workers=n, on_point=on_point,
                                                window_s=window)
             _write_html(html, [_capacity_fig(results)], f"capacity {sc.name}")
+            search_id = None
+            if not no_save:
+                from dualpath_twin.planning.storeio import capacity_spec, save_capacity
+
+                store = _store(db)
+                try:
+                    spec = capacity_spec(pols, tolerance=tolerance, criterion=crit, start_aps=start_aps, window_s=window,
+                                         max_evaluations=max_evaluations, overrides=sets, scenario_path=str(scenario),
+                                         source="cli")
+                    search_id = save_capacity(store, sc, results, spec, name=name)
+                finally:
+                    store.close()
+                typer.echo(f"saved capacity search {search_id} in {store.store.path} "
+                           "(dashboard: Planning > Capacity)", err=True)
             if json_out:
-                _emit_json({"scenario": sc.name, "capacity": [r.model_dump(mode="json") for r in results]})
+                _emit_json({"scenario": sc.name, "search_id": search_id,
+                            "capacity": [r.model_dump(mode="json") for r in results]})
                 return
             Console().print(capacity_table(results))
             for r in results:

@@ -64,27 +64,27 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
 
 
 def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity search: measured SLO curve") -> go.Figure:
-    """TTFT p90 and TPOT p90 against arrival rate per policy, with pass/fail markers and the capacity line."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["TTFT p90 (s)", "TPOT p90 (ms)"])
+    """TTFT p90, TPOT p90 and SLO attainment against arrival rate per policy, pass/fail markers, capacity lines."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["TTFT p90 (s)", "TPOT p90 (ms)", "SLO attainment"])
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
     for i, r in enumerate(results):
         color = palette[i % len(palette)]
         xs = [p.aps for p in r.curve]
         symbols = ["circle" if p.meets else "x" for p in r.curve]
-        hover = [f"{p.aps:.3g} APS: {p.reason}" for p in r.curve]
-        fig.add_trace(
-            go.Scatter(x=xs, y=[p.ttft_p90_s for p in r.curve], mode="lines+markers", name=f"{r.policy}",
-                       marker={"symbol": symbols, "size": 9}, line={"color": color}, hovertext=hover, legendgroup=r.policy),
-            row=1, col=1,
+        hover = [f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})" for p in r.curve]
+        panels = (
+            [p.ttft_p90_s for p in r.curve],
+            [(p.tpot_p90_s or math.nan) * 1000 for p in r.curve],
+            [p.slo_attainment for p in r.curve],
         )
-        fig.add_trace(
-            go.Scatter(x=xs, y=[(p.tpot_p90_s or math.nan) * 1000 for p in r.curve], mode="lines+markers",
-                       name=f"{r.policy}", marker={"symbol": symbols, "size": 9}, line={"color": color},
-                       hovertext=hover, legendgroup=r.policy, showlegend=False),
-            row=1, col=2,
-        )
+        for col, ys in enumerate(panels, start=1):
+            fig.add_trace(
+                go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{r.policy}", marker={"symbol": symbols, "size": 9},
+                           line={"color": color}, hovertext=hover, legendgroup=r.policy, showlegend=col == 1),
+                row=1, col=col,
+            )
         if r.capacity_aps > 0:
-            for c in (1, 2):
+            for c in (1, 2, 3):
                 fig.add_vline(x=r.capacity_aps, line={"color": color, "dash": "dot"}, row=1, col=c)
     if results:
         r0 = results[0]
@@ -92,6 +92,8 @@ def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity sea
             fig.add_hline(y=r0.ttft_limit_s, line={"dash": "dash", "color": "grey"}, row=1, col=1)
         if r0.tpot_limit_ms:
             fig.add_hline(y=r0.tpot_limit_ms, line={"dash": "dash", "color": "grey"}, row=1, col=2)
+        if r0.criterion.min_attainment is not None:
+            fig.add_hline(y=r0.criterion.min_attainment, line={"dash": "dash", "color": "grey"}, row=1, col=3)
     fig.update_xaxes(title_text="arrival rate (agents/s)")
     fig.update_layout(title=title + " (o meets SLO, x fails; dotted: capacity)")
     return fig

@@ -1,12 +1,18 @@
-"""Adapter from the result store (dualpath_twin.store) to what sweeps need: a deterministic, resumable sweep id."""
+"""Adapters from the result store (dualpath_twin.store) to planning: resumable sweeps, stored capacity searches."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+from pydantic import BaseModel, Field
+
+from dualpath_twin.planning.capacity import CapacityResult
 from dualpath_twin.results import RunResult, RunSummary
+from dualpath_twin.scenario import Scenario
 
 
 class StoreSweepAdapter:
@@ -57,3 +63,81 @@ def open_sweep_store(db: str | Path | None = None) -> StoreSweepAdapter:
     from dualpath_twin.store import open_store
 
     return StoreSweepAdapter(open_store(db))
+
+
+# ---------------------------------------------------------------- capacity searches
+
+
+class CapacitySearchRecord(BaseModel):
+    """A capacity search as stored: what was asked (spec, scenario) and the per-policy results with their curves."""
+
+    search_id: str
+    name: str = ""
+    scenario_name: str = ""
+    scenario_toml: str = ""
+    created_at: datetime | None = None
+    spec: dict[str, Any] = Field(default_factory=dict, description="policies, tolerance, window, criterion, overrides, ...")
+    results: list[CapacityResult] = Field(default_factory=list)
+
+
+def _raw_store(store: Any) -> Any:
+    """The ``dualpath_twin.store.Store`` behind a StoreSweepAdapter (or the store itself)."""
+    return store.store if isinstance(store, StoreSweepAdapter) else store
+
+
+def capacity_spec(
+    policies: list[str],
+    *,
+    tolerance: float,
+    criterion: Any = None,
+    start_aps: float | None = None,
+    window_s: float | None = None,
+    max_evaluations: int | None = None,
+    overrides: list[str] | None = None,
+    scenario_path: str | None = None,
+    source: str = "library",
+) -> dict[str, Any]:
+    """The JSON-able description of a capacity search's request, stored next to its results."""
+    return {
+        "policies": list(policies),
+        "tolerance": tolerance,
+        "start_aps": start_aps,
+        "window_s": window_s,
+        "max_evaluations": max_evaluations,
+        "criterion": criterion.model_dump(mode="json") if criterion is not None else None,
+        "overrides": list(overrides or []),
+        "scenario_path": scenario_path,
+        "source": source,
+    }
+
+
+def save_capacity(
+    store: Any, sc: Scenario, results: list[CapacityResult], spec: dict[str, Any] | None = None, name: str | None = None
+) -> str:
+    """Persist a capacity search (scenario TOML, spec, every policy's result and curve); return its search id."""
+    return _raw_store(store).save_capacity_search(
+        name or sc.name,
+        sc.to_toml(),
+        sc.name,
+        spec or {"policies": [r.policy for r in results]},
+        [r.model_dump(mode="json") for r in results],
+    )
+
+
+def list_capacity(store: Any) -> pl.DataFrame:
+    """Stored capacity searches, newest first (search_id, name, scenario_name, created_at, policies, capacity_aps, ...)."""
+    return _raw_store(store).list_capacity_searches()
+
+
+def load_capacity(store: Any, search_id: str) -> CapacitySearchRecord:
+    """One stored capacity search (any unique prefix of its id), results rebuilt as CapacityResult."""
+    return CapacitySearchRecord.model_validate(_raw_store(store).get_capacity_search(search_id))
+
+
+def capacity_label(row: dict[str, Any]) -> str:
+    """One-line label of a list_capacity row: id, scenario, capacity per policy, date."""
+    caps = ", ".join(f"{p} {c:.4g}" for p, c in zip(row.get("policies") or [], row.get("capacity_aps") or [], strict=False))
+    when = row.get("created_at")
+    when_s = f"{when:%Y-%m-%d %H:%M} UTC" if isinstance(when, datetime) else str(when or "")
+    name = row.get("name") or row.get("scenario_name") or ""
+    return f"{row['search_id']} | {name} | {caps} agents/s | {when_s}"

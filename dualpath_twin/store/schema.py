@@ -127,7 +127,20 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 3: capacity searches (one row per search) and their per-policy results (``idx`` = order given)."""
+    con.sql(
+        "create table capacity_searches (search_id VARCHAR, name VARCHAR, scenario_hash VARCHAR,"
+        " scenario_name VARCHAR, spec_json VARCHAR, created_at TIMESTAMP, host VARCHAR, pid BIGINT)"
+    )
+    con.sql(
+        "create table capacity_results (search_id VARCHAR, idx BIGINT, policy VARCHAR, capacity_aps DOUBLE, lo_aps DOUBLE,"
+        " hi_aps DOUBLE, tolerance DOUBLE, converged BOOLEAN, evaluations BIGINT, window_s DOUBLE,"
+        " ttft_limit_s DOUBLE, tpot_limit_ms DOUBLE, result_json VARCHAR)"
+    )
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,6 +8,8 @@ Layout of ``<db>.spool/`` (see docs/store.md):
 - ``<run_id>.done.json``      the manifest, written last by an atomic rename: its presence is
   the commit point of the artefact. ``kind`` is ``finish`` (with the summary) or ``mark``
   (failed / cancelled with an error).
+- ``<search_id>.capacity.json`` a whole capacity search (spec, scenario, per-policy results),
+  written in one atomic rename, waiting to be ingested.
 
 Only the process holding the DuckDB write lock ingests and deletes spool entries, so the
 DuckDB file lock also serialises spool clean-up across processes.
@@ -26,6 +28,7 @@ from typing import Any
 RUNNING_SUFFIX = ".running.json"
 DONE_SUFFIX = ".done.json"
 DATA_SUFFIX = ".data"
+CAPACITY_SUFFIX = ".capacity.json"
 
 
 def host_name() -> str:
@@ -127,13 +130,21 @@ class Spool:
         """Run ids with a manifest waiting to be ingested."""
         return self._ids(DONE_SUFFIX)
 
+    def capacity_path(self, search_id: str) -> Path:
+        """A capacity search waiting to be ingested."""
+        return self.root / f"{search_id}{CAPACITY_SUFFIX}"
+
+    def capacity_ids(self) -> list[str]:
+        """Search ids of capacity searches waiting to be ingested."""
+        return self._ids(CAPACITY_SUFFIX)
+
     def data_ids(self) -> list[str]:
         """Run ids with a data folder."""
         return self._ids(DATA_SUFFIX)
 
     def has_pending(self) -> bool:
-        """True if any manifest waits for ingest or any marker belongs to a dead process."""
-        if self.done_ids():
+        """True if any manifest or capacity search waits for ingest or any marker belongs to a dead process."""
+        if self.done_ids() or self.capacity_ids():
             return True
         me = host_name()
         for rid in self.running_ids():

@@ -9,12 +9,28 @@ import streamlit as st
 
 from dualpath_twin import scenario as scn
 from dualpath_twin.planning import figures
-from dualpath_twin.planning.capacity import CapacityPoint, SloCriterion, capacity_search_many
+from dualpath_twin.planning.capacity import (
+    CapacityPoint,
+    CapacityResult,
+    SloCriterion,
+    capacity_frame,
+    capacity_search_many,
+    curve_frame,
+)
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
+from dualpath_twin.planning.storeio import (
+    CapacitySearchRecord,
+    capacity_label,
+    capacity_spec,
+    list_capacity,
+    load_capacity,
+    save_capacity,
+)
 from dualpath_twin.planning.sweep import SweepProgress, run_sweep
+from dualpath_twin.ui import backend
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 POLICIES = list(scn.POLICY_NAMES)
@@ -119,7 +135,17 @@ def _sweep_tab() -> None:
     st.dataframe(df, width="stretch")
 
 
-def _capacity_tab() -> None:
+def _capacity_store() -> Any | None:
+    """The dashboard's result store (the file the CLI writes: DUALPATH_TWIN_DB or data/twin.duckdb), or None."""
+    try:
+        return backend.store()
+    except (RuntimeError, OSError) as err:  # StoreError is a RuntimeError
+        st.warning(f"the result store is unavailable, capacity searches are neither listed nor saved: {err}")
+        return None
+
+
+def _new_capacity_search(store: Any | None) -> None:
+    """The form that runs a capacity search here; the result is saved in the store and selected below."""
     sc = _scenario_picker("cap")
     pols = st.multiselect("policies", POLICIES, ["basic", "dualpath"], key="cap_pol")
     c1, c2, c3 = st.columns(3)
@@ -128,36 +154,106 @@ def _capacity_tab() -> None:
     window = c3.number_input("arrival window s (0 = scenario's agents / rate)", 0.0, 1e6, 0.0, key="cap_win")
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
-    if sc is not None and st.button("find capacity", key="cap_go"):
-        log = st.empty()
-        lines: list[str] = []
-
-        def on_point(p: CapacityPoint) -> None:
-            lines.append(f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})")
-            log.code("\n".join(lines[-12:]))
-
-        try:
-            with st.spinner("searching"), open_executor(kind, workers, addr) as ex:
-                st.session_state["planning_capacity"] = capacity_search_many(
-                    sc, pols, criterion=crit, tolerance=tol, start_aps=start or None, executor=ex, workers=workers,
-                    on_point=on_point, window_s=window or None)
-        except (PlanningError, scn.ScenarioError) as err:
-            st.error(str(err))
-            return
-    results = st.session_state.get("planning_capacity")
-    if not results:
+    if sc is None or not st.button("find capacity", key="cap_go"):
         return
+    log = st.empty()
+    lines: list[str] = []
+
+    def on_point(p: CapacityPoint) -> None:
+        lines.append(f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})")
+        log.code("\n".join(lines[-12:]))
+
+    try:
+        with st.spinner("searching"), open_executor(kind, workers, addr) as ex:
+            results = capacity_search_many(sc, pols, criterion=crit, tolerance=tol, start_aps=start or None, executor=ex,
+                                           workers=workers, on_point=on_point, window_s=window or None)
+    except (PlanningError, scn.ScenarioError) as err:
+        st.error(str(err))
+        return
+    st.session_state["planning_capacity"] = results
+    if store is None:
+        return
+    spec = capacity_spec(pols, tolerance=tol, criterion=crit, start_aps=start or None, window_s=window or None,
+                         source="dashboard")
+    try:
+        st.session_state["cap_pick"] = save_capacity(store, sc, results, spec)
+        st.session_state["planning_capacity"] = None
+    except (RuntimeError, OSError) as err:
+        st.warning(f"the search was not saved ({err}); it is shown below until the page is reloaded")
+
+
+def show_capacity(results: list[CapacityResult], key: str, caption: str = "") -> None:
+    """Capacity per policy (tiles and table), the measured SLO curve (chart and table) and the chart download."""
+    if caption:
+        st.caption(caption)
     cols = st.columns(len(results))
     for col, r in zip(cols, results, strict=True):
-        col.metric(f"{r.policy} capacity", f"{r.capacity_aps:.3g} agents/s",
+        col.metric(f"{r.policy} capacity", f"{r.capacity_aps:.4g} agents/s",
                    help=f"fails at {r.hi_aps}; {'converged' if r.converged else 'not converged'}; {r.evaluations} runs")
         for n in r.notes:
             col.caption(n)
+    st.dataframe(capacity_frame(results), width="stretch", key=f"{key}_caps")
     fig = figures.capacity_curve(results)
-    st.plotly_chart(fig, width="stretch")
-    _download([fig], "capacity", "cap")
-    st.dataframe([{"policy": r.policy, **p.model_dump(exclude={"ttft_window_means_s"})} for r in results for p in r.curve],
-                 width="stretch")
+    st.plotly_chart(fig, width="stretch", key=f"{key}_fig")
+    _download([fig], "capacity", key)
+    st.dataframe(curve_frame(results), width="stretch", key=f"{key}_curve")
+
+
+def _spec_caption(rec: CapacitySearchRecord) -> str:
+    sp = rec.spec
+    crit = sp.get("criterion") or {}
+    r0 = rec.results[0] if rec.results else None
+    parts = [f"search {rec.search_id} ({sp.get('source', '?')})", f"scenario {rec.scenario_name}"]
+    if sp.get("scenario_path"):
+        parts.append(f"file {sp['scenario_path']}")
+    if sp.get("overrides"):
+        parts.append("--set " + " --set ".join(sp["overrides"]))
+    if r0 is not None:
+        if r0.window_s:
+            parts.append(f"arrival window {r0.window_s:g} s")
+        if r0.ttft_limit_s is not None and r0.tpot_limit_ms is not None:
+            parts.append(f"SLO {crit.get('percentile', 'p90')}: TTFT <= {r0.ttft_limit_s:g} s, TPOT <= {r0.tpot_limit_ms:g} ms")
+        parts.append(f"tolerance {r0.tolerance:g}")
+    if crit.get("min_attainment") is not None:
+        parts.append(f"attainment >= {crit['min_attainment']:g}")
+    if crit:
+        parts.append("steadiness required" if crit.get("require_steady", True) else "steadiness not required")
+    return "; ".join(parts)
+
+
+def _capacity_tab() -> None:
+    store = _capacity_store()
+    stored = list_capacity(store) if store is not None else None
+    has_stored = stored is not None and stored.height > 0
+    with st.expander("New capacity search", expanded=not has_stored):
+        _new_capacity_search(store)
+    if store is not None and st.session_state.get("cap_pick") is not None:
+        stored = list_capacity(store)  # a search was just saved
+        has_stored = stored.height > 0
+    if has_stored:
+        assert stored is not None
+        ids = stored["search_id"].to_list()
+        wanted = st.query_params.get("capacity")
+        if wanted and st.session_state.get("cap_link") != wanted:  # a link from the CLI: select that search once
+            st.session_state["cap_link"] = wanted
+            match = [i for i in ids if i.startswith(wanted)]
+            if len(match) == 1:
+                st.session_state["cap_pick"] = match[0]
+            else:
+                st.warning(f"capacity search {wanted!r} is not (uniquely) in the store {store.path}")
+        if st.session_state.get("cap_pick") not in ids:
+            st.session_state["cap_pick"] = ids[0]
+        labels = {row["search_id"]: capacity_label(row) for row in stored.iter_rows(named=True)}
+        pick = st.selectbox(f"capacity searches in {store.path.name} (CLI `dualpath-twin capacity` and this page save here)",
+                            ids, format_func=lambda i: labels.get(i, i), key="cap_pick")
+        rec = load_capacity(store, pick)
+        show_capacity(rec.results, "cap_stored", _spec_caption(rec))
+    elif st.session_state.get("planning_capacity"):
+        show_capacity(st.session_state["planning_capacity"], "cap_unsaved", "this search is not saved in the store")
+    else:
+        st.info("No capacity search in the store yet: run one above, or from the command line "
+                "`dualpath-twin capacity scenarios/examples/online-serving.toml --policy basic,dualpath` "
+                "(it saves to the same store; reload this page to see it).")
 
 
 def _sizing_tab() -> None:
@@ -231,7 +327,9 @@ def render() -> None:
     st.header("Capacity planning")
     st.caption("Many simulations answer one planning question. Runs use a local process pool or a Dask cluster; "
                "see docs/planning.md.")
-    tabs = st.tabs(["Sweep", "Capacity", "Sizing", "Sensitivity"])
+    # a link such as /planning?capacity=cap-... (printed by the CLI) opens the Capacity tab on that search
+    default = "Capacity" if st.query_params.get("capacity") else None
+    tabs = st.tabs(["Sweep", "Capacity", "Sizing", "Sensitivity"], default=default)
     with tabs[0]:
         _sweep_tab()
     with tabs[1]:

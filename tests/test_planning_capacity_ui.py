@@ -1,0 +1,129 @@
+"""A capacity search run from the CLI is saved in the store and the dashboard's Capacity tab shows the same numbers.
+
+Real simulation core, tiny setting (~5 s): the online-serving 2P4D scenario with 8K contexts, a 20 s arrival
+window, 10 Gbps storage NICs (so the SNIC binds Basic and DualPath's second read path matters) and a 1 s TTFT
+limit, searched to a 25% tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
+
+from dualpath_twin import cli
+from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult
+from dualpath_twin.planning.storeio import load_capacity, save_capacity
+from dualpath_twin.scenario import Scenario
+from dualpath_twin.store import open_store
+from dualpath_twin.ui import backend
+
+ROOT = Path(__file__).resolve().parents[1]
+ONLINE = str(ROOT / "scenarios" / "examples" / "online-serving.toml")
+PAGE = str(ROOT / "dualpath_twin" / "ui" / "pages" / "planning.py")
+TINY = [
+    "--set", "workload.max_context_tokens=8192", "--set", "run.online_window_s=5", "--set", "network.snic_gbps=10",
+    "--set", "slo.ttft_s=1", "--window-s", "20", "--start-aps", "4", "--tolerance", "0.25", "--max-evaluations", "8",
+    "--workers", "1",
+]  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh store file that both the CLI (--db) and the dashboard (DUALPATH_TWIN_DB) use."""
+    path = tmp_path / "cap.duckdb"
+    monkeypatch.setenv("DUALPATH_TWIN_DB", str(path))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    backend._STORES.clear()
+    yield path
+    backend._STORES.clear()
+
+
+def _page(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params.update(query or {})
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _nan_none(v: Any) -> Any:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _assert_page_shows(at: AppTest, out: dict[str, Any]) -> None:
+    """Tiles, capacity table, curve table and chart of the Capacity tab equal the CLI's --json output."""
+    caps = out["capacity"]
+    tab = next(t for t in at.tabs if t.label == "Capacity")
+    assert at.selectbox(key="cap_pick").value == out["search_id"]
+    tiles = {m.label: m.value for m in tab.metric}
+    assert tiles == {f"{c['policy']} capacity": f"{c['capacity_aps']:.4g} agents/s" for c in caps}
+    per_policy, curve = (d.value for d in tab.dataframe)
+    assert per_policy["policy"].tolist() == [c["policy"] for c in caps]
+    assert per_policy["capacity_aps"].tolist() == [c["capacity_aps"] for c in caps]
+    assert [_nan_none(v) for v in per_policy["fails_at_aps"]] == [c["hi_aps"] for c in caps]
+    assert per_policy["converged"].tolist() == [c["converged"] for c in caps]
+    assert per_policy["evaluations"].tolist() == [c["evaluations"] for c in caps]
+    shown = [
+        (r["policy"], r["aps"], bool(r["meets"]), _nan_none(r["ttft_p90_s"]), _nan_none(r["slo_attainment"]), r["reason"])
+        for r in curve.to_dict("records")
+    ]
+    cli_curve = [
+        (c["policy"], p["aps"], p["meets"], p["ttft_p90_s"], p["slo_attainment"], p["reason"])
+        for c in caps for p in c["curve"]
+    ]  # fmt: skip
+    assert shown == cli_curve
+    tpot = [_nan_none(v) for v in curve["tpot_p90_ms"]]
+    cli_tpot = [None if p["tpot_p90_s"] is None else p["tpot_p90_s"] * 1000 for c in caps for p in c["curve"]]
+    assert tpot == pytest.approx(cli_tpot)
+    # the chart: per policy, TTFT p90 / TPOT p90 / SLO attainment against the same measured rates
+    charts = [json.loads(c.proto.spec) for c in tab.get("plotly_chart")]
+    fig = next(c for c in charts if "measured SLO curve" in json.dumps(c["layout"].get("title", "")))
+    for c in caps:
+        traces = [t for t in fig["data"] if t["name"] == c["policy"]]
+        assert len(traces) == 3
+        assert all(list(t["x"]) == [p["aps"] for p in c["curve"]] for t in traces)
+        assert list(traces[0]["y"]) == [p["ttft_p90_s"] for p in c["curve"]]
+        assert list(traces[2]["y"]) == [p["slo_attainment"] for p in c["curve"]]
+
+
+def test_cli_capacity_search_is_shown_by_the_dashboard(db: Path) -> None:
+    r = CliRunner().invoke(cli.app, ["capacity", ONLINE, "--policy", "basic,dualpath", "--json", "--db", str(db), *TINY])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    caps = {c["policy"]: c for c in out["capacity"]}
+    # a real search: each policy bracketed between a meeting and a failing rate, DualPath above Basic
+    for c in caps.values():
+        assert c["hi_aps"] is not None and 0 < c["capacity_aps"] < c["hi_aps"]
+        assert any(p["meets"] for p in c["curve"]) and any(not p["meets"] for p in c["curve"])
+    assert caps["dualpath"]["capacity_aps"] > caps["basic"]["capacity_aps"]
+    assert out["search_id"].startswith("cap-")
+    # the store holds the same search, settings included
+    rec = load_capacity(open_store(db), out["search_id"])
+    assert [res.model_dump(mode="json") for res in rec.results] == out["capacity"]
+    assert rec.spec["source"] == "cli" and "network.snic_gbps=10" in rec.spec["overrides"]
+
+    _assert_page_shows(_page(), out)
+
+    # a newer search becomes the default; the CLI's link (?capacity=<id prefix>) still opens this one
+    decoy = CapacityResult(policy="basic", capacity_aps=123.0, lo_aps=123.0, hi_aps=130.0, tolerance=0.1,
+                           converged=True, evaluations=1, curve=[CapacityPoint(aps=123.0, meets=True)])
+    decoy_id = save_capacity(open_store(db), Scenario(name="decoy"), [decoy])
+    backend._STORES.clear()
+    at = _page()
+    assert at.selectbox(key="cap_pick").value == decoy_id
+    assert [m.value for m in at.metric] == ["123 agents/s"]
+    _assert_page_shows(_page({"capacity": out["search_id"][:-2]}), out)
+
+
+def test_page_without_stored_searches_says_how_to_make_one(db: Path) -> None:
+    at = _page()
+    assert any("dualpath-twin capacity" in i.value for i in at.info)
+    assert not at.metric
