@@ -100,3 +100,42 @@ def test_capacity_search_on_fake_cluster() -> None:
     assert res.ttft_limit_s == 4.0 and res.tpot_limit_ms == 50.0
     both = capacity_search_many(sc, ["basic", "dualpath"], tolerance=0.02)
     assert both[1].capacity_aps > both[0].capacity_aps * 1.4
+
+
+def _rounds(ttft_of_t, n: int = 200, span_s: float = 40.0):
+    """A rounds frame: one round per agent, arrivals spread over span_s, TTFT given as a function of arrival time."""
+    import polars as pl
+
+    arr = [span_s * i / (n - 1) for i in range(n)]
+    ttft = [ttft_of_t(t) for t in arr]
+    return pl.DataFrame({"agent_id": list(range(n)), "round_idx": [0] * n, "arrival_s": arr, "ttft_s": ttft,
+                         "first_token_s": [a + b for a, b in zip(arr, ttft, strict=True)]})
+
+
+@pytest.mark.parametrize(
+    ("ttft_of_t", "n", "meets", "reason"),
+    [
+        (lambda t: 2.0 - t / 40, 200, True, "meets SLO"),  # falling TTFT: steady, whatever the summary says
+        (lambda t: 0.2 + t / 10, 200, False, "TTFT still rising"),
+        (lambda t: 0.5, 12, False, "steadiness unknown"),  # too few rounds per window to tell
+    ],
+)
+def test_steadiness_comes_from_the_rounds_not_the_summary(monkeypatch: pytest.MonkeyPatch, ttft_of_t, n, meets, reason) -> None:
+    """The simulator's summary.steady_state (drain windows, 'not steady' at every rate) is not reused when rounds exist."""
+    from dualpath_twin import api
+    from dualpath_twin.planning.capacity import measure_rate
+    from dualpath_twin.results import RunResult
+
+    def fake(sc: Scenario, policy: str | None = None, **_: object) -> RunResult:
+        rounds = _rounds(ttft_of_t, n)
+        return RunResult(summary=_summary(1.0, steady=False), rounds=rounds, timeseries=rounds.head(0),
+                         scenario_toml=sc.to_toml())
+
+    monkeypatch.setattr(api, "simulate", fake)
+    sc = Scenario(run={"online_window_s": 10.0})
+    p = measure_rate(sc, 5.0, "basic", SloCriterion(), window_s=40.0)
+    assert p.steady_state is False  # the summary's verdict is still reported
+    assert p.meets is meets and reason in p.reason
+    assert (p.ttft_window_means_s is None) == (n == 12)
+    # a summary without rounds still falls back to the summary's verdict
+    assert not SloCriterion().check(_summary(1.0, steady=False), sc)[0]

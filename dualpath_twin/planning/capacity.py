@@ -32,7 +32,8 @@ class SloCriterion(BaseModel):
     require_steady: bool = Field(
         True,
         description="a run whose TTFT is still rising fails: the last run.online_window_s's mean TTFT is more than "
-        "steady_rel (+ steady_abs_s) above the previous window's (falls back to summary.steady_state without rounds)",
+        "steady_rel (+ steady_abs_s) above the previous window's; a run whose windows hold too few rounds to tell "
+        "fails too (only a summary without rounds falls back to summary.steady_state, see docs/planning.md)",
     )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
     steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
@@ -41,8 +42,15 @@ class SloCriterion(BaseModel):
         """(ttft_s, tpot_s) limits for a scenario."""
         return (self.ttft_s or sc.slo.ttft_s, (self.tpot_ms or sc.slo.tpot_ms) / 1000.0)
 
-    def check(self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None) -> tuple[bool, str]:
-        """Whether one run meets the criterion, and why not (``ttft_rising`` from ``ttft_trend`` when rounds are known)."""
+    def check(
+        self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None, trend_measured: bool = False
+    ) -> tuple[bool, str]:
+        """Whether one run meets the criterion, and why not.
+
+        ``ttft_rising`` comes from ``ttft_trend`` on the run's rounds. ``trend_measured`` says the rounds were
+        there, so ``ttft_rising=None`` means too few rounds to tell; only without rounds does the
+        simulator's ``summary.steady_state`` decide (it looks at the drain, see docs/planning.md).
+        """
         ttft_lim_s, tpot_lim_s = self.limits(sc)
         if summary.status == "cancelled":
             return False, "run cancelled"
@@ -58,6 +66,9 @@ class SloCriterion(BaseModel):
             att = summary.slo_attainment
             if att is None or att < self.min_attainment:
                 return False, f"SLO attainment {att} < {self.min_attainment}"
+        if self.require_steady and trend_measured and ttft_rising is None:
+            return False, (f"steadiness unknown: under 10 rounds reached their first token in one of the last two "
+                           f"{sc.run.online_window_s:g} s windows before the last arrival (lengthen the window)")
         rising = ttft_rising if ttft_rising is not None else (None if summary.steady_state is None else not summary.steady_state)
         if self.require_steady and rising:
             return False, "not in steady state (TTFT still rising: queue growing)"
@@ -83,14 +94,14 @@ class CapacityPoint(BaseModel):
     @classmethod
     def from_summary(
         cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
-        window_means_s: tuple[float, float] | None = None,
+        window_means_s: tuple[float, float] | None = None, trend_measured: bool = False,
     ) -> CapacityPoint:
-        """Judge one run's summary (and its TTFT trend, if known) against the criterion."""
+        """Judge one run's summary and TTFT trend (``trend_measured``: the rounds were available) against the criterion."""
         rising = None
         if window_means_s is not None:
             a, b = window_means_s
             rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
-        ok, why = crit.check(summary, sc, rising)
+        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None)
         return cls(
             aps=aps,
             meets=ok,
@@ -249,8 +260,9 @@ def measure_rate(
 
     sc_at = online_scenario(sc, aps, window_s)
     res = api.simulate(sc_at, policy)
-    trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if res.rounds is not None else None
-    return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at, trend)
+    measured = res.rounds is not None and res.rounds.height > 0
+    trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if measured else None
+    return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at, trend, trend_measured=measured)
 
 
 def capacity_search(

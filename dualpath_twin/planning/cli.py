@@ -213,7 +213,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     store.close()
                 typer.echo(f"saved capacity search {search_id} in {store.store.path} "
-                           "(dashboard: Planning > Capacity)", err=True)
+                           f"(dashboard: Planning > Capacity, or /planning?capacity={search_id})", err=True)
             if json_out:
                 _emit_json({"scenario": sc.name, "search_id": search_id,
                             "capacity": [r.model_dump(mode="json") for r in results]})
