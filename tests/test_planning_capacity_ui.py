@@ -127,3 +127,25 @@ def test_page_without_stored_searches_says_how_to_make_one(db: Path) -> None:
     at = _page()
     assert any("dualpath-twin capacity" in i.value for i in at.info)
     assert not at.metric
+
+
+def test_search_run_on_the_page_is_saved_and_selected(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_planning_fakes import fake_simulate
+
+    from dualpath_twin import api
+    from dualpath_twin.planning.storeio import list_capacity
+
+    monkeypatch.setattr(api, "simulate", fake_simulate)  # in-process stand-in core: runs inline (1 worker)
+    at = _page()
+    at.number_input(key="cap_w").set_value(1)
+    at.button(key="cap_go").click().run()
+    assert not at.exception, at.exception
+    stored = list_capacity(open_store(db))
+    assert stored.height == 1 and stored["policies"].to_list() == [["basic", "dualpath"]]
+    rec = load_capacity(open_store(db), stored["search_id"][0])
+    assert rec.spec["source"] == "dashboard" and rec.scenario_name == "online-serving"
+    assert at.selectbox(key="cap_pick").value == rec.search_id
+    assert {m.label: m.value for m in at.metric} == {
+        f"{r.policy} capacity": f"{r.capacity_aps:.4g} agents/s" for r in rec.results
+    }
+    assert rec.results[1].capacity_aps > rec.results[0].capacity_aps > 0  # the fake cluster: DualPath x1.5

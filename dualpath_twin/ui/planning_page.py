@@ -144,8 +144,8 @@ def _capacity_store() -> Any | None:
         return None
 
 
-def _new_capacity_search(store: Any | None) -> None:
-    """The form that runs a capacity search here; the result is saved in the store and selected below."""
+def _new_capacity_search(store: Any | None) -> bool:
+    """The form that runs a capacity search here; True when a result was saved in the store (and selected below)."""
     sc = _scenario_picker("cap")
     pols = st.multiselect("policies", POLICIES, ["basic", "dualpath"], key="cap_pol")
     c1, c2, c3 = st.columns(3)
@@ -155,7 +155,7 @@ def _new_capacity_search(store: Any | None) -> None:
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
     if sc is None or not st.button("find capacity", key="cap_go"):
-        return
+        return False
     log = st.empty()
     lines: list[str] = []
 
@@ -169,17 +169,19 @@ def _new_capacity_search(store: Any | None) -> None:
                                            workers=workers, on_point=on_point, window_s=window or None)
     except (PlanningError, scn.ScenarioError) as err:
         st.error(str(err))
-        return
+        return False
     st.session_state["planning_capacity"] = results
     if store is None:
-        return
+        return False
     spec = capacity_spec(pols, tolerance=tol, criterion=crit, start_aps=start or None, window_s=window or None,
                          source="dashboard")
     try:
         st.session_state["cap_pick"] = save_capacity(store, sc, results, spec)
-        st.session_state["planning_capacity"] = None
     except (RuntimeError, OSError) as err:
         st.warning(f"the search was not saved ({err}); it is shown below until the page is reloaded")
+        return False
+    st.session_state["planning_capacity"] = None
+    return True
 
 
 def show_capacity(results: list[CapacityResult], key: str, caption: str = "") -> None:
@@ -223,13 +225,22 @@ def _spec_caption(rec: CapacitySearchRecord) -> str:
 
 def _capacity_tab() -> None:
     store = _capacity_store()
-    stored = list_capacity(store) if store is not None else None
+    stored = None
+    if store is not None:
+        try:
+            stored = list_capacity(store)
+        except (RuntimeError, OSError) as err:  # e.g. a store of a newer schema
+            st.warning(f"cannot list the capacity searches of {store.path}: {err}")
+            store = None
     has_stored = stored is not None and stored.height > 0
     with st.expander("New capacity search", expanded=not has_stored):
-        _new_capacity_search(store)
-    if store is not None and st.session_state.get("cap_pick") is not None:
-        stored = list_capacity(store)  # a search was just saved
+        saved = _new_capacity_search(store)
+    if saved and store is not None:
+        stored = list_capacity(store)
         has_stored = stored.height > 0
+    unsaved = st.session_state.get("planning_capacity")
+    if unsaved:
+        show_capacity(unsaved, "cap_unsaved", "this search is not saved in the store (shown until the page is reloaded)")
     if has_stored:
         assert stored is not None
         ids = stored["search_id"].to_list()
@@ -248,9 +259,7 @@ def _capacity_tab() -> None:
                             ids, format_func=lambda i: labels.get(i, i), key="cap_pick")
         rec = load_capacity(store, pick)
         show_capacity(rec.results, "cap_stored", _spec_caption(rec))
-    elif st.session_state.get("planning_capacity"):
-        show_capacity(st.session_state["planning_capacity"], "cap_unsaved", "this search is not saved in the store")
-    else:
+    elif not unsaved:
         st.info("No capacity search in the store yet: run one above, or from the command line "
                 "`dualpath-twin capacity scenarios/examples/online-serving.toml --policy basic,dualpath` "
                 "(it saves to the same store; reload this page to see it).")
