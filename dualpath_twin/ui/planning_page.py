@@ -332,7 +332,13 @@ def _sensitivity_tab() -> None:
 
 
 def render() -> None:
-    """The planning page: sweeps, capacity, sizing and sensitivity tabs."""
+    """The planning page: sweeps, capacity, sizing and sensitivity tabs (nothing outside a Streamlit script run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        # Streamlit installs the running script as __main__, so a process-pool worker started from this page
+        # (forkserver/spawn) re-executes it on start-up; there it must not render, let alone open the store.
+        return
     st.header("Capacity planning")
     st.caption("Many simulations answer one planning question. Runs use a local process pool or a Dask cluster; "
                "see docs/planning.md.")
