@@ -572,7 +572,7 @@ class World:
                     lane_links.extend(self.nodes[nd].cnic_tx)
                 self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
-            loads = []
+            load_specs: list[tuple[float, list[Link]]] = []
             for pe, b in batches.items():
                 pnode, pgpu = self.pe_loc(pe)
                 per_src: dict[int, float] = {}
@@ -595,7 +595,7 @@ class World:
                         # DE DRAM -> DE CNIC tx -> fabric -> PE CNIC rx -> PE HBM (CNIC of the request's DE GPU)
                         dgpu = pgpu % self.g
                         links = [self.nodes[src].dram] + self._out_of_gpu(src, dgpu) + self._fab() + self._into_gpu(pnode, pgpu)
-                    loads.append(self.net.transfer(nbytes, links, "load"))
+                    load_specs.append((nbytes, links))
             # PD transfers for requests whose prefill completes in this step (layer-wise: overlapped)
             finishing = []
             for b in batches.values():
@@ -603,19 +603,28 @@ class World:
                     if req.computed + chunk >= req.miss:
                         finishing.append(req)
             pd_events = {}
-            if self.layerwise:
+            if self.reference and self.layerwise:
+                # detailed: one load per layer in sequence, layer i computed once it is loaded and
+                # layer i-1 is done, its KV sent to the decode side right after (SYSTEM.md §3)
                 for req in finishing:
-                    pd_events[req.rid] = self._pd_transfer(req)
-            if loads:
-                yield simpy.AllOf(env, loads)
-            load_end = env.now
-            if self.layerwise:
-                load_s = load_end - start
-                end = max(start + c_group + load_s / nl, load_end + c_group / nl)
+                    pd_events[req.rid] = env.event()
+                yield env.process(self._layer_pipeline(load_specs, c_group, finishing, pd_events))
             else:
-                end = load_end + c_group
-            if end > env.now:
-                yield env.timeout(end - env.now)
+                if self.layerwise:
+                    for req in finishing:
+                        pd_events[req.rid] = self._pd_transfer(req)
+                loads = [self.net.transfer(nbytes, links, "load") for nbytes, links in load_specs]
+                if loads:
+                    yield simpy.AllOf(env, loads)
+                load_end = env.now
+                if self.layerwise:
+                    # closed form of the per-layer pipeline above at the loads' mean bandwidth
+                    load_s = load_end - start
+                    end = max(start + c_group + load_s / nl, load_end + c_group / nl)
+                else:
+                    end = load_end + c_group
+                if end > env.now:
+                    yield env.timeout(end - env.now)
             if lane_links:
                 self.net.set_capacities(lane_links, self.cnic_kv_bps)
             now = env.now
@@ -644,10 +653,36 @@ class World:
                     ev = self._pd_transfer(req)
                     ev.callbacks.append(lambda _e, req=req: self._to_decode(req))
 
-    def _pd_transfer(self, req: Req) -> simpy.Event:
-        """Move the request's prompt KV from the PE to the decode side; returns the completion event."""
+    def _layer_pipeline(self, load_specs: list[tuple[float, list[Link]]], c_group: float, finishing: list[Req],
+                        pd_events: dict[int, simpy.Event]):
+        """Reference mode: the layer-wise prefill step with one load, compute and PD send per layer."""
+        env = self.env
+        nl = self.layers
+        loaded = [env.event() for _ in range(nl)]
+
+        def loader():
+            for i in range(nl):
+                if load_specs:
+                    yield simpy.AllOf(env, [self.net.transfer(nb / nl, links, "load") for nb, links in load_specs])
+                loaded[i].succeed()
+
+        env.process(loader())
+        sends: dict[int, list[simpy.Event]] = {req.rid: [] for req in finishing}
+        for i in range(nl):
+            yield loaded[i]
+            yield env.timeout(c_group / nl)
+            for req in finishing:
+                sends[req.rid].append(self._pd_transfer(req, 1.0 / nl, account=i == 0))
+        for req in finishing:
+            ev = pd_events[req.rid]
+            done = simpy.AllOf(env, sends[req.rid])
+            done.callbacks.append(lambda _e, ev=ev: ev.succeed())
+
+    def _pd_transfer(self, req: Req, fraction: float = 1.0, account: bool = True) -> simpy.Event:
+        """Move (a fraction of) the request's prompt KV from the PE to the decode side; returns its completion."""
         nbytes = (req.miss if req.side == "de" else req.prompt) * self.kv
-        self.col["bytes_pe_to_de"][req.rid] += nbytes
+        if account:
+            self.col["bytes_pe_to_de"][req.rid] += nbytes
         if self.zero_io:
             ev = self.env.event()
             ev.succeed()
@@ -657,7 +692,7 @@ class World:
         links = self._out_of_gpu(pnode, pgpu) + self._fab() + self._into_gpu(dnode, dgpu)
         if self.layerwise:
             links = links + [self.nodes[dnode].dram]  # lands in the DE DRAM buffer
-        return self.net.transfer(nbytes, links, "pd")
+        return self.net.transfer(nbytes * fraction, links, "pd")
 
     # ================================================================ decode
     def _to_decode(self, req: Req) -> None:
@@ -724,7 +759,8 @@ class World:
                 kv_read += model.decode_kv_read_bytes(r.ctx)
                 flops += lin + model.attention_flops_per_token(r.ctx)
             step, _duty = cost.decode_step_s(b, kv_read, flops)
-            n = min(r.tokens_left for r in running)
+            # fast: advance to the next batch change in one event; reference: one event per step
+            n = 1 if self.reference else min(r.tokens_left for r in running)
             start = env.now
             wake = self.de_wake[de]
             yield env.timeout(n * step) | wake
