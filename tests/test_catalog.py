@@ -257,3 +257,14 @@ def test_bad_catalog_entry_names_file_and_field(tmp_path, monkeypatch) -> None:
     finally:
         monkeypatch.delenv(ENV_EXTRA_FILES)
         clear_cache()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_decode_linear_forms_equal_the_per_request_formulas(name: str) -> None:
+    """The decoder's batch sums rely on cost(L) = a*min(L, T) + b*L for every model and KV format."""
+    for fmt in list_kv_formats(name) or [None]:
+        m = get_model(name, fmt)
+        (ka, kb, kt), (fa, fb, ft) = m.decode_linear_forms()
+        for ctx in (1, 100, 127, 128, 129, 2047, 2048, 2049, 5000, 65536, 200_000):
+            assert ka * min(ctx, kt) + kb * ctx == pytest.approx(m.decode_kv_read_bytes(ctx), rel=1e-12)
+            assert fa * min(ctx, ft) + fb * ctx == pytest.approx(m.attention_flops_per_token(ctx), rel=1e-12)

@@ -229,6 +229,34 @@ class ModelSpec:
             return self.layers * L * self.attention_kv_bytes_per_layer
         return self.kv_bytes_for_context(L)
 
+    def decode_linear_forms(self) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+        """``(a, b, T)`` for KV-read bytes and attention FLOPs per decode step: cost(L) = a*min(L, T) + b*L.
+
+        Both ``decode_kv_read_bytes`` and ``attention_flops_per_token`` are of this form (sparse top-k
+        or sliding windows give the capped part), so a decode batch's cost needs only the sum of its
+        contexts and of their capped values; ``tests/test_catalog.py`` checks the forms agree.
+        """
+        if self.attention == "mla":
+            att = float(self.attention_kv_bytes_per_layer)
+            idx = float(self.indexer_key_bytes_per_layer)
+            per_ctx = 2.0 * self.heads * (2 * self.kv_lora_rank + self.qk_rope_head_dim)
+            idx_flops = 2.0 * self.indexer_heads * self.indexer_head_dim if self.has_indexer else 0.0
+            if self.sparse_topk:
+                kv = (self.layers * att, self.layers * idx, self.sparse_topk)
+                fl = (self.layers * per_ctx, self.layers * idx_flops, self.sparse_topk)
+            else:
+                kv = (0.0, self.layers * att, 0)
+                fl = (0.0, self.layers * (per_ctx + idx_flops), 0)
+            return kv, fl
+        kv = (float(self.sliding_window_layers * self.kv_bytes_per_token_per_layer), float(self.kv_bytes_per_token),
+              self.sliding_window)
+        per_ctx = 4.0 * self.heads * self.head_dim
+        if self.sliding_window:
+            fl = (per_ctx * self.sliding_window_layers, per_ctx * self.full_attention_layers, self.sliding_window)
+        else:
+            fl = (0.0, per_ctx * (self.full_attention_layers + self.sliding_window_layers), 0)
+        return kv, fl
+
     # ------------------------------------------------------------ FLOPs
     def linear_flops_per_token(self) -> float:
         """2 x active parameters, excluding the embedding lookup and the LM head (applied to one token per prefill)."""

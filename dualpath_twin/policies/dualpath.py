@@ -48,7 +48,7 @@ class DualPathPolicy(Policy):
         g = view.gpus_per_node
         best_node, best_tok = 0, None
         for n in range(view.decode_nodes):
-            tot = sum(view.de_tok(e) for e in range(n * g, (n + 1) * g))
+            tot = view.de_node_tok(n)
             if best_tok is None or tot < best_tok:
                 best_node, best_tok = n, tot
         engines = list(range(best_node * g, (best_node + 1) * g))

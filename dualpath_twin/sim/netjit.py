@@ -42,11 +42,11 @@ N_FF = 5
 NL, VER, ACTIVE, MARK = range(4)
 N_FI = 4
 # misc counters
-HEAP_N, STAMP, RECOMPUTES, SKIPPED = range(4)
+HEAP_N, STAMP, RECOMPUTES, SKIPPED, ITERS, CFLOWS, CLINKS, WAKES = range(8)
 
 
 # --------------------------------------------------------------------------- heaps
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _hpush(ht, hs, hv, n, t, s, v):
     """Push (t, slot, version) on the min-heap of size n; returns the new size."""
     i = n
@@ -64,7 +64,7 @@ def _hpush(ht, hs, hv, n, t, s, v):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _hpop(ht, hs, hv, n):
     """Remove the top of the min-heap of size n (read it first); returns the new size."""
     n -= 1
@@ -87,20 +87,30 @@ def _hpop(ht, hs, hv, n):
     return n
 
 
+@njit(cache=True, error_model="numpy")
+def _clean_top(ht, hs, hv, misc, fi):
+    """Pop stale entries (finished flows, superseded rates) off the top so the top is a real completion."""
+    while misc[HEAP_N] > 0:
+        f = hs[0]
+        if fi[f, ACTIVE] == 1 and fi[f, VER] == hv[0]:
+            return
+        misc[HEAP_N] = _hpop(ht, hs, hv, misc[HEAP_N])
+
+
 # --------------------------------------------------------------------------- helpers
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _advance(lf, lk, now):
     if now > lf[lk, LT]:
         lf[lk, BYTES] += lf[lk, LRATE] * (now - lf[lk, LT])
         lf[lk, LT] = now
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _saturated(lf, lk):
     return lf[lk, LRATE] >= lf[lk, CAP] * (1.0 - _SAT)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _schedule(ff, fi, ht, hs, hv, misc, f, now):
     """Bump the flow's version and push its predicted completion."""
     fi[f, VER] += 1
@@ -108,7 +118,7 @@ def _schedule(ff, fi, ht, hs, hv, misc, f, now):
         misc[HEAP_N] = _hpush(ht, hs, hv, misc[HEAP_N], now + ff[f, REM] / ff[f, RATE], f, fi[f, VER])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now):
     """Re-share max-min among the flows a change at the seed links can affect (exact)."""
     misc[RECOMPUTES] += 1
@@ -125,6 +135,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         li[seeds[i], EXPAND] = estamp
     while True:
         misc[STAMP] += 1
+        misc[ITERS] += 1
         st = misc[STAMP]
         # ---- component: flows reachable through seed, expanded or saturated links
         nstack = 0
@@ -227,6 +238,8 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                 grow = True
         if not grow:
             break
+    misc[CFLOWS] += nflows
+    misc[CLINKS] += nset
     # ---- apply
     for i in range(nset):
         _advance(lf, scr[clink_o + i], now)
@@ -257,7 +270,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
 
 
 # --------------------------------------------------------------------------- entry points
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
     """Attach flow slot ``f`` over links ``ids`` and give it its max-min rate. -1: a link is full."""
     m = lflows.shape[1]
@@ -303,12 +316,14 @@ def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fh
                 lf[lk, PEAK] = u
         ff[f, RATE] = r
         _schedule(ff, fi, ht, hs, hv, misc, f, now)
+        _clean_top(ht, hs, hv, misc, fi)
         return 1
     _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now)
+    _clean_top(ht, hs, hv, misc, fi)
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now):
     """Complete every flow due by ``now``; write their slots to ``out``; returns how many."""
     ndone = 0
@@ -368,10 +383,11 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
         ndone += 1
     if nseeds > 0:
         _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now)
+    _clean_top(ht, hs, hv, misc, fi)
     return ndone
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def k_set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now):
     """Set the capacity of links ``ids`` and re-share their flows once."""
     n = 0
@@ -386,16 +402,17 @@ def k_set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, 
                 n += 1
     if n > 0:
         _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now)
+    _clean_top(ht, hs, hv, misc, fi)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def k_advance_all(lf, now):
     """Account every link's bytes up to ``now``."""
     for lk in range(lf.shape[0]):
         _advance(lf, lk, now)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def k_compact(ht, hs, hv, misc, ff, fi):
     """Rebuild the completion heap from the active flows (drops stale entries)."""
     n = 0
@@ -429,7 +446,7 @@ class JitFlowNetwork:
         self._ht = np.zeros(1024)
         self._hs = np.zeros(1024, dtype=np.int64)
         self._hv = np.zeros(1024, dtype=np.int64)
-        self._misc = np.zeros(4, dtype=np.int64)
+        self._misc = np.zeros(8, dtype=np.int64)
         self._paths: dict[tuple[Link, ...], np.ndarray] = {}
         self._wake_t = math.inf
         self._wake_ver = 0
@@ -594,6 +611,13 @@ class JitFlowNetwork:
         if ver != self._wake_ver:
             return
         self._wake_t = math.inf
+        now = self.env.now
+        if self._misc[HEAP_N] == 0:
+            return
+        t = self._ht[0]
+        if t > now and now + (t - now) > now:  # the earliest flow slowed down since: wake up later
+            self._arm()
+            return
         self._ensure_heap()
         n = k_pop_due(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
                       self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, self._seeds, self._out, self.env.now)

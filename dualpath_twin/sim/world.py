@@ -10,6 +10,7 @@ event-driven per batch-membership change) -> block write-back flows -> next roun
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections import deque
@@ -35,7 +36,7 @@ class Req:
     __slots__ = (
         "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
         "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
-        "de_hbm_reserved", "first_step_pending", "pd_reserved",
+        "de_hbm_reserved", "pd_reserved", "j0",
     )
 
     def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
@@ -58,7 +59,7 @@ class Req:
         self.ctx = prompt + 1
         self.hbm_bytes = (prompt + gen) * kv
         self.de_hbm_reserved = False
-        self.first_step_pending = True
+        self.j0 = 0  # the decode engine's step count when this request joined its batch
         self.pd_reserved = False
         self.info = RequestInfo(rid, prompt, hit, gen, self.hbm_bytes)
 
@@ -147,6 +148,7 @@ class World:
         self.pe_tok_v = np.zeros(self.P * self.g)
         self.pe_seq_v = np.zeros(self.P * self.g, dtype=np.int64)
         self.de_tok_v = np.zeros(self.D * self.g)
+        self.de_node_tok_v = [0] * self.D  # exact integer token sums per decode node
         self.de_seq_v = np.zeros(self.D * self.g, dtype=np.int64)
         self.de_promised = np.zeros(self.D * self.g)
         self.read_q = np.zeros(self.P + self.D)
@@ -163,7 +165,6 @@ class World:
                 self.node_group[nd] = gi
         self.group_wake: list[simpy.Event] = [self.env.event() for _ in self.pe_groups]
         self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.g)]
-        self.de_running: list[list[Req]] = [[] for _ in range(self.D * self.g)]
         self.de_wake: list[simpy.Event] = [self.env.event() for _ in range(self.D * self.g)]
         self.fetch_wake = self.env.event()
         # policy thresholds
@@ -212,6 +213,10 @@ class World:
     def de_seq(self, de: int) -> int:
         """Number of the DE's requests."""
         return int(self.de_seq_v[de])
+
+    def de_node_tok(self, node: int) -> float:
+        """Tokens over the DEs of one decode node."""
+        return self.de_node_tok_v[node]
 
     def de_free_hbm_bytes(self, de: int) -> float:
         """DE HBM not yet promised to assigned requests."""
@@ -372,6 +377,7 @@ class World:
         req.de_node = self.P + de // self.g
         self.col_de[req.rid] = de
         self.de_tok_v[de] += req.prompt + req.gen
+        self.de_node_tok_v[de // self.g] += req.prompt + req.gen
         self.de_seq_v[de] += 1
         self.de_promised[de] += req.hbm_bytes
         if req.hit <= 0:
@@ -735,32 +741,59 @@ class World:
         self.net.transfer(nbytes, links, "write")
 
     def _decoder(self, de: int):
+        """Continuous batching on one decode engine, advanced in one event per batch change.
+
+        Contexts are kept lazily (ctx = ctx at join + steps since join), so a batch change costs
+        O(changes): the step's KV reads and FLOPs come from the sums of the contexts and of their
+        capped values (``ModelSpec.decode_linear_forms``), completions from a heap of end steps,
+        filled blocks from a heap of next block boundaries. Equal to stepping every request.
+        """
         env = self.env
-        running = self.de_running[de]
         pending = self.de_pending[de]
         cost = self.cost
-        model = cost.model
+        (ka, kb, kt), (fa, fb, ft) = cost.model.decode_linear_forms()
+        lin = cost.linear_flops_per_token + cost.decode_extra_flops_per_token
+        blk = self.block
+        blk_bytes = self.block * self.kv
         dnode, _ = self.de_loc(de)
+        steps = 0  # decode steps this engine has run
+        b = 0  # running requests
+        base = 0  # sum over running of (ctx at join - steps at join): sum of contexts = base + b * steps
+        ends: list[tuple[int, int, Req]] = []  # (step at which it has generated its last token, rid, req)
+        bounds: list[tuple[int, int, Req]] = []  # (step at which its context reaches the next block boundary, ...)
+        fresh: list[Req] = []  # joined; their first decode step (second token) is pending
+        # sum of min(ctx, T) for the KV-read and FLOP forms: capped count + the few contexts below T
+        caps = {kt: [0, {}]} if kt == ft else {kt: [0, {}], ft: [0, {}]}
+        caps = {t: v for t, v in caps.items() if t > 0}
+        heappush, heappop = heapq.heappush, heapq.heappop
         while True:
-            if not running and not pending:
+            if not b and not pending:
                 if self.de_wake[de].triggered:
                     self.de_wake[de] = env.event()
                 yield self.de_wake[de]
                 continue
             while pending:
-                running.append(pending.popleft())
+                r = pending.popleft()
+                r.j0 = steps
+                b += 1
+                base += r.ctx - steps
+                heappush(ends, (steps + r.tokens_left, r.rid, r))
+                heappush(bounds, (steps + (r.ctx // blk + 1) * blk - r.ctx, r.rid, r))
+                for t, cv in caps.items():
+                    if r.ctx >= t:
+                        cv[0] += 1
+                    else:
+                        cv[1][r.rid] = r
+                fresh.append(r)
             if self.de_wake[de].triggered:
                 self.de_wake[de] = env.event()
-            b = len(running)
-            kv_read = 0.0
-            flops = 0.0
-            lin = cost.linear_flops_per_token + cost.decode_extra_flops_per_token
-            for r in running:
-                kv_read += model.decode_kv_read_bytes(r.ctx)
-                flops += lin + model.attention_flops_per_token(r.ctx)
+            sum_ctx = base + b * steps
+            capped = {t: cv[0] * t + sum(x.ctx + steps - x.j0 for x in cv[1].values()) for t, cv in caps.items()}
+            kv_read = kb * sum_ctx + (ka * capped[kt] if kt > 0 else 0.0)
+            flops = b * lin + fb * sum_ctx + (fa * capped[ft] if ft > 0 else 0.0)
             step, _duty = cost.decode_step_s(b, kv_read, flops)
             # fast: advance to the next batch change in one event; reference: one event per step
-            n = 1 if self.reference else min(r.tokens_left for r in running)
+            n = 1 if self.reference else ends[0][0] - steps
             start = env.now
             wake = self.de_wake[de]
             yield env.timeout(n * step) | wake
@@ -769,23 +802,39 @@ class World:
             t_end = start + k * step
             if t_end > env.now:
                 yield env.timeout(t_end - env.now)
+            now = env.now
+            steps += k
             self.gpu_busy_s[dnode] += k * step
             self.gen_tokens_done += k * b
+            if fresh:
+                col = self.col["second_token_s"]
+                for r in fresh:
+                    col[r.rid] = start + step
+                fresh.clear()
+            for t, cv in caps.items():
+                for rid in [rid for rid, x in cv[1].items() if x.ctx + steps - x.j0 >= t]:
+                    del cv[1][rid]
+                    cv[0] += 1
             wb_bytes = 0.0
-            still = []
-            for r in running:
-                if r.first_step_pending:
-                    r.first_step_pending = False
-                    self.col["second_token_s"][r.rid] = start + step
-                before = r.ctx // self.block
-                r.tokens_left -= k
-                r.ctx += k
-                wb_bytes += (r.ctx // self.block - before) * self.block * self.kv
+            while bounds and bounds[0][0] <= steps:
+                s_b, rid, r = heappop(bounds)
                 if r.tokens_left <= 0:
-                    self._complete(r, env.now)
-                else:
-                    still.append(r)
-            running[:] = still
+                    continue  # finished before reaching this boundary
+                boundary = r.ctx + s_b - r.j0  # the multiple of the block size reached at step s_b
+                crossed = (r.ctx + steps - r.j0 - boundary) // blk + 1
+                wb_bytes += crossed * blk_bytes
+                if r.j0 + r.tokens_left > steps:
+                    heappush(bounds, (s_b + crossed * blk, rid, r))
+            while ends and ends[0][0] <= steps:
+                _, rid, r = heappop(ends)
+                b -= 1
+                base -= r.ctx - r.j0
+                for cv in caps.values():
+                    if cv[1].pop(rid, None) is None:
+                        cv[0] -= 1
+                r.ctx += steps - r.j0
+                r.tokens_left = 0
+                self._complete(r, now)
             self._write_back(de, wb_bytes, None)
 
     def _complete(self, req: Req, now: float) -> None:
@@ -794,6 +843,7 @@ class World:
         if req.de_hbm_reserved:
             self.de_hbm[req.de].release(req.hbm_bytes)
         self.de_tok_v[req.de] -= req.prompt + req.gen
+        self.de_node_tok_v[req.de // self.g] -= req.prompt + req.gen
         self.de_seq_v[req.de] -= 1
         self.de_promised[req.de] -= req.hbm_bytes
         self.gen_tokens_done += 1  # the first token, produced by prefill
