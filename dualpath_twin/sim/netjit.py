@@ -120,12 +120,15 @@ def _schedule(ff, fi, ht, hs, hv, misc, f, now):
 
 @njit(cache=True, error_model="numpy")
 def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now):
-    """Re-share max-min among the flows a change at the seed links can affect (exact)."""
+    """Re-share max-min among the flows a change at the seed links can affect (exact).
+
+    Passes are fused: the component search also collects every link the component's flows cross
+    with its member count and current inside rate; the filling accumulates the new inside rates.
+    """
     misc[RECOMPUTES] += 1
-    nlinks_total = lf.shape[0]
-    # scratch layout: [0, L) stack, [L, 2L) component links, [2L, 2L+F) component flows;
+    # scratch layout: [0, L) stack, [L, 2L) the component's links, [2L, 2L+F) its flows;
     # the fill heap (fht, fhl, fhv) holds at most one entry per link
-    L = nlinks_total
+    L = lf.shape[0]
     stack_o = 0
     clink_o = L
     cflow_o = 2 * L
@@ -137,56 +140,52 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         misc[STAMP] += 1
         misc[ITERS] += 1
         st = misc[STAMP]
-        # ---- component: flows reachable through seed, expanded or saturated links
+        # ---- component: flows reachable through seed, expanded or saturated (inner) links; every
+        # link they cross is in the set (inner, or boundary: capacity left by outside flows)
         nstack = 0
-        ninner = 0
+        nset = 0
         for i in range(nseeds):
             s = seeds[i]
             if li[s, INNER] != st:
                 li[s, INNER] = st
+                li[s, INSET] = st
+                li[s, CNT] = 0
+                lf[s, INSIDE] = 0.0
+                lf[s, USED] = 0.0
+                scr[clink_o + nset] = s
+                nset += 1
                 scr[stack_o + nstack] = s
                 nstack += 1
         nflows = 0
-        nset = 0
         while nstack > 0:
             nstack -= 1
             lk = scr[stack_o + nstack]
-            scr[clink_o + nset] = lk
-            nset += 1
-            ninner += 1
-            li[lk, INSET] = st
             for j in range(li[lk, NFL]):
                 f = lflows[lk, j]
-                if fi[f, MARK] != st:
-                    fi[f, MARK] = st
-                    scr[cflow_o + nflows] = f
-                    nflows += 1
-                    for k in range(fi[f, NL]):
-                        l2 = flinks[f, k]
-                        if li[l2, INNER] != st and (li[l2, EXPAND] == estamp or _saturated(lf, l2)):
+                if fi[f, MARK] == st:
+                    continue
+                fi[f, MARK] = st
+                ff[f, NEW] = -1.0
+                scr[cflow_o + nflows] = f
+                nflows += 1
+                rate = ff[f, RATE]
+                for k in range(fi[f, NL]):
+                    l2 = flinks[f, k]
+                    if li[l2, INSET] != st:
+                        li[l2, INSET] = st
+                        li[l2, CNT] = 0
+                        lf[l2, INSIDE] = 0.0
+                        lf[l2, USED] = 0.0
+                        scr[clink_o + nset] = l2
+                        nset += 1
+                        if li[l2, EXPAND] == estamp or _saturated(lf, l2):
                             li[l2, INNER] = st
                             scr[stack_o + nstack] = l2
                             nstack += 1
-        # ---- every link the component's flows cross (boundary links after the inner ones)
-        for i in range(nflows):
-            f = scr[cflow_o + i]
-            for k in range(fi[f, NL]):
-                lk = flinks[f, k]
-                if li[lk, INSET] != st:
-                    li[lk, INSET] = st
-                    scr[clink_o + nset] = lk
-                    nset += 1
-        for i in range(nset):
-            lk = scr[clink_o + i]
-            li[lk, CNT] = 0
-            lf[lk, INSIDE] = 0.0
-        for i in range(nflows):
-            f = scr[cflow_o + i]
-            ff[f, NEW] = -1.0
-            for k in range(fi[f, NL]):
-                lk = flinks[f, k]
-                li[lk, CNT] += 1
-                lf[lk, INSIDE] += ff[f, RATE]
+                    li[l2, CNT] += 1
+                    lf[l2, INSIDE] += rate
+        # ---- capacities left to the component; the fill heap of fair shares
+        hn = 0
         for i in range(nset):
             lk = scr[clink_o + i]
             if li[lk, INNER] == st:
@@ -195,12 +194,9 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                 lf[lk, CAPC] = max(lf[lk, CAP] - max(lf[lk, LRATE] - lf[lk, INSIDE], 0.0), 0.0)
             lf[lk, WCAP] = lf[lk, CAPC]
             li[lk, WCNT] = li[lk, CNT]
-        # ---- progressive filling with a lazy heap of fair shares (shares only grow)
-        hn = 0
-        for i in range(nset):
-            lk = scr[clink_o + i]
             if li[lk, CNT] > 0:
-                hn = _hpush(fht, fhl, fhv, hn, lf[lk, WCAP] / li[lk, CNT], lk, 0)
+                hn = _hpush(fht, fhl, fhv, hn, lf[lk, CAPC] / li[lk, CNT], lk, 0)
+        # ---- progressive filling with a lazy heap (shares only grow)
         while hn > 0:
             share = fht[0]
             best = fhl[0]
@@ -221,17 +217,12 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                         l2 = flinks[f, k]
                         lf[l2, WCAP] -= share
                         li[l2, WCNT] -= 1
-        # ---- new rates per link; widen when a partly-outside boundary link now saturates
-        for i in range(nset):
-            lf[scr[clink_o + i], USED] = 0.0
-        for i in range(nflows):
-            f = scr[cflow_o + i]
-            for k in range(fi[f, NL]):
-                lf[flinks[f, k], USED] += ff[f, NEW]
+                        lf[l2, USED] += share
+        # ---- widen when a partly-outside boundary link now saturates
         grow = False
-        for i in range(ninner, nset):
+        for i in range(nset):
             lk = scr[clink_o + i]
-            if li[lk, CNT] == li[lk, NFL]:
+            if li[lk, INNER] == st or li[lk, CNT] == li[lk, NFL]:
                 continue
             if lf[lk, USED] >= lf[lk, CAPC] * (1.0 - _SAT):
                 li[lk, EXPAND] = estamp
@@ -242,31 +233,27 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
     misc[CLINKS] += nset
     # ---- apply
     for i in range(nset):
-        _advance(lf, scr[clink_o + i], now)
-    for i in range(nflows):
-        f = scr[cflow_o + i]
-        if ff[f, RATE] > 0.0:
-            ff[f, REM] -= ff[f, RATE] * (now - ff[f, FT])
-            if ff[f, REM] < 0.0:
-                ff[f, REM] = 0.0
-        ff[f, FT] = now
-    for i in range(nset):
         lk = scr[clink_o + i]
+        _advance(lf, lk, now)
         if li[lk, CNT] == li[lk, NFL]:
             lf[lk, LRATE] = lf[lk, USED]
         else:
             lf[lk, LRATE] = max(lf[lk, LRATE] - lf[lk, INSIDE], 0.0) + lf[lk, USED]
-    for i in range(nflows):
-        f = scr[cflow_o + i]
-        r = ff[f, NEW]
-        if r != ff[f, RATE] or ff[f, RATE] == 0.0:
-            ff[f, RATE] = r
-            _schedule(ff, fi, ht, hs, hv, misc, f, now)
-    for i in range(nset):
-        lk = scr[clink_o + i]
         u = lf[lk, LRATE] / lf[lk, CAP]
         if u > lf[lk, PEAK]:
             lf[lk, PEAK] = u
+    for i in range(nflows):
+        f = scr[cflow_o + i]
+        r = ff[f, NEW]
+        old = ff[f, RATE]
+        if old > 0.0:
+            ff[f, REM] -= old * (now - ff[f, FT])
+            if ff[f, REM] < 0.0:
+                ff[f, REM] = 0.0
+        ff[f, FT] = now
+        if r != old or old == 0.0:
+            ff[f, RATE] = r
+            _schedule(ff, fi, ht, hs, hv, misc, f, now)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -533,11 +520,12 @@ class JitFlowNetwork:
                     setattr(self, name, new)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: list[Link], tag: str = "") -> simpy.Event:
-        """Start a flow now; returns an event that succeeds when its last byte arrives."""
-        ev = self.env.event()
+    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True) -> simpy.Event | None:
+        """Start a flow now; returns an event that succeeds when its last byte arrives (None if not ``notify``)."""
+        ev = self.env.event() if notify else None
         if size_bytes <= _EPS_BYTES or not links:
-            ev.succeed(None)
+            if ev is not None:
+                ev.succeed(None)
             return ev
         key = tuple(links)
         ids = self._paths.get(key)
@@ -625,8 +613,9 @@ class JitFlowNetwork:
         free = self._free
         for f in self._out[:n].tolist():
             ev = evs[f]
-            evs[f] = None
             free.append(f)
-            ev.succeed(None)
+            if ev is not None:
+                evs[f] = None
+                ev.succeed(None)
         self.active -= n
         self._arm()

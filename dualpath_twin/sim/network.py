@@ -88,8 +88,12 @@ class FlowNetwork:
             lk.advance(now)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: list[Link], tag: str = "") -> simpy.Event:
-        """Start a flow now; returns an event that succeeds (value = the Flow) when it completes."""
+    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True) -> simpy.Event:
+        """Start a flow now; returns an event that succeeds (value = the Flow) when it completes.
+
+        ``notify`` is accepted for the compiled engine's interface (which then creates no event);
+        here the event always exists.
+        """
         ev = self.env.event()
         if size_bytes <= _EPS_BYTES or not links:
             ev.succeed(None)

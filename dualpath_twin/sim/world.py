@@ -419,19 +419,28 @@ class World:
                 req.dram_de_bytes += resv
                 req.pd_reserved = True
             self.read_inflight[node] += 1
-            self.env.process(self._read(req, node, nbytes))
+            self._read(req, node, nbytes)
 
-    def _read(self, req: Req, node: int, nbytes: float):
+    def _read(self, req: Req, node: int, nbytes: float) -> None:
+        """Storage -> SNIC rx -> DRAM after the I/O latency (event callbacks, no process)."""
         env = self.env
         self.col["read_start_s"][req.rid] = env.now
         if self.io_latency_s > 0:
-            yield env.timeout(self.io_latency_s)
+            tmo = env.timeout(self.io_latency_s)
+            tmo.callbacks.append(lambda _e: self._read_flow(req, node, nbytes))
+        else:
+            self._read_flow(req, node, nbytes)
+
+    def _read_flow(self, req: Req, node: int, nbytes: float) -> None:
         nd = self.nodes[node]
         links = ([self.storage_read] if self.storage_read else []) + [nd.snic_rx, nd.dram]
-        yield self.net.transfer(nbytes, links, "read")
+        ev = self.net.transfer(nbytes, links, "read")
+        ev.callbacks.append(lambda _e: self._read_done(req, node, nbytes))
+
+    def _read_done(self, req: Req, node: int, nbytes: float) -> None:
         self.read_inflight[node] -= 1
         self.read_q[node] -= req.hit
-        self.col["read_end_s"][req.rid] = env.now
+        self.col["read_end_s"][req.rid] = self.env.now
         self.col["bytes_read_pe_snic" if req.side == "pe" else "bytes_read_de_snic"][req.rid] += nbytes
         self._pump_reads(node)
         self._ready(req)
@@ -702,26 +711,42 @@ class World:
 
     # ================================================================ decode
     def _to_decode(self, req: Req) -> None:
-        self.env.process(self._admit(req))
+        """Admission: DE HBM (waits FIFO if full), then the DE DRAM -> HBM load, then the batch."""
+        if req.de_hbm_reserved or self.de_hbm[req.de].try_reserve(req.hbm_bytes):
+            req.de_hbm_reserved = True
+            self._admit_load(req)
+        else:
+            ev = self.de_hbm[req.de].reserve(req.hbm_bytes)
+            ev.callbacks.append(lambda _e: self._admit_load(req, reserved=True))
 
-    def _admit(self, req: Req):
-        env = self.env
-        if not req.de_hbm_reserved:
-            yield self.de_hbm[req.de].reserve(req.hbm_bytes)
+    def _admit_load(self, req: Req, reserved: bool = False) -> None:
+        if reserved:
             req.de_hbm_reserved = True
         if self.layerwise and req.dram_de_bytes > 0:
-            dnode, dgpu = self.de_loc(req.de)
             if not self.zero_io:
-                yield self.net.transfer(req.prompt * self.kv, [self.nodes[dnode].dram] + self._into_gpu(dnode, dgpu), "de_h2d")
-            self.dram_buf[req.de_node].release(req.dram_de_bytes)
-            req.dram_de_bytes = 0.0
-        self.col["decode_admit_s"][req.rid] = env.now
+                dnode, dgpu = self.de_loc(req.de)
+                links = [self.nodes[dnode].dram] + self._into_gpu(dnode, dgpu)
+                ev = self.net.transfer(req.prompt * self.kv, links, "de_h2d")
+                ev.callbacks.append(lambda _e: self._admit_loaded(req))
+                return
+            self._admit_loaded(req)
+            return
+        self._admit_done(req)
+
+    def _admit_loaded(self, req: Req) -> None:
+        self.dram_buf[req.de_node].release(req.dram_de_bytes)
+        req.dram_de_bytes = 0.0
+        self._admit_done(req)
+
+    def _admit_done(self, req: Req) -> None:
+        now = self.env.now
+        self.col["decode_admit_s"][req.rid] = now
         # persist the prompt's newly filled blocks
         new_blocks = req.prompt // self.block - req.hit // self.block
         if new_blocks > 0:
             self._write_back(req.de, new_blocks * self.block * self.kv, req.rid)
         if req.tokens_left <= 0:
-            self._complete(req, env.now)
+            self._complete(req, now)
             return
         self.de_pending[req.de].append(req)
         if not self.de_wake[req.de].triggered:
@@ -738,7 +763,7 @@ class World:
         dnode, dgpu = self.de_loc(de)
         nd = self.nodes[dnode]
         links = self._out_of_gpu(dnode, dgpu) + [nd.dram, nd.snic_tx] + ([self.storage_write] if self.storage_write else [])
-        self.net.transfer(nbytes, links, "write")
+        self.net.transfer(nbytes, links, "write", notify=False)
 
     def _decoder(self, de: int):
         """Continuous batching on one decode engine, advanced in one event per batch change.
@@ -796,7 +821,10 @@ class World:
             n = 1 if self.reference else ends[0][0] - steps
             start = env.now
             wake = self.de_wake[de]
-            yield env.timeout(n * step) | wake
+            # the step timer and a new admission both trigger ``wake`` (no Condition event needed)
+            timer = env.timeout(n * step)
+            timer.callbacks.append(lambda _e, w=wake: None if w.triggered else w.succeed())
+            yield wake
             elapsed = env.now - start
             k = n if elapsed >= n * step - 1e-12 else min(n, max(1, math.ceil(elapsed / step - 1e-9)))
             t_end = start + k * step
