@@ -42,7 +42,7 @@ N_FF = 5
 NL, VER, ACTIVE, MARK = range(4)
 N_FI = 4
 # misc counters
-HEAP_N, STAMP, RECOMPUTES, SKIPPED, ITERS, CFLOWS, CLINKS, WAKES = range(8)
+HEAP_N, STAMP, RECOMPUTES, SKIPPED, ITERS, CFLOWS, CLINKS, NACT = range(8)
 
 
 # --------------------------------------------------------------------------- heaps
@@ -259,11 +259,18 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
 # --------------------------------------------------------------------------- entry points
 @njit(cache=True, error_model="numpy")
 def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
-    """Attach flow slot ``f`` over links ``ids`` and give it its max-min rate. -1: a link is full."""
+    """Attach flow slot ``f`` over links ``ids`` and give it its max-min rate.
+
+    Returns the earliest predicted completion (inf if none), -1 if a link's flow list is full,
+    -2 if the completion heap could overflow (the caller grows the arrays and calls again).
+    """
     m = lflows.shape[1]
     for k in range(ids.shape[0]):
         if li[ids[k], NFL] >= m:
-            return -1
+            return -1.0
+    if misc[HEAP_N] + 2 * misc[NACT] + 16 > ht.shape[0]:
+        return -2.0
+    misc[NACT] += 1
     fi[f, NL] = ids.shape[0]
     fi[f, ACTIVE] = 1
     ff[f, REM] = nbytes
@@ -303,16 +310,21 @@ def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fh
                 lf[lk, PEAK] = u
         ff[f, RATE] = r
         _schedule(ff, fi, ht, hs, hv, misc, f, now)
-        _clean_top(ht, hs, hv, misc, fi)
-        return 1
-    _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now)
+    else:
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now)
     _clean_top(ht, hs, hv, misc, fi)
-    return 0
+    return ht[0] if misc[HEAP_N] > 0 else math.inf
 
 
 @njit(cache=True, error_model="numpy")
 def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now):
-    """Complete every flow due by ``now``; write their slots to ``out``; returns how many."""
+    """Complete every flow due by ``now``; write their slots to ``out``.
+
+    Returns (how many, the earliest predicted completion left or inf); (-1, 0) if the completion
+    heap could overflow (the caller grows it and calls again).
+    """
+    if misc[HEAP_N] + 2 * misc[NACT] + 16 > ht.shape[0]:
+        return -1, 0.0
     ndone = 0
     nseeds = 0
     misc[STAMP] += 1
@@ -368,10 +380,11 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
         ff[f, RATE] = 0.0
         out[ndone] = f
         ndone += 1
+    misc[NACT] -= ndone
     if nseeds > 0:
         _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now)
     _clean_top(ht, hs, hv, misc, fi)
-    return ndone
+    return ndone, (ht[0] if misc[HEAP_N] > 0 else math.inf)
 
 
 @njit(cache=True, error_model="numpy")
@@ -506,11 +519,11 @@ class JitFlowNetwork:
         self._K = k
 
     def _ensure_heap(self) -> None:
-        need = int(self._misc[HEAP_N]) + 2 * self.active + 16
+        need = int(self._misc[HEAP_N]) + 2 * self.active + 32
         if need > self._ht.shape[0]:
             if int(self._misc[HEAP_N]) > 4 * self.active + 1024:
                 k_compact(self._ht, self._hs, self._hv, self._misc, self._ff, self._fi)
-                need = int(self._misc[HEAP_N]) + 2 * self.active + 16
+                need = int(self._misc[HEAP_N]) + 2 * self.active + 32
             if need > self._ht.shape[0]:
                 size = max(need, 2 * self._ht.shape[0])
                 for name in ("_ht", "_hs", "_hv"):
@@ -536,18 +549,22 @@ class JitFlowNetwork:
                 self._grow_width(ids.shape[0])
         if not self._free:
             self._grow_flows(2 * self._F)
-        self._ensure_heap()
         f = self._free.pop()
         while True:
-            rc = k_start(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
-                         self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, f, ids, float(size_bytes), self.env.now)
-            if rc >= 0:
+            top = k_start(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
+                          self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, f, ids,
+                          float(size_bytes), self.env.now)
+            if top >= 0.0:
                 break
-            self._grow_link_lists()
+            if top == -1.0:
+                self._grow_link_lists()
+            else:
+                self._ensure_heap()
         self._ev[f] = ev
         self.active += 1
         self.flows_started += 1
-        self._arm()
+        if top < self._wake_t:
+            self._arm(top)
         return ev
 
     def set_capacity(self, link: Link, capacity_bps: float) -> None:
@@ -563,7 +580,8 @@ class JitFlowNetwork:
                    self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, ids, capacity_bps, self.env.now)
         for lk in links:
             lk.capacity_bps = capacity_bps
-        self._arm()
+        if self._misc[HEAP_N] > 0:
+            self._arm(float(self._ht[0]))
 
     def sync_links(self, now: float) -> None:
         """Account every link up to ``now`` and copy its counters onto the Link objects."""
@@ -581,12 +599,9 @@ class JitFlowNetwork:
         return {f: float(self._ff[f, RATE]) for f in range(self._F) if self._fi[f, ACTIVE]}
 
     # ---------------------------------------------------------------- completions
-    def _arm(self) -> None:
-        """Make sure one wake-up is scheduled at the earliest predicted completion."""
-        if self._misc[HEAP_N] == 0:
-            return
-        t = float(self._ht[0])
-        if t >= self._wake_t:
+    def _arm(self, t: float) -> None:
+        """Make sure one wake-up is scheduled at ``t``, the earliest predicted completion."""
+        if t >= self._wake_t:  # also when t is inf: nothing to complete
             return
         now = self.env.now
         self._wake_t = t
@@ -602,13 +617,17 @@ class JitFlowNetwork:
         now = self.env.now
         if self._misc[HEAP_N] == 0:
             return
-        t = self._ht[0]
+        t = float(self._ht[0])
         if t > now and now + (t - now) > now:  # the earliest flow slowed down since: wake up later
-            self._arm()
+            self._arm(t)
             return
-        self._ensure_heap()
-        n = k_pop_due(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
-                      self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, self._seeds, self._out, self.env.now)
+        while True:
+            n, top = k_pop_due(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
+                               self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv,
+                               self._seeds, self._out, now)
+            if n >= 0:
+                break
+            self._ensure_heap()
         evs = self._ev
         free = self._free
         for f in self._out[:n].tolist():
@@ -618,4 +637,4 @@ class JitFlowNetwork:
                 evs[f] = None
                 ev.succeed(None)
         self.active -= n
-        self._arm()
+        self._arm(top)
