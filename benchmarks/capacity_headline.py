@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                              max_evaluations=a.max_evaluations, overrides=sets, scenario_path=scenario_label,
                              source="benchmarks/capacity_headline.py")
         search_id = save_capacity(store, sc, results, spec, name=f"capacity headline {sc.name}")
-        db = str(store.store.path)
+        db_path = Path(store.store.path).resolve()
+        db = str(db_path.relative_to(ROOT)) if db_path.is_relative_to(ROOT) else str(db_path)
         print(f"saved capacity search {search_id} in {db}", file=sys.stderr)
     text = section(results, scenario=scenario_label, sets=sets, window_s=window, tolerance=a.tolerance, criterion=crit,
                    search_id=search_id, db=db, wall_s=wall, workers=workers)
