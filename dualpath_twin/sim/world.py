@@ -103,6 +103,8 @@ class World:
         self.zero_io = policy.zero_io
         self.layerwise = policy.layerwise
         self.gpus_per_cnic = max(1, math.ceil(self.g / n.cnics_per_node))
+        self._into_cache: dict[tuple[int, int], list[Link]] = {}
+        self._out_cache: dict[tuple[int, int], list[Link]] = {}
 
         # ---------------- links
         snic_bps = n.snic_gbps / 8 * 1e9 * n.snics_per_node * n.snic_efficiency
@@ -259,14 +261,24 @@ class World:
         return nd.cnic_rx[k], nd.cnic_tx[k]
 
     def _into_gpu(self, node: int, gpu: int) -> list[Link]:
-        rx, _ = self._gpu_cnic(node, gpu)
-        nd = self.nodes[node]
-        return [rx] + ([nd.pcie_in[gpu]] if nd.pcie_in else [])
+        """Links into a GPU's HBM (its CNIC rx, and PCIe when that is narrower); cached, do not mutate."""
+        key = (node, gpu)
+        got = self._into_cache.get(key)
+        if got is None:
+            rx, _ = self._gpu_cnic(node, gpu)
+            nd = self.nodes[node]
+            got = self._into_cache[key] = [rx] + ([nd.pcie_in[gpu]] if nd.pcie_in else [])
+        return got
 
     def _out_of_gpu(self, node: int, gpu: int) -> list[Link]:
-        _, tx = self._gpu_cnic(node, gpu)
-        nd = self.nodes[node]
-        return [tx] + ([nd.pcie_out[gpu]] if nd.pcie_out else [])
+        """Links out of a GPU's HBM; cached, do not mutate."""
+        key = (node, gpu)
+        got = self._out_cache.get(key)
+        if got is None:
+            _, tx = self._gpu_cnic(node, gpu)
+            nd = self.nodes[node]
+            got = self._out_cache[key] = [tx] + ([nd.pcie_out[gpu]] if nd.pcie_out else [])
+        return got
 
     def _fab(self) -> list[Link]:
         return [self.fabric] if self.fabric else []
