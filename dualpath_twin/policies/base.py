@@ -9,13 +9,11 @@ simulation; the simulation implements ``ClusterView``.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class RequestInfo:
-    """What a policy may know about a waiting request."""
+class RequestInfo(NamedTuple):
+    """What a policy may know about a waiting request (immutable; a NamedTuple is cheap to create)."""
 
     rid: int
     prompt_tokens: int
