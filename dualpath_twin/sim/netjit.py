@@ -119,11 +119,16 @@ def _schedule(ff, fi, ht, hs, hv, misc, f, now):
 
 
 @njit(cache=True, error_model="numpy")
-def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now):
+def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam):
     """Re-share max-min among the flows a change at the seed links can affect (exact).
 
     Passes are fused: the component search also collects every link the component's flows cross
     with its member count and current inside rate; the filling accumulates the new inside rates.
+
+    ``lam``: flows whose rate is below it cannot change and stay outside the component (their
+    rate is capacity used by others). When flows leave, progressive filling runs identically up
+    to the lowest level at which a link they crossed froze flows (the largest rate on it), so
+    every flow frozen below that level keeps its rate. -inf when nothing is known.
     """
     misc[RECOMPUTES] += 1
     # scratch layout: [0, L) stack, [L, 2L) the component's links, [2L, 2L+F) its flows;
@@ -162,7 +167,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
             lk = scr[stack_o + nstack]
             for j in range(li[lk, NFL]):
                 f = lflows[lk, j]
-                if fi[f, MARK] == st:
+                if fi[f, MARK] == st or ff[f, RATE] < lam:
                     continue
                 fi[f, MARK] = st
                 ff[f, NEW] = -1.0
@@ -188,9 +193,9 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         hn = 0
         for i in range(nset):
             lk = scr[clink_o + i]
-            if li[lk, INNER] == st:
+            if li[lk, CNT] == li[lk, NFL]:
                 lf[lk, CAPC] = lf[lk, CAP]
-            else:  # boundary: what flows outside the component currently use stays theirs
+            else:  # what flows outside the component currently use stays theirs
                 lf[lk, CAPC] = max(lf[lk, CAP] - max(lf[lk, LRATE] - lf[lk, INSIDE], 0.0), 0.0)
             lf[lk, WCAP] = lf[lk, CAPC]
             li[lk, WCNT] = li[lk, CNT]
@@ -311,7 +316,7 @@ def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fh
         ff[f, RATE] = r
         _schedule(ff, fi, ht, hs, hv, misc, f, now)
     else:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now)
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now, -math.inf)
     _clean_top(ht, hs, hv, misc, fi)
     return ht[0] if misc[HEAP_N] > 0 else math.inf
 
@@ -327,6 +332,7 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
         return -1, 0.0
     ndone = 0
     nseeds = 0
+    lam = math.inf
     misc[STAMP] += 1
     sst = misc[STAMP]
     while misc[HEAP_N] > 0:
@@ -352,6 +358,15 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
         for k in range(fi[f, NL]):
             lk = flinks[f, k]
             _advance(lf, lk, now)
+            if _saturated(lf, lk):
+                # the level at which this link froze its flows: the largest rate on it
+                top = 0.0
+                for j in range(li[lk, NFL]):
+                    r2 = ff[lflows[lk, j], RATE]
+                    if r2 > top:
+                        top = r2
+                if top < lam:
+                    lam = top
             # swap-remove f from the link's flow list
             j = fpos[f, k]
             last = li[lk, NFL] - 1
@@ -365,6 +380,9 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
             li[lk, NFL] = last
             if _saturated(lf, lk):
                 sat = True
+        for k in range(fi[f, NL]):
+            lk = flinks[f, k]
+            lf[lk, LRATE] = max(lf[lk, LRATE] - rate, 0.0) if li[lk, NFL] > 0 else 0.0
         if sat:
             for k in range(fi[f, NL]):
                 lk = flinks[f, k]
@@ -374,15 +392,13 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
                     nseeds += 1
         else:
             misc[SKIPPED] += 1
-            for k in range(fi[f, NL]):
-                lk = flinks[f, k]
-                lf[lk, LRATE] = max(lf[lk, LRATE] - rate, 0.0) if li[lk, NFL] > 0 else 0.0
         ff[f, RATE] = 0.0
         out[ndone] = f
         ndone += 1
     misc[NACT] -= ndone
     if nseeds > 0:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now)
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now,
+                   lam * (1.0 - 1e-9))
     _clean_top(ht, hs, hv, misc, fi)
     return ndone, (ht[0] if misc[HEAP_N] > 0 else math.inf)
 
@@ -401,7 +417,7 @@ def k_set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, 
                 seeds[n] = lk
                 n += 1
     if n > 0:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now)
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf)
     _clean_top(ht, hs, hv, misc, fi)
 
 
