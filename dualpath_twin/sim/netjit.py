@@ -119,7 +119,7 @@ def _schedule(ff, fi, ht, hs, hv, misc, f, now):
 
 
 @njit(cache=True, error_model="numpy")
-def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam):
+def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam, keep):
     """Re-share max-min among the flows a change at the seed links can affect (exact).
 
     Passes are fused: the component search also collects every link the component's flows cross
@@ -128,7 +128,9 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
     ``lam``: flows whose rate is below it cannot change and stay outside the component (their
     rate is capacity used by others). When flows leave, progressive filling runs identically up
     to the lowest level at which a link they crossed froze flows (the largest rate on it), so
-    every flow frozen below that level keeps its rate. -inf when nothing is known.
+    every flow frozen below that level keeps its rate. When a flow arrives, no link it crosses can
+    saturate below its smallest equal share (capacity / flows), so flows frozen below that level
+    keep theirs. -inf when nothing is known. ``keep``: a flow always in the component (the new one).
     """
     misc[RECOMPUTES] += 1
     # scratch layout: [0, L) stack, [L, 2L) the component's links, [2L, 2L+F) its flows;
@@ -167,7 +169,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
             lk = scr[stack_o + nstack]
             for j in range(li[lk, NFL]):
                 f = lflows[lk, j]
-                if fi[f, MARK] == st or ff[f, RATE] < lam:
+                if fi[f, MARK] == st or (ff[f, RATE] < lam and f != keep):
                     continue
                 fi[f, MARK] = st
                 ff[f, NEW] = -1.0
@@ -291,12 +293,16 @@ def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fh
     # shortcut: the spare capacity of the tightest link, if f would be the largest flow there
     r = math.inf
     bott = -1
+    lam = math.inf  # the smallest equal share on f's links: nothing below it changes
     for k in range(ids.shape[0]):
         lk = ids[k]
         spare = lf[lk, CAP] - lf[lk, LRATE]
         if spare < r:
             r = spare
             bott = lk
+        eq = lf[lk, CAP] / li[lk, NFL]
+        if eq < lam:
+            lam = eq
     ok = bott >= 0 and r > lf[bott, CAP] * 1e-9
     if ok:
         for j in range(li[bott, NFL]):
@@ -316,7 +322,8 @@ def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fh
         ff[f, RATE] = r
         _schedule(ff, fi, ht, hs, hv, misc, f, now)
     else:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now, -math.inf)
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now,
+                   lam * (1.0 - 1e-9), f)
     _clean_top(ht, hs, hv, misc, fi)
     return ht[0] if misc[HEAP_N] > 0 else math.inf
 
@@ -398,7 +405,7 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
     misc[NACT] -= ndone
     if nseeds > 0:
         _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now,
-                   lam * (1.0 - 1e-9))
+                   lam * (1.0 - 1e-9), -1)
     _clean_top(ht, hs, hv, misc, fi)
     return ndone, (ht[0] if misc[HEAP_N] > 0 else math.inf)
 
@@ -417,7 +424,7 @@ def k_set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, 
                 seeds[n] = lk
                 n += 1
     if n > 0:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf)
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf, -1)
     _clean_top(ht, hs, hv, misc, fi)
 
 
