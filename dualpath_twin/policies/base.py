@@ -44,8 +44,8 @@ class ClusterView(Protocol):
     def de_seq(self, de: int) -> int:
         """Number of the DE's assigned and running requests."""
 
-    def de_node_tok(self, node: int) -> float:
-        """Total tokens over the DEs of decode node ``node`` (0..decode_nodes-1), kept incrementally."""
+    def de_node_toks(self) -> list[float]:
+        """Total tokens over the DEs of each decode node (index 0..decode_nodes-1), kept incrementally; read-only."""
 
     def de_free_hbm_bytes(self, de: int) -> float:
         """HBM bytes the DE can still promise to new requests."""

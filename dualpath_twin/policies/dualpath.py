@@ -46,11 +46,9 @@ class DualPathPolicy(Policy):
     def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
         """DE group with the smallest total tok_e; inside it, stay under Z (fewest requests), else smallest tok_e."""
         g = view.gpus_per_node
-        best_node, best_tok = 0, None
-        for n in range(view.decode_nodes):
-            tot = view.de_node_tok(n)
-            if best_tok is None or tot < best_tok:
-                best_node, best_tok = n, tot
+        toks = view.de_node_toks()
+        best_tok = min(toks)
+        best_node = toks.index(best_tok)  # the first node with the smallest total, as a scan would pick
         engines = list(range(best_node * g, (best_node + 1) * g))
         z = view.z_factor * (req.prompt_tokens + req.gen_tokens + (best_tok or 0.0)) / len(engines)
         room = [e for e in engines if view.de_free_hbm_bytes(e) >= req.hbm_bytes]

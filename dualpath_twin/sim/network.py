@@ -12,6 +12,7 @@ import heapq
 import math
 from collections.abc import Callable
 
+import numpy as np
 import simpy
 
 _EPS_BYTES = 1e-3
@@ -81,6 +82,14 @@ class FlowNetwork:
             lk.idx = len(self.links)
             self.links.append(lk)
         return lk.idx
+
+    def bytes_of(self, links: list[Link], now: float) -> np.ndarray:
+        """Bytes each of ``links`` has carried up to ``now``."""
+        out = np.empty(len(links))
+        for i, lk in enumerate(links):
+            lk.advance(now)
+            out[i] = lk.bytes_total
+        return out
 
     def sync_links(self, now: float) -> None:
         """Account every link's bytes up to ``now`` (the compiled engine also copies counters here)."""

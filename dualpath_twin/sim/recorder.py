@@ -123,6 +123,8 @@ class Sampler:
         comm_idx = np.array([u[2] for u in util_links])
         n_cnic = np.array([max(len(nd.cnic_rx), 1) for nd in world.nodes], dtype=float)
         prev = np.zeros(n_util)
+        snic_rx = [nd.snic_rx for nd in world.nodes]
+        snic_tx = [nd.snic_tx for nd in world.nodes]
         busy_prev = world.gpu_busy_s.copy()
         comm_prev = world.comm_bytes.copy()
         prompt_prev = gen_prev = rd_prev = wr_prev = 0.0
@@ -130,11 +132,7 @@ class Sampler:
         while True:
             yield env.timeout(dt)
             now = env.now
-            world.net.sync_links(now)
-            cur = np.empty(n_util)
-            for i, lk in enumerate(links):
-                lk.advance(now)
-                cur[i] = lk.bytes_total
+            cur = world.net.bytes_of(links, now)
             comm = (world.comm_bytes - comm_prev) / n_cnic
             comm_prev = world.comm_bytes.copy()
             delta = cur - prev
@@ -158,9 +156,7 @@ class Sampler:
                 for nd_i, nd in enumerate(world.nodes):
                     for lks in (nd.cnic_rx, nd.cnic_tx):
                         key = id(lks)
-                        for lk in lks:
-                            lk.advance(now)
-                        b = sum(lk.bytes_total for lk in lks)
+                        b = float(world.net.bytes_of(lks, now).sum())
                         pb = self._cnic_prev.get(key, 0.0)
                         self._cnic_prev[key] = b
                         tot = (b - pb + comm[nd_i] * len(lks)) / (world.cnic_line_bps * dt * len(lks))
@@ -180,8 +176,8 @@ class Sampler:
                     len(world.read_queue[nd_i]),
                 ))
             busy_prev = world.gpu_busy_s.copy()
-            rd = sum(nd.snic_rx.bytes_total for nd in world.nodes)
-            wr = sum(nd.snic_tx.bytes_total for nd in world.nodes)
+            rd = float(world.net.bytes_of(snic_rx, now).sum())
+            wr = float(world.net.bytes_of(snic_tx, now).sum())
             cluster = [
                 (rd - rd_prev) * 8 / 1e9 / dt,
                 (wr - wr_prev) * 8 / 1e9 / dt,

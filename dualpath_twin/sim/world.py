@@ -216,9 +216,9 @@ class World:
         """Number of the DE's requests."""
         return int(self.de_seq_v[de])
 
-    def de_node_tok(self, node: int) -> float:
-        """Tokens over the DEs of one decode node."""
-        return self.de_node_tok_v[node]
+    def de_node_toks(self) -> list[float]:
+        """Tokens over the DEs of each decode node (the live list: do not modify)."""
+        return self.de_node_tok_v
 
     def de_free_hbm_bytes(self, de: int) -> float:
         """DE HBM not yet promised to assigned requests."""
