@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import polars as pl
+import pytest
 
 from dualpath_twin import api
 from dualpath_twin.scenario import apply_overrides, load
