@@ -78,3 +78,18 @@ def test_tiny_tail_at_a_large_clock_completes_in_the_compiled_engine():
     env.run(until=simpy.AnyOf(env, [done, env.timeout(1.0)]))
     assert done.triggered
     assert net.active == 0
+
+
+@pytest.mark.parametrize("engine", [FlowNetwork, JitFlowNetwork])
+def test_on_done_callbacks_fire_at_completion_and_never_re_enter_the_caller(engine):
+    """``on_done`` runs when the last byte arrives; for an empty flow only after transfer() returns."""
+    env = simpy.Environment()
+    net = engine(env)
+    link = Link("l", 100.0)
+    seen: list[tuple[str, float]] = []
+    net.transfer(200.0, [link], on_done=lambda: seen.append(("a", env.now)))
+    net.transfer(0.0, [link], on_done=lambda: seen.append(("empty", env.now)))
+    assert seen == []  # not called from inside transfer()
+    env.run()
+    assert seen[0] == ("empty", 0.0)
+    assert seen[1][0] == "a" and seen[1][1] == pytest.approx(2.0)

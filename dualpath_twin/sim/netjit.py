@@ -19,6 +19,7 @@ new flow that can take its tightest link's spare capacity and is the largest flo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import simpy
@@ -465,7 +466,7 @@ class JitFlowNetwork:
         self._flinks = np.zeros((0, self._K), dtype=np.int64)
         self._fpos = np.zeros((0, self._K), dtype=np.int64)
         self._free: list[int] = []
-        self._ev: list[simpy.Event | None] = []
+        self._ev: list[simpy.Event | Callable[[], None] | None] = []
         self._ht = np.zeros(1024)
         self._hs = np.zeros(1024, dtype=np.int64)
         self._hv = np.zeros(1024, dtype=np.int64)
@@ -557,12 +558,20 @@ class JitFlowNetwork:
                     setattr(self, name, new)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True) -> simpy.Event | None:
-        """Start a flow now; returns an event that succeeds when its last byte arrives (None if not ``notify``)."""
-        ev = self.env.event() if notify else None
+    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True,
+                 on_done: Callable[[], None] | None = None) -> simpy.Event | None:
+        """Start a flow now; returns an event that succeeds when its last byte arrives.
+
+        No event (None) when ``notify`` is False or ``on_done`` is given; ``on_done`` is then called
+        when the last byte arrives (directly, without a SimPy event; a zero-size flow through a
+        zero-delay timeout so the caller never re-enters).
+        """
+        ev = self.env.event() if notify and on_done is None else None
         if size_bytes <= _EPS_BYTES or not links:
             if ev is not None:
                 ev.succeed(None)
+            elif on_done is not None:
+                self.env.timeout(0.0).callbacks.append(lambda _e: on_done())
             return ev
         key = tuple(links)
         ids = self._paths.get(key)
@@ -584,7 +593,7 @@ class JitFlowNetwork:
                 self._grow_link_lists()
             else:
                 self._ensure_heap()
-        self._ev[f] = ev
+        self._ev[f] = ev if on_done is None else on_done
         self.active += 1
         self.flows_started += 1
         if top < self._wake_t:
@@ -663,13 +672,16 @@ class JitFlowNetwork:
             self._ensure_heap()
         evs = self._ev
         free = self._free
+        self.active -= n
         for f in self._out[:n].tolist():
             ev = evs[f]
             free.append(f)
             if ev is not None:
                 evs[f] = None
-                ev.succeed(None)
-        self.active -= n
+                if isinstance(ev, simpy.Event):
+                    ev.succeed(None)
+                else:
+                    ev()  # on_done: may start flows (re-entrant transfer is safe here)
         self._arm(top)
 
 

@@ -97,13 +97,16 @@ class FlowNetwork:
             lk.advance(now)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True) -> simpy.Event:
+    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True,
+                 on_done: Callable[[], None] | None = None) -> simpy.Event:
         """Start a flow now; returns an event that succeeds (value = the Flow) when it completes.
 
         ``notify`` is accepted for the compiled engine's interface (which then creates no event);
-        here the event always exists.
+        here the event always exists, and ``on_done`` is called from its callbacks.
         """
         ev = self.env.event()
+        if on_done is not None:
+            ev.callbacks.append(lambda _e: on_done())
         if size_bytes <= _EPS_BYTES or not links:
             ev.succeed(None)
             return ev

@@ -446,8 +446,7 @@ class World:
     def _read_flow(self, req: Req, node: int, nbytes: float) -> None:
         nd = self.nodes[node]
         links = ([self.storage_read] if self.storage_read else []) + [nd.snic_rx, nd.dram]
-        ev = self.net.transfer(nbytes, links, "read")
-        ev.callbacks.append(lambda _e: self._read_done(req, node, nbytes))
+        self.net.transfer(nbytes, links, "read", on_done=lambda: self._read_done(req, node, nbytes))
 
     def _read_done(self, req: Req, node: int, nbytes: float) -> None:
         self.read_inflight[node] -= 1
@@ -738,8 +737,7 @@ class World:
             if not self.zero_io:
                 dnode, dgpu = self.de_loc(req.de)
                 links = [self.nodes[dnode].dram] + self._into_gpu(dnode, dgpu)
-                ev = self.net.transfer(req.prompt * self.kv, links, "de_h2d")
-                ev.callbacks.append(lambda _e: self._admit_loaded(req))
+                self.net.transfer(req.prompt * self.kv, links, "de_h2d", on_done=lambda: self._admit_loaded(req))
                 return
             self._admit_loaded(req)
             return
