@@ -142,16 +142,17 @@ def summarize(
         sentence += " More decode GPUs or HBM would raise throughput."
     steady = None
     if sc.workload.mode == "online" and n_done:
-        # compare the two windows before the last arrival (the drain after it is not steady state)
+        # compare the two windows before the last agent arrives: after it the load drains, and
+        # later rounds of the agents already in keep arriving for minutes (not steady state)
         win = sc.run.online_window_s
-        t_last = float(rounds["arrival_s"].max())
+        first = rounds.filter(pl.col("round_idx") == 0)
+        t_last = float((first if first.height else rounds)["arrival_s"].max())
         last = done.filter((pl.col("arrival_s") >= t_last - win) & (pl.col("arrival_s") <= t_last))["ttft_s"]
         prev = done.filter((pl.col("arrival_s") >= t_last - 2 * win) & (pl.col("arrival_s") < t_last - win))["ttft_s"]
         if last.len() >= 10 and prev.len() >= 10:
             a, b = float(prev.mean()), float(last.mean())
             steady = abs(b - a) <= 0.05 * max(a, 1e-9)
-        else:
-            steady = False
+        # else: too few rounds in a window to judge; None = unknown
     return RunSummary(
         policy=world.policy.name,
         seed=sc.run.seed,
