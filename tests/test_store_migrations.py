@@ -7,21 +7,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from robustness.helpers import V1_DDL
 
 from dualpath_twin.results import RunSummary
 from dualpath_twin.store import SCHEMA_VERSION, StoreError, open_store
-from dualpath_twin.store.schema import ROUNDS_COLUMNS
-
-V1_DDL = [
-    # the version-1 layout, spelled out as an old release created it
-    "create table schema_version (version INTEGER, applied_at TIMESTAMP)",
-    "create table scenarios (scenario_hash VARCHAR, name VARCHAR, toml VARCHAR, created_at TIMESTAMP)",
-    "create table runs (run_id VARCHAR, scenario_hash VARCHAR, policy VARCHAR, seed BIGINT, status VARCHAR,"
-    " created_at TIMESTAMP)",
-    "create table summaries (run_id VARCHAR, summary_json VARCHAR)",
-    "create table rounds (run_id VARCHAR, " + ", ".join(f"{k} {v}" for k, v in ROUNDS_COLUMNS.items()) + ")",
-    "create table timeseries (run_id VARCHAR, t_s DOUBLE, metric VARCHAR, entity VARCHAR, role VARCHAR, value DOUBLE)",
-]
 
 
 def _make_v1(path: Path) -> RunSummary:

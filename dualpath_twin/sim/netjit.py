@@ -43,7 +43,7 @@ N_FF = 5
 NL, VER, ACTIVE, MARK = range(4)
 N_FI = 4
 # misc counters
-HEAP_N, STAMP, RECOMPUTES, SKIPPED, ITERS, CFLOWS, CLINKS, NACT = range(8)
+HEAP_N, STAMP, RECOMPUTES, SKIPPED, NACT = range(5)
 
 
 # --------------------------------------------------------------------------- heaps
@@ -146,7 +146,6 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         li[seeds[i], EXPAND] = estamp
     while True:
         misc[STAMP] += 1
-        misc[ITERS] += 1
         st = misc[STAMP]
         # ---- component: flows reachable through seed, expanded or saturated (inner) links; every
         # link they cross is in the set (inner, or boundary: capacity left by outside flows)
@@ -237,8 +236,6 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                 grow = True
         if not grow:
             break
-    misc[CFLOWS] += nflows
-    misc[CLINKS] += nset
     # ---- apply
     for i in range(nset):
         lk = scr[clink_o + i]
@@ -470,7 +467,7 @@ class JitFlowNetwork:
         self._ht = np.zeros(1024)
         self._hs = np.zeros(1024, dtype=np.int64)
         self._hv = np.zeros(1024, dtype=np.int64)
-        self._misc = np.zeros(8, dtype=np.int64)
+        self._misc = np.zeros(5, dtype=np.int64)
         self._paths: dict[tuple[Link, ...], np.ndarray] = {}
         self._groups: dict[tuple[Link, ...], np.ndarray] = {}
         self._wake_t = math.inf
@@ -635,10 +632,6 @@ class JitFlowNetwork:
             idx = self._groups[key] = np.array([self.register(lk) for lk in links], dtype=np.int64)
         k_advance_all(self._lf, now)
         return self._lf[idx, BYTES]
-
-    def rates(self) -> dict[int, float]:
-        """Current rate of every active flow, by slot (for tests)."""
-        return {f: float(self._ff[f, RATE]) for f in range(self._F) if self._fi[f, ACTIVE]}
 
     # ---------------------------------------------------------------- completions
     def _arm(self, t: float) -> None:

@@ -103,8 +103,7 @@ class World:
         self.zero_io = policy.zero_io
         self.layerwise = policy.layerwise
         self.gpus_per_cnic = max(1, math.ceil(self.g / n.cnics_per_node))
-        self._into_cache: dict[tuple[int, int], list[Link]] = {}
-        self._out_cache: dict[tuple[int, int], list[Link]] = {}
+        self._gpu_paths: dict[tuple[int, int, bool], list[Link]] = {}
 
         # ---------------- links
         snic_bps = n.snic_gbps / 8 * 1e9 * n.snics_per_node * n.snic_efficiency
@@ -260,25 +259,22 @@ class World:
         k = gpu // self.gpus_per_cnic
         return nd.cnic_rx[k], nd.cnic_tx[k]
 
-    def _into_gpu(self, node: int, gpu: int) -> list[Link]:
-        """Links into a GPU's HBM (its CNIC rx, and PCIe when that is narrower); cached, do not mutate."""
-        key = (node, gpu)
-        got = self._into_cache.get(key)
+    def _gpu_path(self, node: int, gpu: int, into: bool) -> list[Link]:
+        """Links into (or out of) a GPU's HBM: its CNIC rx (tx), and PCIe when that is narrower; cached, do not mutate."""
+        key = (node, gpu, into)
+        got = self._gpu_paths.get(key)
         if got is None:
-            rx, _ = self._gpu_cnic(node, gpu)
+            rx, tx = self._gpu_cnic(node, gpu)
             nd = self.nodes[node]
-            got = self._into_cache[key] = [rx] + ([nd.pcie_in[gpu]] if nd.pcie_in else [])
+            pcie = nd.pcie_in if into else nd.pcie_out
+            got = self._gpu_paths[key] = [rx if into else tx] + ([pcie[gpu]] if pcie else [])
         return got
 
+    def _into_gpu(self, node: int, gpu: int) -> list[Link]:
+        return self._gpu_path(node, gpu, True)
+
     def _out_of_gpu(self, node: int, gpu: int) -> list[Link]:
-        """Links out of a GPU's HBM; cached, do not mutate."""
-        key = (node, gpu)
-        got = self._out_cache.get(key)
-        if got is None:
-            _, tx = self._gpu_cnic(node, gpu)
-            nd = self.nodes[node]
-            got = self._out_cache[key] = [tx] + ([nd.pcie_out[gpu]] if nd.pcie_out else [])
-        return got
+        return self._gpu_path(node, gpu, False)
 
     def _fab(self) -> list[Link]:
         return [self.fabric] if self.fabric else []

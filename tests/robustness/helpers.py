@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dualpath_twin import scenario as scn
+from dualpath_twin.store.schema import ROUNDS_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = REPO / "scenarios" / "examples" / "quick.toml"
@@ -35,3 +36,15 @@ def subprocess_env(db: Path) -> dict[str, str]:
     env.pop("DUALPATH_TWIN_STORE_PAUSE_AT", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# the version-1 store layout, spelled out as an old release created it (migration tests)
+V1_DDL = [
+    "create table schema_version (version INTEGER, applied_at TIMESTAMP)",
+    "create table scenarios (scenario_hash VARCHAR, name VARCHAR, toml VARCHAR, created_at TIMESTAMP)",
+    "create table runs (run_id VARCHAR, scenario_hash VARCHAR, policy VARCHAR, seed BIGINT, status VARCHAR,"
+    " created_at TIMESTAMP)",
+    "create table summaries (run_id VARCHAR, summary_json VARCHAR)",
+    "create table rounds (run_id VARCHAR, " + ", ".join(f"{k} {v}" for k, v in ROUNDS_COLUMNS.items()) + ")",
+    "create table timeseries (run_id VARCHAR, t_s DOUBLE, metric VARCHAR, entity VARCHAR, role VARCHAR, value DOUBLE)",
+]

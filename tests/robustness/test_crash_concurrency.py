@@ -18,8 +18,7 @@ import pytest
 
 from dualpath_twin.results import RunSummary
 from dualpath_twin.store import open_store
-from dualpath_twin.store.schema import ROUNDS_COLUMNS
-from robustness.helpers import CLI, QUICK, set_args, subprocess_env
+from robustness.helpers import CLI, QUICK, V1_DDL, set_args, subprocess_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -176,15 +175,6 @@ def test_two_sweeps_and_a_reader(tmp_path: Path) -> None:
     _assert_intact(db)
 
 
-V1_DDL = [
-    "create table schema_version (version INTEGER, applied_at TIMESTAMP)",
-    "create table scenarios (scenario_hash VARCHAR, name VARCHAR, toml VARCHAR, created_at TIMESTAMP)",
-    "create table runs (run_id VARCHAR, scenario_hash VARCHAR, policy VARCHAR, seed BIGINT, status VARCHAR,"
-    " created_at TIMESTAMP)",
-    "create table summaries (run_id VARCHAR, summary_json VARCHAR)",
-    "create table rounds (run_id VARCHAR, " + ", ".join(f"{k} {v}" for k, v in ROUNDS_COLUMNS.items()) + ")",
-    "create table timeseries (run_id VARCHAR, t_s DOUBLE, metric VARCHAR, entity VARCHAR, role VARCHAR, value DOUBLE)",
-]
 
 
 def test_old_schema_file_via_cli(tmp_path: Path) -> None:
