@@ -25,6 +25,7 @@ import numpy as np
 import simpy
 from numba import njit
 
+from dualpath_twin.sim.calls import call_later
 from dualpath_twin.sim.network import Link
 
 _EPS_BYTES = 1e-3
@@ -568,7 +569,7 @@ class JitFlowNetwork:
             if ev is not None:
                 ev.succeed(None)
             elif on_done is not None:
-                self.env.timeout(0.0).callbacks.append(lambda _e: on_done())
+                call_later(self.env, 0.0, lambda _e: on_done())
             return ev
         key = tuple(links)
         ids = self._paths.get(key)
@@ -642,8 +643,7 @@ class JitFlowNetwork:
         self._wake_t = t
         self._wake_ver += 1
         ver = self._wake_ver
-        tmo = self.env.timeout(max(t - now, 0.0))
-        tmo.callbacks.append(lambda _e, ver=ver: self._wake(ver))
+        call_later(self.env, max(t - now, 0.0), lambda _e, ver=ver: self._wake(ver))
 
     def _wake(self, ver: int) -> None:
         if ver != self._wake_ver:

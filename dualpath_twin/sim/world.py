@@ -10,10 +10,10 @@ event-driven per batch-membership change) -> block write-back flows -> next roun
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,9 @@ from simpy.core import EmptySchedule, StopSimulation
 
 from dualpath_twin.policies.base import Policy, RequestInfo
 from dualpath_twin.scenario import Scenario
+from dualpath_twin.sim.calls import call_later
 from dualpath_twin.sim.cost import CostModel, ep_group_nodes
+from dualpath_twin.sim.decoder import DecodeEngine
 from dualpath_twin.sim.memory import BytePool
 from dualpath_twin.sim.network import FlowNetwork, Link
 from dualpath_twin.workload.types import Workload
@@ -36,7 +38,7 @@ class Req:
     __slots__ = (
         "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
         "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
-        "de_hbm_reserved", "pd_reserved", "j0",
+        "de_hbm_reserved", "pd_reserved", "j0", "pd_state",
     )
 
     def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
@@ -61,6 +63,7 @@ class Req:
         self.de_hbm_reserved = False
         self.j0 = 0  # the decode engine's step count when this request joined its batch
         self.pd_reserved = False
+        self.pd_state = 0  # layer-wise PD transfer: 0 in flight, 1 prefill done first, 2 landed first
         self.info = RequestInfo(rid, prompt, hit, gen, self.hbm_bytes)
 
 
@@ -166,7 +169,6 @@ class World:
                 self.node_group[nd] = gi
         self.group_wake: list[simpy.Event] = [self.env.event() for _ in self.pe_groups]
         self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.g)]
-        self.de_wake: list[simpy.Event] = [self.env.event() for _ in range(self.D * self.g)]
         self.fetch_wake = self.env.event()
         # policy thresholds
         self.alpha_tokens = sc.policy.alpha_s * snic_bps / max(self.kv, 1.0)
@@ -310,8 +312,7 @@ class World:
                 env.process(self._fetcher(nd))
         for gi in range(len(self.pe_groups)):
             env.process(self._pe_group(gi))
-        for de in range(self.D * self.g):
-            env.process(self._decoder(de))
+        self.decoders = [DecodeEngine(self, de) for de in range(self.D * self.g)]
         if wl.n_rounds == 0:
             self.done_event.succeed()
 
@@ -434,8 +435,7 @@ class World:
         env = self.env
         self.col["read_start_s"][req.rid] = env.now
         if self.io_latency_s > 0:
-            tmo = env.timeout(self.io_latency_s)
-            tmo.callbacks.append(lambda _e: self._read_flow(req, node, nbytes))
+            call_later(env, self.io_latency_s, lambda _e: self._read_flow(req, node, nbytes))
         else:
             self._read_flow(req, node, nbytes)
 
@@ -634,10 +634,21 @@ class World:
             else:
                 if self.layerwise:
                     for req in finishing:
-                        pd_events[req.rid] = self._pd_transfer(req)
-                loads = [self.net.transfer(nbytes, links, "load") for nbytes, links in load_specs]
-                if loads:
-                    yield simpy.AllOf(env, loads)
+                        req.pd_state = 0
+                        self._pd_transfer(req, on_done=lambda req=req: self._pd_landed(req))
+                if load_specs:
+                    # one event when the last load lands (no event per load, no AllOf condition)
+                    loads_done = env.event()
+                    left = [len(load_specs)]
+
+                    def _one_loaded(left=left, ev=loads_done) -> None:
+                        left[0] -= 1
+                        if left[0] == 0:
+                            ev.succeed()
+
+                    for nbytes, links in load_specs:
+                        self.net.transfer(nbytes, links, "load", on_done=_one_loaded)
+                    yield loads_done
                 load_end = env.now
                 if self.layerwise:
                     # closed form of the per-layer pipeline above at the loads' mean bandwidth
@@ -665,15 +676,25 @@ class World:
                 self.pe_tok_v[req.pe] -= req.prompt
                 self.pe_seq_v[req.pe] -= 1
                 self.prompt_tokens_done += req.prompt
-                if self.layerwise:
+                if not self.layerwise:
+                    self._pd_transfer(req, on_done=lambda req=req: self._to_decode(req))
+                elif self.reference:
                     ev = pd_events[rid]
                     if ev.triggered:
                         self._to_decode(req)
                     else:
                         ev.callbacks.append(lambda _e, req=req: self._to_decode(req))
+                elif req.pd_state == 2:  # its KV already landed on the decode side
+                    self._to_decode(req)
                 else:
-                    ev = self._pd_transfer(req)
-                    ev.callbacks.append(lambda _e, req=req: self._to_decode(req))
+                    req.pd_state = 1  # prefill done: the PD transfer's landing admits it
+
+    def _pd_landed(self, req: Req) -> None:
+        """Layer-wise PD transfer finished: admit now if the prefill step is over, else when it ends."""
+        if req.pd_state == 1:
+            self._to_decode(req)
+        else:
+            req.pd_state = 2
 
     def _layer_pipeline(self, load_specs: list[tuple[float, list[Link]]], c_group: float, finishing: list[Req],
                         pd_events: dict[int, simpy.Event]):
@@ -700,12 +721,19 @@ class World:
             done = simpy.AllOf(env, sends[req.rid])
             done.callbacks.append(lambda _e, ev=ev: ev.succeed())
 
-    def _pd_transfer(self, req: Req, fraction: float = 1.0, account: bool = True) -> simpy.Event:
-        """Move (a fraction of) the request's prompt KV from the PE to the decode side; returns its completion."""
+    def _pd_transfer(self, req: Req, fraction: float = 1.0, account: bool = True,
+                     on_done: Callable[[], None] | None = None) -> simpy.Event | None:
+        """Move (a fraction of) the request's prompt KV from the PE to the decode side.
+
+        Returns its completion event, or None when ``on_done`` is given (called when it lands).
+        """
         nbytes = (req.miss if req.side == "de" else req.prompt) * self.kv
         if account:
             self.col["bytes_pe_to_de"][req.rid] += nbytes
         if self.zero_io:
+            if on_done is not None:
+                call_later(self.env, 0.0, lambda _e: on_done())
+                return None
             ev = self.env.event()
             ev.succeed()
             return ev
@@ -714,7 +742,7 @@ class World:
         links = self._out_of_gpu(pnode, pgpu) + self._fab() + self._into_gpu(dnode, dgpu)
         if self.layerwise:
             links = links + [self.nodes[dnode].dram]  # lands in the DE DRAM buffer
-        return self.net.transfer(nbytes * fraction, links, "pd")
+        return self.net.transfer(nbytes * fraction, links, "pd", on_done=on_done)
 
     # ================================================================ decode
     def _to_decode(self, req: Req) -> None:
@@ -754,9 +782,7 @@ class World:
         if req.tokens_left <= 0:
             self._complete(req, now)
             return
-        self.de_pending[req.de].append(req)
-        if not self.de_wake[req.de].triggered:
-            self.de_wake[req.de].succeed()
+        self.decoders[req.de].admit(req)
 
     def _write_back(self, de: int, nbytes: float, rid: int | None) -> None:
         if nbytes <= 0:
@@ -770,106 +796,6 @@ class World:
         nd = self.nodes[dnode]
         links = self._out_of_gpu(dnode, dgpu) + [nd.dram, nd.snic_tx] + ([self.storage_write] if self.storage_write else [])
         self.net.transfer(nbytes, links, "write", notify=False)
-
-    def _decoder(self, de: int):
-        """Continuous batching on one decode engine, advanced in one event per batch change.
-
-        Contexts are kept lazily (ctx = ctx at join + steps since join), so a batch change costs
-        O(changes): the step's KV reads and FLOPs come from the sums of the contexts and of their
-        capped values (``ModelSpec.decode_linear_forms``), completions from a heap of end steps,
-        filled blocks from a heap of next block boundaries. Equal to stepping every request.
-        """
-        env = self.env
-        pending = self.de_pending[de]
-        cost = self.cost
-        (ka, kb, kt), (fa, fb, ft) = cost.model.decode_linear_forms()
-        lin = cost.linear_flops_per_token + cost.decode_extra_flops_per_token
-        blk = self.block
-        blk_bytes = self.block * self.kv
-        dnode, _ = self.de_loc(de)
-        steps = 0  # decode steps this engine has run
-        b = 0  # running requests
-        base = 0  # sum over running of (ctx at join - steps at join): sum of contexts = base + b * steps
-        ends: list[tuple[int, int, Req]] = []  # (step at which it has generated its last token, rid, req)
-        bounds: list[tuple[int, int, Req]] = []  # (step at which its context reaches the next block boundary, ...)
-        fresh: list[Req] = []  # joined; their first decode step (second token) is pending
-        # sum of min(ctx, T) for the KV-read and FLOP forms: capped count + the few contexts below T
-        caps = {kt: [0, {}]} if kt == ft else {kt: [0, {}], ft: [0, {}]}
-        caps = {t: v for t, v in caps.items() if t > 0}
-        heappush, heappop = heapq.heappush, heapq.heappop
-        while True:
-            if not b and not pending:
-                if self.de_wake[de].triggered:
-                    self.de_wake[de] = env.event()
-                yield self.de_wake[de]
-                continue
-            while pending:
-                r = pending.popleft()
-                r.j0 = steps
-                b += 1
-                base += r.ctx - steps
-                heappush(ends, (steps + r.tokens_left, r.rid, r))
-                heappush(bounds, (steps + (r.ctx // blk + 1) * blk - r.ctx, r.rid, r))
-                for t, cv in caps.items():
-                    if r.ctx >= t:
-                        cv[0] += 1
-                    else:
-                        cv[1][r.rid] = r
-                fresh.append(r)
-            if self.de_wake[de].triggered:
-                self.de_wake[de] = env.event()
-            sum_ctx = base + b * steps
-            capped = {t: cv[0] * t + sum(x.ctx + steps - x.j0 for x in cv[1].values()) for t, cv in caps.items()}
-            kv_read = kb * sum_ctx + (ka * capped[kt] if kt > 0 else 0.0)
-            flops = b * lin + fb * sum_ctx + (fa * capped[ft] if ft > 0 else 0.0)
-            step, _duty = cost.decode_step_s(b, kv_read, flops)
-            # fast: advance to the next batch change in one event; reference: one event per step
-            n = 1 if self.reference else ends[0][0] - steps
-            start = env.now
-            wake = self.de_wake[de]
-            # the step timer and a new admission both trigger ``wake`` (no Condition event needed)
-            timer = env.timeout(n * step)
-            timer.callbacks.append(lambda _e, w=wake: None if w.triggered else w.succeed())
-            yield wake
-            elapsed = env.now - start
-            k = n if elapsed >= n * step - 1e-12 else min(n, max(1, math.ceil(elapsed / step - 1e-9)))
-            t_end = start + k * step
-            if t_end > env.now:
-                yield env.timeout(t_end - env.now)
-            now = env.now
-            steps += k
-            self.gpu_busy_s[dnode] += k * step
-            self.gen_tokens_done += k * b
-            if fresh:
-                col = self.col["second_token_s"]
-                for r in fresh:
-                    col[r.rid] = start + step
-                fresh.clear()
-            for t, cv in caps.items():
-                for rid in [rid for rid, x in cv[1].items() if x.ctx + steps - x.j0 >= t]:
-                    del cv[1][rid]
-                    cv[0] += 1
-            wb_bytes = 0.0
-            while bounds and bounds[0][0] <= steps:
-                s_b, rid, r = heappop(bounds)
-                if r.tokens_left <= 0:
-                    continue  # finished before reaching this boundary
-                boundary = r.ctx + s_b - r.j0  # the multiple of the block size reached at step s_b
-                crossed = (r.ctx + steps - r.j0 - boundary) // blk + 1
-                wb_bytes += crossed * blk_bytes
-                if r.j0 + r.tokens_left > steps:
-                    heappush(bounds, (s_b + crossed * blk, rid, r))
-            while ends and ends[0][0] <= steps:
-                _, rid, r = heappop(ends)
-                b -= 1
-                base -= r.ctx - r.j0
-                for cv in caps.values():
-                    if cv[1].pop(rid, None) is None:
-                        cv[0] -= 1
-                r.ctx += steps - r.j0
-                r.tokens_left = 0
-                self._complete(r, now)
-            self._write_back(de, wb_bytes, None)
 
     def _complete(self, req: Req, now: float) -> None:
         rid = req.rid
@@ -888,8 +814,7 @@ class World:
         if not wl.open_loop and nxt < int(wl.round_offsets[req.traj + 1]):
             delay = float(wl.delay_s[nxt])
             if delay > 0:
-                tmo = self.env.timeout(delay)
-                tmo.callbacks.append(lambda _e, nxt=nxt, t=req.traj: self._arrive(nxt, t))
+                call_later(self.env, delay, lambda _e, nxt=nxt, t=req.traj: self._arrive(nxt, t))
             else:
                 self._arrive(nxt, req.traj)
         else:

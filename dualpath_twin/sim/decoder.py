@@ -1,0 +1,174 @@
+"""One decode engine's continuous batching, advanced by callbacks at batch changes only.
+
+Contexts are kept lazily (ctx = ctx at join + steps since join), so a batch change costs
+O(changes): the step's KV reads and FLOPs come from the sums of the contexts and of their
+capped values (``ModelSpec.decode_linear_forms``), completions from a heap of end steps, filled
+blocks from a heap of next block boundaries. Equal to stepping every request (``run.fidelity =
+"reference"`` does step every request: one batch change per step).
+
+Timing, as a real engine behaves: a step, once started, runs to its end with the batch it started
+with. A request admitted mid-step joins at the next step boundary; the batch then runs steps of
+the new size until the next admission or completion.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from typing import TYPE_CHECKING
+
+from dualpath_twin.sim.calls import call_later
+
+if TYPE_CHECKING:
+    from dualpath_twin.sim.world import Req, World
+
+
+class DecodeEngine:
+    """Continuous batching on one decode engine (DE), driven by admissions and step timers."""
+
+    __slots__ = (
+        "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "lin", "blk", "blk_bytes", "dnode",
+        "reference", "steps", "b", "base", "ends", "bounds", "fresh", "caps", "start", "step", "n", "ver", "kicked",
+        "finishing",
+    )
+
+    def __init__(self, world: World, de: int) -> None:
+        self.w = world
+        self.de = de
+        self.env = world.env
+        self.pending: deque[Req] = world.de_pending[de]
+        cost = self.cost = world.cost
+        (self.ka, self.kb, self.kt), (self.fa, self.fb, self.ft) = cost.model.decode_linear_forms()
+        self.lin = cost.linear_flops_per_token + cost.decode_extra_flops_per_token
+        self.blk = world.block
+        self.blk_bytes = world.block * world.kv
+        self.dnode = world.de_loc(de)[0]
+        self.reference = world.reference
+        self.steps = 0  # decode steps this engine has run
+        self.b = 0  # running requests
+        self.base = 0  # sum over running of (ctx at join - steps at join): sum of contexts = base + b * steps
+        self.ends: list[tuple[int, int, Req]] = []  # (step at which it has generated its last token, rid, req)
+        self.bounds: list[tuple[int, int, Req]] = []  # (step at which its context reaches the next block boundary, ...)
+        self.fresh: list[Req] = []  # joined; their first decode step (second token) is pending
+        # sum of min(ctx, T) for the KV-read and FLOP forms: capped count + the few contexts below T
+        caps = {self.kt: [0, {}]} if self.kt == self.ft else {self.kt: [0, {}], self.ft: [0, {}]}
+        self.caps: dict[int, list] = {t: v for t, v in caps.items() if t > 0}
+        self.start = 0.0  # when the current run of steps started
+        self.step = 0.0  # seconds per step of the current batch
+        self.n = 0  # steps planned until the next completion
+        self.ver = 0  # bumps when the step timer is superseded
+        self.kicked = False  # a wake-up is queued for now
+        self.finishing = False  # waiting for the step in progress to end
+
+    # ---------------------------------------------------------------- triggers
+    def admit(self, req: Req) -> None:
+        """A request's KV is in this engine's HBM: it joins the batch at the next step boundary."""
+        self.pending.append(req)
+        if not self.kicked and not self.finishing:
+            self.kicked = True
+            call_later(self.env, 0.0, self._on_kick)
+
+    def _on_kick(self, _e: object) -> None:
+        self.kicked = False
+        if not self.pending:
+            return  # a step timer at the same instant already took them in
+        if self.b == 0:
+            self._begin()
+            return
+        # stop the current run of steps at the end of the step in progress
+        elapsed = self.env._now - self.start  # type: ignore[attr-defined]
+        step, n = self.step, self.n
+        k = n if elapsed >= n * step - 1e-12 else min(n, max(1, math.ceil(elapsed / step - 1e-9)))
+        t_end = self.start + k * step
+        self.ver += 1
+        if t_end > self.env._now:  # type: ignore[attr-defined]
+            self.finishing = True
+            call_later(self.env, t_end - self.env._now, lambda _e, k=k: self._finish(k))  # type: ignore[attr-defined]
+        else:
+            self._finish(k)
+
+    def _on_timer(self, ver: int) -> None:
+        if ver == self.ver:
+            self._finish(self.n)
+
+    # ---------------------------------------------------------------- batch changes
+    def _begin(self) -> None:
+        """Take in the admitted requests and start a run of steps until the next completion."""
+        steps = self.steps
+        pending = self.pending
+        caps = self.caps
+        while pending:
+            r = pending.popleft()
+            r.j0 = steps
+            self.b += 1
+            self.base += r.ctx - steps
+            heapq.heappush(self.ends, (steps + r.tokens_left, r.rid, r))
+            heapq.heappush(self.bounds, (steps + (r.ctx // self.blk + 1) * self.blk - r.ctx, r.rid, r))
+            for t, cv in caps.items():
+                if r.ctx >= t:
+                    cv[0] += 1
+                else:
+                    cv[1][r.rid] = r
+            self.fresh.append(r)
+        b = self.b
+        if b == 0:
+            return
+        sum_ctx = self.base + b * steps
+        kt, ft = self.kt, self.ft
+        capped = {t: cv[0] * t + sum(x.ctx + steps - x.j0 for x in cv[1].values()) for t, cv in caps.items()}
+        kv_read = self.kb * sum_ctx + (self.ka * capped[kt] if kt > 0 else 0.0)
+        flops = b * self.lin + self.fb * sum_ctx + (self.fa * capped[ft] if ft > 0 else 0.0)
+        self.step, _duty = self.cost.decode_step_s(b, kv_read, flops)
+        # fast: run to the next completion in one timer; reference: one timer per step
+        self.n = 1 if self.reference else self.ends[0][0] - steps
+        self.start = self.env._now  # type: ignore[attr-defined]
+        self.ver += 1
+        call_later(self.env, self.n * self.step, lambda _e, v=self.ver: self._on_timer(v))
+
+    def _finish(self, k: int) -> None:
+        """``k`` steps of the current batch are done: record tokens, completions and filled blocks."""
+        self.finishing = False
+        w = self.w
+        now = self.env._now  # type: ignore[attr-defined]
+        step = self.step
+        steps = self.steps = self.steps + k
+        b = self.b
+        w.gpu_busy_s[self.dnode] += k * step
+        w.gen_tokens_done += k * b
+        if self.fresh:
+            col = w.col["second_token_s"]
+            t2 = self.start + step
+            for r in self.fresh:
+                col[r.rid] = t2
+            self.fresh.clear()
+        for t, cv in self.caps.items():
+            if cv[1]:
+                for rid in [rid for rid, x in cv[1].items() if x.ctx + steps - x.j0 >= t]:
+                    del cv[1][rid]
+                    cv[0] += 1
+        wb_bytes = 0.0
+        bounds = self.bounds
+        blk = self.blk
+        while bounds and bounds[0][0] <= steps:
+            s_b, rid, r = heapq.heappop(bounds)
+            if r.tokens_left <= 0:
+                continue  # finished before reaching this boundary
+            boundary = r.ctx + s_b - r.j0  # the multiple of the block size reached at step s_b
+            crossed = (r.ctx + steps - r.j0 - boundary) // blk + 1
+            wb_bytes += crossed * self.blk_bytes
+            if r.j0 + r.tokens_left > steps:
+                heapq.heappush(bounds, (s_b + crossed * blk, rid, r))
+        ends = self.ends
+        while ends and ends[0][0] <= steps:
+            _, rid, r = heapq.heappop(ends)
+            self.b -= 1
+            self.base -= r.ctx - r.j0
+            for cv in self.caps.values():
+                if cv[1].pop(rid, None) is None:
+                    cv[0] -= 1
+            r.ctx += steps - r.j0
+            r.tokens_left = 0
+            w._complete(r, now)
+        w._write_back(self.de, wb_bytes, None)
+        self._begin()
