@@ -264,7 +264,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
 
 # --------------------------------------------------------------------------- entry points
 @njit(cache=True, error_model="numpy")
-def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
+def _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
     """Attach flow slot ``f`` over links ``ids`` and give it its max-min rate.
 
     Returns the earliest predicted completion (inf if none), -1 if a link's flow list is full,
@@ -328,7 +328,7 @@ def k_start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fh
 
 
 @njit(cache=True, error_model="numpy")
-def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now):
+def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now):
     """Complete every flow due by ``now``; write their slots to ``out``.
 
     Returns (how many, the earliest predicted completion left or inf); (-1, 0) if the completion
@@ -410,7 +410,7 @@ def k_pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, 
 
 
 @njit(cache=True, error_model="numpy")
-def k_set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now):
+def _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now):
     """Set the capacity of links ``ids`` and re-share their flows once."""
     n = 0
     seeds = np.empty(ids.shape[0], dtype=np.int64)
@@ -444,7 +444,85 @@ def k_compact(ht, hs, hv, misc, ff, fi):
     misc[HEAP_N] = n
 
 
+# --------------------------------------------------------------------------- arenas
+# All state lives in two flat arenas (float64 and int64) so a kernel call passes 3 arrays, not 17:
+# Numba's dispatcher costs about 60 ns per array argument, and the kernels run ~12 times a round.
+# ``off`` holds the dimensions and where each array starts; ``_views`` rebuilds the arrays (free).
+O_L, O_M, O_F, O_K, O_H = range(5)  # links, flows per link list, flows, links per flow, heap size
+(O_LF, O_FF, O_HT, O_FHT, O_LI, O_LFL, O_FI, O_FLK, O_FPS, O_HS, O_HV, O_MISC, O_SCR, O_FHL, O_FHV, O_SEEDS,
+ O_OUT) = range(5, 22)
+N_OFF = 22
+
+
+@njit(cache=True, error_model="numpy")
+def _views(fa, ia, off):
+    """The named arrays as views into the two arenas."""
+    L, M, F, K, H = off[O_L], off[O_M], off[O_F], off[O_K], off[O_H]
+    lf = fa[off[O_LF]:off[O_LF] + L * N_LF].reshape((L, N_LF))
+    ff = fa[off[O_FF]:off[O_FF] + F * N_FF].reshape((F, N_FF))
+    ht = fa[off[O_HT]:off[O_HT] + H]
+    fht = fa[off[O_FHT]:off[O_FHT] + L + 8]
+    li = ia[off[O_LI]:off[O_LI] + L * N_LI].reshape((L, N_LI))
+    lflows = ia[off[O_LFL]:off[O_LFL] + L * M].reshape((L, M))
+    fi = ia[off[O_FI]:off[O_FI] + F * N_FI].reshape((F, N_FI))
+    flinks = ia[off[O_FLK]:off[O_FLK] + F * K].reshape((F, K))
+    fpos = ia[off[O_FPS]:off[O_FPS] + F * K].reshape((F, K))
+    hs = ia[off[O_HS]:off[O_HS] + H]
+    hv = ia[off[O_HV]:off[O_HV] + H]
+    misc = ia[off[O_MISC]:off[O_MISC] + 5]
+    scr = ia[off[O_SCR]:off[O_SCR] + 2 * L + F + 8]
+    fhl = ia[off[O_FHL]:off[O_FHL] + L + 8]
+    fhv = ia[off[O_FHV]:off[O_FHV] + L + 8]
+    seeds = ia[off[O_SEEDS]:off[O_SEEDS] + L + 8]
+    out = ia[off[O_OUT]:off[O_OUT] + F + 8]
+    return lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out
+
+
+@njit(cache=True, error_model="numpy")
+def k_start(fa, ia, off, f, ids, nbytes, now):
+    """Attach flow slot ``f`` over links ``ids``; see ``_start``."""
+    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
+    return _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now)
+
+
+@njit(cache=True, error_model="numpy")
+def k_pop_due(fa, ia, off, now):
+    """Complete every flow due by ``now``; see ``_pop_due``."""
+    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
+    return _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now)
+
+
+@njit(cache=True, error_model="numpy")
+def k_set_caps(fa, ia, off, ids, cap, now):
+    """Set the capacity of links ``ids`` and re-share once; see ``_set_caps``."""
+    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
+    _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now)
+
+
 # --------------------------------------------------------------------------- Python shell
+# name -> (arena "f"/"i", its slot in ``off``, shape from the dimensions L, M, F, K, H); must match ``_views``
+_ARRAYS: dict[str, tuple[str, int, Callable[[int, int, int, int, int], tuple[int, ...]]]] = {
+    "_lf": ("f", O_LF, lambda L, M, F, K, H: (L, N_LF)),
+    "_ff": ("f", O_FF, lambda L, M, F, K, H: (F, N_FF)),
+    "_ht": ("f", O_HT, lambda L, M, F, K, H: (H,)),
+    "_fht": ("f", O_FHT, lambda L, M, F, K, H: (L + 8,)),
+    "_li": ("i", O_LI, lambda L, M, F, K, H: (L, N_LI)),
+    "_lflows": ("i", O_LFL, lambda L, M, F, K, H: (L, M)),
+    "_fi": ("i", O_FI, lambda L, M, F, K, H: (F, N_FI)),
+    "_flinks": ("i", O_FLK, lambda L, M, F, K, H: (F, K)),
+    "_fpos": ("i", O_FPS, lambda L, M, F, K, H: (F, K)),
+    "_hs": ("i", O_HS, lambda L, M, F, K, H: (H,)),
+    "_hv": ("i", O_HV, lambda L, M, F, K, H: (H,)),
+    "_misc": ("i", O_MISC, lambda L, M, F, K, H: (5,)),
+    "_scr": ("i", O_SCR, lambda L, M, F, K, H: (2 * L + F + 8,)),
+    "_fhl": ("i", O_FHL, lambda L, M, F, K, H: (L + 8,)),
+    "_fhv": ("i", O_FHV, lambda L, M, F, K, H: (L + 8,)),
+    "_seeds": ("i", O_SEEDS, lambda L, M, F, K, H: (L + 8,)),
+    "_out": ("i", O_OUT, lambda L, M, F, K, H: (F + 8,)),
+}
+_SCRATCH = {"_fht", "_fhl", "_fhv", "_seeds", "_out", "_scr"}  # nothing to keep across calls
+
+
 class JitFlowNetwork:
     """Max-min fair sharing of links among active flows on array state, compiled with Numba."""
 
@@ -453,28 +531,17 @@ class JitFlowNetwork:
         self.active = 0
         self.flows_started = 0
         self.links: list[Link] = []
-        self._K = max_links_per_flow
-        self._L = 0  # rows allocated for links (registered: len(self.links))
-        self._lf = np.zeros((0, N_LF))
-        self._li = np.zeros((0, N_LI), dtype=np.int64)
-        self._lflows = np.zeros((0, 16), dtype=np.int64)
-        self._F = 0
-        self._ff = np.zeros((0, N_FF))
-        self._fi = np.zeros((0, N_FI), dtype=np.int64)
-        self._flinks = np.zeros((0, self._K), dtype=np.int64)
-        self._fpos = np.zeros((0, self._K), dtype=np.int64)
         self._free: list[int] = []
         self._ev: list[simpy.Event | Callable[[], None] | None] = []
-        self._ht = np.zeros(1024)
-        self._hs = np.zeros(1024, dtype=np.int64)
-        self._hv = np.zeros(1024, dtype=np.int64)
-        self._misc = np.zeros(5, dtype=np.int64)
         self._paths: dict[tuple[Link, ...], np.ndarray] = {}
         self._groups: dict[tuple[Link, ...], np.ndarray] = {}
         self._wake_t = math.inf
         self._wake_ver = 0
-        self._grow_links(64)
-        self._grow_flows(256)
+        # arena dimensions: link rows, flows per link list, flow rows, links per flow, heap size
+        self._L, self._M, self._F, self._K, self._H = 0, 0, 0, 0, 0
+        self._fa = np.zeros(0)
+        self._ia = np.zeros(0, dtype=np.int64)
+        self._realloc(64, 16, 256, max_links_per_flow, 1024)
 
     # ---------------------------------------------------------------- counters
     @property
@@ -502,58 +569,53 @@ class JitFlowNetwork:
         self._lf[idx, LT] = self.env.now
         return idx
 
-    def _grow_links(self, new_l: int) -> None:
-        pad = new_l - self._L
-        self._lf = np.vstack([self._lf, np.zeros((pad, N_LF))])
-        self._li = np.vstack([self._li, np.zeros((pad, N_LI), dtype=np.int64)])
-        self._lflows = np.vstack([self._lflows, np.zeros((pad, self._lflows.shape[1]), dtype=np.int64)])
-        self._L = new_l
-        self._resize_scratch()
+    def _realloc(self, n_l: int, m: int, n_f: int, k: int, h: int) -> None:
+        """Lay the arrays out in new arenas of these dimensions, keeping every value already stored."""
+        old = {name: getattr(self, name) for name in _ARRAYS} if self._L else {}
+        off = np.zeros(N_OFF, dtype=np.int64)
+        off[O_L], off[O_M], off[O_F], off[O_K], off[O_H] = n_l, m, n_f, k, h
+        shapes = {}
+        pos = {"f": 0, "i": 0}
+        for name, (kind, slot, shape_of) in _ARRAYS.items():
+            shapes[name] = shape_of(n_l, m, n_f, k, h)
+            off[slot] = pos[kind]
+            pos[kind] += math.prod(shapes[name])
+        fa = np.zeros(pos["f"])
+        ia = np.zeros(pos["i"], dtype=np.int64)
+        for name, (kind, slot, _shape_of) in _ARRAYS.items():
+            shp = shapes[name]
+            view = (fa if kind == "f" else ia)[off[slot]:off[slot] + math.prod(shp)].reshape(shp)
+            if name in old and name not in _SCRATCH:
+                src = old[name]
+                common = tuple(slice(0, min(a, b)) for a, b in zip(src.shape, shp, strict=True))
+                view[common] = src[common]
+            setattr(self, name, view)
+        if self._F < n_f:
+            self._ev.extend([None] * (n_f - self._F))
+            self._free.extend(range(n_f - 1, self._F - 1, -1))
+        self._fa, self._ia, self._off = fa, ia, off
+        self._L, self._M, self._F, self._K, self._H = n_l, m, n_f, k, h
 
-    def _resize_scratch(self) -> None:
-        n_l, n_f = self._L, self._F
-        self._scr = np.zeros(2 * n_l + n_f + 8, dtype=np.int64)
-        self._fht = np.zeros(n_l + 8)
-        self._fhl = np.zeros(n_l + 8, dtype=np.int64)
-        self._fhv = np.zeros(n_l + 8, dtype=np.int64)
-        self._seeds = np.zeros(n_l + 8, dtype=np.int64)
-        self._out = np.zeros(n_f + 8, dtype=np.int64)
+    def _grow_links(self, new_l: int) -> None:
+        self._realloc(new_l, self._M, self._F, self._K, self._H)
 
     def _grow_flows(self, new_f: int) -> None:
-        old = self._F
-        pad = new_f - old
-        self._ff = np.vstack([self._ff, np.zeros((pad, N_FF))])
-        self._fi = np.vstack([self._fi, np.zeros((pad, N_FI), dtype=np.int64)])
-        self._flinks = np.vstack([self._flinks, np.zeros((pad, self._K), dtype=np.int64)])
-        self._fpos = np.vstack([self._fpos, np.zeros((pad, self._K), dtype=np.int64)])
-        self._ev.extend([None] * pad)
-        self._free.extend(range(new_f - 1, old - 1, -1))
-        self._F = new_f
-        self._resize_scratch()
+        self._realloc(self._L, self._M, new_f, self._K, self._H)
 
     def _grow_link_lists(self) -> None:
-        m = self._lflows.shape[1]
-        self._lflows = np.hstack([self._lflows, np.zeros((self._lflows.shape[0], m), dtype=np.int64)])
+        self._realloc(self._L, 2 * self._M, self._F, self._K, self._H)
 
     def _grow_width(self, k: int) -> None:
-        pad = k - self._K
-        self._flinks = np.hstack([self._flinks, np.zeros((self._F, pad), dtype=np.int64)])
-        self._fpos = np.hstack([self._fpos, np.zeros((self._F, pad), dtype=np.int64)])
-        self._K = k
+        self._realloc(self._L, self._M, self._F, k, self._H)
 
     def _ensure_heap(self) -> None:
         need = int(self._misc[HEAP_N]) + 2 * self.active + 32
-        if need > self._ht.shape[0]:
+        if need > self._H:
             if int(self._misc[HEAP_N]) > 4 * self.active + 1024:
                 k_compact(self._ht, self._hs, self._hv, self._misc, self._ff, self._fi)
                 need = int(self._misc[HEAP_N]) + 2 * self.active + 32
-            if need > self._ht.shape[0]:
-                size = max(need, 2 * self._ht.shape[0])
-                for name in ("_ht", "_hs", "_hv"):
-                    arr = getattr(self, name)
-                    new = np.zeros(size, dtype=arr.dtype)
-                    new[: arr.shape[0]] = arr
-                    setattr(self, name, new)
+            if need > self._H:
+                self._realloc(self._L, self._M, self._F, self._K, max(need, 2 * self._H))
 
     # ---------------------------------------------------------------- public
     def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True,
@@ -582,9 +644,7 @@ class JitFlowNetwork:
             self._grow_flows(2 * self._F)
         f = self._free.pop()
         while True:
-            top = k_start(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
-                          self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, f, ids,
-                          float(size_bytes), self.env.now)
+            top = k_start(self._fa, self._ia, self._off, f, ids, float(size_bytes), self.env.now)
             if top >= 0.0:
                 break
             if top == -1.0:
@@ -607,8 +667,7 @@ class JitFlowNetwork:
         capacity_bps = max(float(capacity_bps), 1.0)
         ids = np.array([self.register(lk) for lk in links], dtype=np.int64)
         self._ensure_heap()
-        k_set_caps(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks,
-                   self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv, ids, capacity_bps, self.env.now)
+        k_set_caps(self._fa, self._ia, self._off, ids, capacity_bps, self.env.now)
         for lk in links:
             lk.capacity_bps = capacity_bps
         if self._misc[HEAP_N] > 0:
@@ -657,9 +716,7 @@ class JitFlowNetwork:
             self._arm(t)
             return
         while True:
-            n, top = k_pop_due(self._lf, self._li, self._lflows, self._ff, self._fi, self._flinks, self._fpos,
-                               self._ht, self._hs, self._hv, self._misc, self._scr, self._fht, self._fhl, self._fhv,
-                               self._seeds, self._out, now)
+            n, top = k_pop_due(self._fa, self._ia, self._off, now)
             if n >= 0:
                 break
             self._ensure_heap()
