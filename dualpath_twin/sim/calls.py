@@ -27,6 +27,8 @@ class _Call:
         self._ok = True
 
 
-def call_later(env: simpy.Environment, delay_s: float, fn: Callable[[object], None]) -> None:
-    """Run ``fn(entry)`` at ``env.now + delay_s``, ordered exactly as ``env.timeout(delay_s)`` would be."""
-    heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), _Call(fn)))  # type: ignore[attr-defined]
+def call_later(env: simpy.Environment, delay_s: float, fn: Callable[[object], None]) -> object:
+    """Run ``fn(entry)`` at ``env.now + delay_s``, ordered exactly as ``env.timeout(delay_s)`` would be; returns the entry."""
+    entry = _Call(fn)
+    heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), entry))  # type: ignore[attr-defined]
+    return entry

@@ -536,7 +536,7 @@ class JitFlowNetwork:
         self._paths: dict[tuple[Link, ...], np.ndarray] = {}
         self._groups: dict[tuple[Link, ...], np.ndarray] = {}
         self._wake_t = math.inf
-        self._wake_ver = 0
+        self._wake_entry: object = None
         # arena dimensions: link rows, flows per link list, flow rows, links per flow, heap size
         self._L, self._M, self._F, self._K, self._H = 0, 0, 0, 0, 0
         self._fa = np.zeros(0)
@@ -665,7 +665,10 @@ class JitFlowNetwork:
     def set_capacities(self, links: list[Link], capacity_bps: float) -> None:
         """Change several links' capacity at once and re-share their flows in one pass."""
         capacity_bps = max(float(capacity_bps), 1.0)
-        ids = np.array([self.register(lk) for lk in links], dtype=np.int64)
+        key = tuple(links)
+        ids = self._groups.get(key)
+        if ids is None:
+            ids = self._groups[key] = np.array([self.register(lk) for lk in links], dtype=np.int64)
         self._ensure_heap()
         k_set_caps(self._fa, self._ia, self._off, ids, capacity_bps, self.env.now)
         for lk in links:
@@ -698,17 +701,15 @@ class JitFlowNetwork:
         """Make sure one wake-up is scheduled at ``t``, the earliest predicted completion."""
         if t >= self._wake_t:  # also when t is inf: nothing to complete
             return
-        now = self.env.now
         self._wake_t = t
-        self._wake_ver += 1
-        ver = self._wake_ver
-        call_later(self.env, max(t - now, 0.0), lambda _e, ver=ver: self._wake(ver))
+        self._wake_entry = call_later(self.env, max(t - self.env._now, 0.0), self._on_wake)
 
-    def _wake(self, ver: int) -> None:
-        if ver != self._wake_ver:
+    def _on_wake(self, entry: object) -> None:
+        if entry is not self._wake_entry:  # superseded by an earlier wake-up
             return
         self._wake_t = math.inf
-        now = self.env.now
+        self._wake_entry = None
+        now = self.env._now
         if self._misc[HEAP_N] == 0:
             return
         t = float(self._ht[0])
