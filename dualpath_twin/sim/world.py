@@ -149,13 +149,16 @@ class World:
         self.global_q: deque[Req] = deque()
         self.global_q_info: deque[RequestInfo] = deque()
         self.by_rid: dict[int, Req] = {}
-        self.pe_tok_v = np.zeros(self.P * self.g)
-        self.pe_seq_v = np.zeros(self.P * self.g, dtype=np.int64)
-        self.de_tok_v = np.zeros(self.D * self.g)
+        # per-engine scheduler counters as Python lists: policies read them one scalar at a time,
+        # and a list item is several times cheaper to read and update than a NumPy element
+        self.pe_tok_v = [0.0] * (self.P * self.g)
+        self.pe_seq_v = [0] * (self.P * self.g)
+        self.de_tok_v = [0.0] * (self.D * self.g)
         self.de_node_tok_v = [0] * self.D  # exact integer token sums per decode node
-        self.de_seq_v = np.zeros(self.D * self.g, dtype=np.int64)
-        self.de_promised = np.zeros(self.D * self.g)
-        self.read_q = np.zeros(self.P + self.D)
+        self.de_seq_v = [0] * (self.D * self.g)
+        self.de_promised = [0.0] * (self.D * self.g)
+        self.de_hbm_cap = [p.capacity for p in self.de_hbm]
+        self.read_q = [0.0] * (self.P + self.D)
         self.read_queue: list[deque[Req]] = [deque() for _ in self.nodes]
         self.read_inflight = [0] * len(self.nodes)
         self.max_inflight = s.max_inflight_reads_per_node
@@ -203,19 +206,19 @@ class World:
     # ================================================================ view for policies
     def pe_tok(self, pe: int) -> float:
         """Tokens of the PE's unfinished requests."""
-        return float(self.pe_tok_v[pe])
+        return self.pe_tok_v[pe]
 
     def pe_seq(self, pe: int) -> int:
         """Number of the PE's unfinished requests."""
-        return int(self.pe_seq_v[pe])
+        return self.pe_seq_v[pe]
 
     def de_tok(self, de: int) -> float:
         """Tokens of the DE's requests."""
-        return float(self.de_tok_v[de])
+        return self.de_tok_v[de]
 
     def de_seq(self, de: int) -> int:
         """Number of the DE's requests."""
-        return int(self.de_seq_v[de])
+        return self.de_seq_v[de]
 
     def de_node_toks(self) -> list[float]:
         """Tokens over the DEs of each decode node (the live list: do not modify)."""
@@ -223,11 +226,11 @@ class World:
 
     def de_free_hbm_bytes(self, de: int) -> float:
         """DE HBM not yet promised to assigned requests."""
-        return float(self.de_hbm[de].capacity - self.de_promised[de])
+        return self.de_hbm_cap[de] - self.de_promised[de]
 
     def read_q_tokens(self, node: int) -> float:
         """Tokens queued or in flight on a node's storage reads."""
-        return float(self.read_q[node])
+        return self.read_q[node]
 
     # ================================================================ helpers
     def online_overload_check(self) -> bool:
