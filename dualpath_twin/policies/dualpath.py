@@ -18,29 +18,30 @@ class DualPathPolicy(Policy):
     description = "PE- or DE-side reads (shorter read queue), layer-wise, token-balanced two-level scheduler"
 
     def assign_prefill(self, view: ClusterView, queue: deque[RequestInfo], pe_node: int | None) -> list[tuple[RequestInfo, int]]:
-        """Give FIFO heads to this group's engines: short-read-queue class first, then smallest tok_e."""
+        """Give FIFO heads to this group's engines: each to the engine with the smallest tok_e, skipping overloaded ones.
+
+        The paper orders engines by (short-read-queue class, tok_e). The class is a property of the
+        node (its read queue), the same for every engine of the fetching node, so inside one fetch
+        the order is by tok_e alone (ties: the lowest engine index).
+        """
         if pe_node is None:
             return []
         g = view.gpus_per_node
-        engines = range(pe_node * g, (pe_node + 1) * g)
-        short = view.read_q_tokens(pe_node) <= view.alpha_tokens
-        added = {e: 0.0 for e in engines}
+        lo = pe_node * g
+        beta = view.beta_tokens
+        toks = [view.pe_tok(e) for e in range(lo, lo + g)]
         out: list[tuple[RequestInfo, int]] = []
         while queue:
-            best = None
-            best_key = None
-            for e in engines:
-                tok = view.pe_tok(e) + added[e]
-                if tok > view.beta_tokens:
-                    continue  # overloaded
-                key = (0 if short else 1, tok, e)
-                if best_key is None or key < best_key:
-                    best_key, best = key, e
-            if best is None:
-                break
+            best = -1
+            best_tok = 0.0
+            for i, tok in enumerate(toks):
+                if tok <= beta and (best < 0 or tok < best_tok):
+                    best, best_tok = i, tok
+            if best < 0:
+                break  # every engine is overloaded
             req = queue.popleft()
-            added[best] += req.prompt_tokens
-            out.append((req, best))
+            toks[best] += req.prompt_tokens
+            out.append((req, lo + best))
         return out
 
     def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
@@ -48,15 +49,26 @@ class DualPathPolicy(Policy):
         g = view.gpus_per_node
         toks = view.de_node_toks()
         best_tok = min(toks)
-        best_node = toks.index(best_tok)  # the first node with the smallest total, as a scan would pick
-        engines = list(range(best_node * g, (best_node + 1) * g))
-        z = view.z_factor * (req.prompt_tokens + req.gen_tokens + (best_tok or 0.0)) / len(engines)
-        room = [e for e in engines if view.de_free_hbm_bytes(e) >= req.hbm_bytes]
-        cands = room or engines
-        under = [e for e in cands if view.de_tok(e) + req.prompt_tokens + req.gen_tokens <= z]
-        if under:
-            return min(under, key=lambda e: (view.de_seq(e), view.de_tok(e), e))
-        return min(cands, key=lambda e: (view.de_tok(e), e))
+        lo = toks.index(best_tok) * g  # the first node with the smallest total, as a scan would pick
+        need = req.prompt_tokens + req.gen_tokens
+        z = view.z_factor * (need + (best_tok or 0.0)) / g
+        engines = range(lo, lo + g)
+        cands = [e for e in engines if view.de_free_hbm_bytes(e) >= req.hbm_bytes] or engines
+        best = -1
+        best_key: tuple = ()
+        for e in cands:  # under Z: fewest requests, then fewest tokens, then lowest index
+            tok = view.de_tok(e)
+            if tok + need <= z:
+                key = (view.de_seq(e), tok)
+                if best < 0 or key < best_key:
+                    best, best_key = e, key
+        if best >= 0:
+            return best
+        for e in cands:  # nobody under Z: fewest tokens, then lowest index
+            tok = view.de_tok(e)
+            if best < 0 or tok < best_key[0]:
+                best, best_key = e, (tok,)
+        return best
 
     def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:
         """The side whose node has the shorter read queue; ties go to the PE."""
