@@ -172,7 +172,10 @@ class World:
                 self.node_group[nd] = gi
         self.group_wake: list[simpy.Event] = [self.env.event() for _ in self.pe_groups]
         self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.g)]
-        self.fetch_wake = self.env.event()
+        # idle PE group leaders, in the order they went idle; an arrival wakes only the first
+        # (waking all of them would cost O(prefill nodes) per request for the same outcome)
+        self.idle_fetchers: deque[simpy.Event] = deque()
+        self.fetch_kicked = False  # a woken leader has not looked at the queue yet
         # policy thresholds
         self.alpha_tokens = sc.policy.alpha_s * snic_bps / max(self.kv, 1.0)
         self.beta_tokens = sc.policy.beta_s * self._prefill_tokens_per_gpu_s()
@@ -350,8 +353,9 @@ class World:
         if self.policy.fetch_based:
             self.global_q.append(req)
             self.global_q_info.append(req.info)
-            if not self.fetch_wake.triggered:
-                self.fetch_wake.succeed()
+            if not self.fetch_kicked and self.idle_fetchers:
+                self.fetch_kicked = True
+                self.idle_fetchers.popleft().succeed()
         else:
             q = deque([req.info])
             for info, pe in self.policy.assign_prefill(self, q, None):
@@ -365,15 +369,20 @@ class World:
         yield env.timeout(period * node / max(self.P, 1))
         while True:
             if not self.global_q:
-                if self.fetch_wake.triggered:
-                    self.fetch_wake = env.event()
-                yield self.fetch_wake
+                wake = env.event()
+                self.idle_fetchers.append(wake)
+                yield wake
+                self.fetch_kicked = False
                 continue
             assigned = self.policy.assign_prefill(self, self.global_q_info, node)
             for info, pe in assigned:
                 req = self.global_q.popleft()
                 assert req.rid == info.rid
                 self._assigned(req, pe)
+            if self.global_q and self.idle_fetchers and not self.fetch_kicked:
+                # what this leader could not take is offered to the next idle one, now
+                self.fetch_kicked = True
+                self.idle_fetchers.popleft().succeed()
             yield env.timeout(period)
 
     def _assigned(self, req: Req, pe: int) -> None:
