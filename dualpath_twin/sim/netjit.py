@@ -435,6 +435,16 @@ def k_advance_all(lf, now):
 
 
 @njit(cache=True, error_model="numpy")
+def k_bytes_of(lf, idx, now):
+    """Bytes carried up to ``now`` by the links ``idx`` (advancing only those)."""
+    out = np.empty(idx.shape[0])
+    for i in range(idx.shape[0]):
+        _advance(lf, idx[i], now)
+        out[i] = lf[idx[i], BYTES]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
 def k_compact(ht, hs, hv, misc, ff, fi):
     """Rebuild the completion heap from the active flows (drops stale entries)."""
     n = 0
@@ -693,8 +703,7 @@ class JitFlowNetwork:
         idx = self._groups.get(key)
         if idx is None:
             idx = self._groups[key] = np.array([self.register(lk) for lk in links], dtype=np.int64)
-        k_advance_all(self._lf, now)
-        return self._lf[idx, BYTES]
+        return k_bytes_of(self._lf, idx, now)
 
     # ---------------------------------------------------------------- completions
     def _arm(self, t: float) -> None:
