@@ -65,9 +65,14 @@ class DecodeEngine:
     def admit(self, req: Req) -> None:
         """A request's KV is in this engine's HBM: it joins the batch at the next step boundary."""
         self.pending.append(req)
-        if not self.kicked and not self.finishing:
+        if self.kicked or self.finishing:
+            return  # already waking up
+        if self.b == 0:
+            # idle: start at once, after whatever else happens at this instant (one batch for all)
             self.kicked = True
             call_later(self.env, 0.0, self._on_kick)
+        else:
+            self._stop_at_step_end()
 
     def _on_kick(self, _e: object) -> None:
         self.kicked = False
@@ -75,18 +80,19 @@ class DecodeEngine:
             return  # a step timer at the same instant already took them in
         if self.b == 0:
             self._begin()
-            return
-        # stop the current run of steps at the end of the step in progress
-        elapsed = self.env._now - self.start  # type: ignore[attr-defined]
+        else:
+            self._stop_at_step_end()
+
+    def _stop_at_step_end(self) -> None:
+        """End the current run of steps at the end of the step in progress (now, if between steps)."""
+        now = self.env._now  # type: ignore[attr-defined]
+        elapsed = now - self.start
         step, n = self.step, self.n
         k = n if elapsed >= n * step - 1e-12 else min(n, max(1, math.ceil(elapsed / step - 1e-9)))
         t_end = self.start + k * step
         self.ver += 1
-        if t_end > self.env._now:  # type: ignore[attr-defined]
-            self.finishing = True
-            call_later(self.env, t_end - self.env._now, lambda _e, k=k: self._finish(k))  # type: ignore[attr-defined]
-        else:
-            self._finish(k)
+        self.finishing = True
+        call_later(self.env, max(t_end - now, 0.0), lambda _e, k=k: self._finish(k))
 
     def _on_timer(self, ver: int) -> None:
         if ver == self.ver:
