@@ -44,7 +44,8 @@ N_FF = 5
 NL, VER, ACTIVE, MARK = range(4)
 N_FI = 4
 # misc counters
-HEAP_N, STAMP, RECOMPUTES, SKIPPED, NACT = range(5)
+HEAP_N, STAMP, RECOMPUTES, SKIPPED, NACT, RESHARED, PASSES = range(7)
+N_MISC = 7
 
 
 # --------------------------------------------------------------------------- heaps
@@ -146,6 +147,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
     for i in range(nseeds):
         li[seeds[i], EXPAND] = estamp
     while True:
+        misc[PASSES] += 1
         misc[STAMP] += 1
         st = misc[STAMP]
         # ---- component: flows reachable through seed, expanded or saturated (inner) links; every
@@ -238,6 +240,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         if not grow:
             break
     # ---- apply
+    misc[RESHARED] += nflows
     for i in range(nset):
         lk = scr[clink_o + i]
         _advance(lf, lk, now)
@@ -479,7 +482,7 @@ def _views(fa, ia, off):
     fpos = ia[off[O_FPS]:off[O_FPS] + F * K].reshape((F, K))
     hs = ia[off[O_HS]:off[O_HS] + H]
     hv = ia[off[O_HV]:off[O_HV] + H]
-    misc = ia[off[O_MISC]:off[O_MISC] + 5]
+    misc = ia[off[O_MISC]:off[O_MISC] + N_MISC]
     scr = ia[off[O_SCR]:off[O_SCR] + 2 * L + F + 8]
     fhl = ia[off[O_FHL]:off[O_FHL] + L + 8]
     fhv = ia[off[O_FHV]:off[O_FHV] + L + 8]
@@ -523,7 +526,7 @@ _ARRAYS: dict[str, tuple[str, int, Callable[[int, int, int, int, int], tuple[int
     "_fpos": ("i", O_FPS, lambda L, M, F, K, H: (F, K)),
     "_hs": ("i", O_HS, lambda L, M, F, K, H: (H,)),
     "_hv": ("i", O_HV, lambda L, M, F, K, H: (H,)),
-    "_misc": ("i", O_MISC, lambda L, M, F, K, H: (5,)),
+    "_misc": ("i", O_MISC, lambda L, M, F, K, H: (N_MISC,)),
     "_scr": ("i", O_SCR, lambda L, M, F, K, H: (2 * L + F + 8,)),
     "_fhl": ("i", O_FHL, lambda L, M, F, K, H: (L + 8,)),
     "_fhv": ("i", O_FHV, lambda L, M, F, K, H: (L + 8,)),
@@ -558,6 +561,16 @@ class JitFlowNetwork:
     def recomputes(self) -> int:
         """Number of max-min re-shares run."""
         return int(self._misc[RECOMPUTES])
+
+    @property
+    def reshared_flows(self) -> int:
+        """Flows whose rate the re-shares recomputed, summed over all re-shares (component sizes)."""
+        return int(self._misc[RESHARED])
+
+    @property
+    def reshare_passes(self) -> int:
+        """Component passes run by the re-shares (a re-share widens when a boundary link saturates)."""
+        return int(self._misc[PASSES])
 
     @property
     def skipped_recomputes(self) -> int:
