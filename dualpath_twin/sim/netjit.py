@@ -746,7 +746,7 @@ class JitFlowNetwork:
         evs = self._ev
         free = self._free
         self.active -= n
-        for f in self._out[:n].tolist():
+        for f in (self._out[:n].tolist() if n > 1 else (int(self._out[0]),) if n else ()):
             ev = evs[f]
             free.append(f)
             if ev is not None:

@@ -563,6 +563,7 @@ class World:
         env = self.env
         nodes = self.pe_groups[gi]
         engines = [n * self.g + k for n in nodes for k in range(self.g)]
+        group_lanes = [lk for nd in nodes for lk in (*self.nodes[nd].cnic_rx, *self.nodes[nd].cnic_tx)]
         cost = self.cost
         nl = self.layers
         while True:
@@ -596,14 +597,14 @@ class World:
                     if np.isnan(self.col["prefill_start_s"][req.rid]):
                         self.col["prefill_start_s"][req.rid] = start
             # model communication claims its lane on the group's CNICs during the step
-            lane_links = []
+            lane_links: list[Link] = []
             if comm_s > 0 and c_group > 0:
                 duty = min(comm_s / c_group, 1.0)
                 share = 1.0 - duty * (1.0 - self.sc.network.kv_lane_share)
+                comm_bytes = cost.prefill_comm_bytes(tot_tokens / n_gpu) * self.g
                 for nd in nodes:
-                    self.comm_bytes[nd] += cost.prefill_comm_bytes(tot_tokens / n_gpu) * self.g
-                    lane_links.extend(self.nodes[nd].cnic_rx)
-                    lane_links.extend(self.nodes[nd].cnic_tx)
+                    self.comm_bytes[nd] += comm_bytes
+                lane_links = group_lanes
                 self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
             load_specs: list[tuple[float, list[Link]]] = []
