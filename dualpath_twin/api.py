@@ -115,6 +115,8 @@ def simulate(
     sampler = Sampler(sc.run.sample_interval_s, progress, progress_interval_s, per_cnic=per_cnic)
     run_world(world, sc.run.max_sim_time_s, sampler, sc.run.wall_budget_s, cancel)
     events = _events_so_far(world.env)
+    if getattr(world.net, "driven", False):
+        events += world.net.wakeups  # network completions run by the loop itself, not as SimPy events
     ts = sampler.frame()
     rounds = rounds_frame(world)
     bound = compute_bound(sc, wl, sc.policy.name, cost)

@@ -548,8 +548,11 @@ class JitFlowNetwork:
         self._ev: list[simpy.Event | Callable[[], None] | None] = []
         self._paths: dict[tuple[Link, ...], np.ndarray] = {}
         self._groups: dict[tuple[Link, ...], np.ndarray] = {}
-        self._wake_t = math.inf
+        self._wake_t = math.inf  # the armed wake-up: the earliest predicted completion, or later
         self._wake_entry: object = None
+        # driven: the run loop calls ``run_due`` at ``next_due_s`` itself (no SimPy queue entry)
+        self.driven = False
+        self.wakeups = 0
         # arena dimensions: link rows, flows per link list, flow rows, links per flow, heap size
         self._L, self._M, self._F, self._K, self._H = 0, 0, 0, 0, 0
         self._fa = np.zeros(0)
@@ -719,18 +722,29 @@ class JitFlowNetwork:
         return k_bytes_of(self._lf, idx, now)
 
     # ---------------------------------------------------------------- completions
+    @property
+    def next_due_s(self) -> float:
+        """When the network next needs ``run_due`` (inf when no flow is active)."""
+        return self._wake_t
+
     def _arm(self, t: float) -> None:
         """Make sure one wake-up is scheduled at ``t``, the earliest predicted completion."""
         if t >= self._wake_t:  # also when t is inf: nothing to complete
             return
         self._wake_t = t
-        self._wake_entry = call_later(self.env, max(t - self.env._now, 0.0), self._on_wake)
+        if not self.driven:
+            self._wake_entry = call_later(self.env, max(t - self.env._now, 0.0), self._on_wake)
 
     def _on_wake(self, entry: object) -> None:
         if entry is not self._wake_entry:  # superseded by an earlier wake-up
             return
-        self._wake_t = math.inf
         self._wake_entry = None
+        self.run_due()
+
+    def run_due(self) -> None:
+        """Complete the flows due now (``env.now`` is the armed wake-up time, ``next_due_s``)."""
+        self._wake_t = math.inf
+        self.wakeups += 1
         now = self.env._now
         if self._misc[HEAP_N] == 0:
             return

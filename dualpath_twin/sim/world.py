@@ -844,6 +844,11 @@ def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float
     is still cut short.
     """
     env = world.env
+    net = world.net
+    # the compiled network is driven by this loop: its completions are not SimPy events
+    driven = hasattr(net, "run_due")
+    if driven:
+        net.driven = True
     world.start()
     limit = env.timeout(max_sim_time_s)
     t0 = time.monotonic()
@@ -852,10 +857,22 @@ def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float
     until = simpy.AnyOf(env, [world.done_event, limit, sampler.stop_event])
     until.callbacks.append(StopSimulation.callback)
     step = env.step
+    queue = env._queue  # type: ignore[attr-defined]
+    inf = math.inf
     try:
         while True:
-            for _ in range(_CHECK_EVERY):
-                step()
+            if driven:
+                for _ in range(_CHECK_EVERY):
+                    due = net._wake_t
+                    if due < inf and (not queue or due < queue[0][0]):
+                        # SimPy's events at the same instant go first
+                        env._now = max(due, env._now)  # type: ignore[attr-defined]
+                        net.run_due()
+                    else:
+                        step()
+            else:
+                for _ in range(_CHECK_EVERY):
+                    step()
             if cancel is not None and cancel.is_set():
                 world.status, world.stop_reason = "cancelled", "cancelled by the user"
                 return
