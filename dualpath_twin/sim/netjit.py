@@ -122,7 +122,8 @@ def _schedule(ff, fi, ht, hs, hv, misc, f, now):
 
 
 @njit(cache=True, error_model="numpy")
-def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam, keep):
+def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam, keep,
+               only_sat):
     """Re-share max-min among the flows a change at the seed links can affect (exact).
 
     Passes are fused: the component search also collects every link the component's flows cross
@@ -134,6 +135,11 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
     every flow frozen below that level keeps its rate. When a flow arrives, no link it crosses can
     saturate below its smallest equal share (capacity / flows), so flows frozen below that level
     keep theirs. -inf when nothing is known. ``keep``: a flow always in the component (the new one).
+
+    ``only_sat``: only the saturated seed links are inner (an arrival). A link that is not
+    saturated constrains nobody, so its other flows need not be re-shared: it is a boundary link
+    of the component, with the capacity the outside flows leave, and it is widened into (its
+    flows pulled in) only if the new sharing saturates it. Otherwise every seed is inner.
     """
     misc[RECOMPUTES] += 1
     # scratch layout: [0, L) stack, [L, 2L) the component's links, [2L, 2L+F) its flows;
@@ -145,7 +151,8 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
     misc[STAMP] += 1
     estamp = misc[STAMP]
     for i in range(nseeds):
-        li[seeds[i], EXPAND] = estamp
+        if not only_sat or _saturated(lf, seeds[i]):
+            li[seeds[i], EXPAND] = estamp
     while True:
         misc[PASSES] += 1
         misc[STAMP] += 1
@@ -156,7 +163,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         nset = 0
         for i in range(nseeds):
             s = seeds[i]
-            if li[s, INNER] != st:
+            if li[s, EXPAND] == estamp and li[s, INNER] != st:
                 li[s, INNER] = st
                 li[s, INSET] = st
                 li[s, CNT] = 0
@@ -167,6 +174,29 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                 scr[stack_o + nstack] = s
                 nstack += 1
         nflows = 0
+        if keep >= 0 and fi[keep, MARK] != st:
+            # the new flow is always in; its links join the set (inner when saturated or expanded)
+            f = keep
+            fi[f, MARK] = st
+            ff[f, NEW] = -1.0
+            scr[cflow_o + nflows] = f
+            nflows += 1
+            rate = ff[f, RATE]
+            for k in range(fi[f, NL]):
+                l2 = flinks[f, k]
+                if li[l2, INSET] != st:
+                    li[l2, INSET] = st
+                    li[l2, CNT] = 0
+                    lf[l2, INSIDE] = 0.0
+                    lf[l2, USED] = 0.0
+                    scr[clink_o + nset] = l2
+                    nset += 1
+                    if li[l2, INNER] != st and (li[l2, EXPAND] == estamp or _saturated(lf, l2)):
+                        li[l2, INNER] = st
+                        scr[stack_o + nstack] = l2
+                        nstack += 1
+                li[l2, CNT] += 1
+                lf[l2, INSIDE] += rate
         while nstack > 0:
             nstack -= 1
             lk = scr[stack_o + nstack]
@@ -325,7 +355,7 @@ def _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl
         _schedule(ff, fi, ht, hs, hv, misc, f, now)
     else:
         _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now,
-                   lam * (1.0 - 1e-9), f)
+                   lam * (1.0 - 1e-9), f, True)
     _clean_top(ht, hs, hv, misc, fi)
     return ht[0] if misc[HEAP_N] > 0 else math.inf
 
@@ -376,6 +406,12 @@ def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, f
                         top = r2
                 if top < lam:
                     lam = top
+                # only saturated links constrain others: they seed the re-share (inner links)
+                sat = True
+                if li[lk, SEED] != sst:
+                    li[lk, SEED] = sst
+                    seeds[nseeds] = lk
+                    nseeds += 1
             # swap-remove f from the link's flow list
             j = fpos[f, k]
             last = li[lk, NFL] - 1
@@ -387,19 +423,10 @@ def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, f
                         fpos[g, k2] = j
                         break
             li[lk, NFL] = last
-            if _saturated(lf, lk):
-                sat = True
         for k in range(fi[f, NL]):
             lk = flinks[f, k]
             lf[lk, LRATE] = max(lf[lk, LRATE] - rate, 0.0) if li[lk, NFL] > 0 else 0.0
-        if sat:
-            for k in range(fi[f, NL]):
-                lk = flinks[f, k]
-                if li[lk, SEED] != sst:
-                    li[lk, SEED] = sst
-                    seeds[nseeds] = lk
-                    nseeds += 1
-        else:
+        if not sat:
             misc[SKIPPED] += 1
         ff[f, RATE] = 0.0
         out[ndone] = f
@@ -407,7 +434,7 @@ def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, f
     misc[NACT] -= ndone
     if nseeds > 0:
         _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now,
-                   lam * (1.0 - 1e-9), -1)
+                   lam * (1.0 - 1e-9), -1, False)
     _clean_top(ht, hs, hv, misc, fi)
     return ndone, (ht[0] if misc[HEAP_N] > 0 else math.inf)
 
@@ -426,7 +453,8 @@ def _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, f
                 seeds[n] = lk
                 n += 1
     if n > 0:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf, -1)
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf, -1,
+                   False)
     _clean_top(ht, hs, hv, misc, fi)
 
 
