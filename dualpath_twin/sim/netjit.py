@@ -19,7 +19,7 @@ new flow that can take its tightest link's spare capacity and is the largest flo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import simpy
@@ -672,7 +672,7 @@ class JitFlowNetwork:
                 self._realloc(self._L, self._M, self._F, self._K, max(need, 2 * self._H))
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True,
+    def transfer(self, size_bytes: float, links: Sequence[Link], tag: str = "", notify: bool = True,
                  on_done: Callable[[], None] | None = None) -> simpy.Event | None:
         """Start a flow now; returns an event that succeeds when its last byte arrives.
 

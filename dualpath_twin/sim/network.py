@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import simpy
@@ -97,7 +97,7 @@ class FlowNetwork:
             lk.advance(now)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: list[Link], tag: str = "", notify: bool = True,
+    def transfer(self, size_bytes: float, links: Sequence[Link], tag: str = "", notify: bool = True,
                  on_done: Callable[[], None] | None = None) -> simpy.Event:
         """Start a flow now; returns an event that succeeds (value = the Flow) when it completes.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +107,7 @@ class World:
         self.layerwise = policy.layerwise
         self.gpus_per_cnic = max(1, math.ceil(self.g / n.cnics_per_node))
         self._gpu_paths: dict[tuple[int, int, bool], list[Link]] = {}
+        self._routes: dict[tuple, tuple[Link, ...]] = {}
 
         # ---------------- links
         snic_bps = n.snic_gbps / 8 * 1e9 * n.snics_per_node * n.snic_efficiency
@@ -276,6 +277,15 @@ class World:
             nd = self.nodes[node]
             pcie = nd.pcie_in if into else nd.pcie_out
             got = self._gpu_paths[key] = [rx if into else tx] + ([pcie[gpu]] if pcie else [])
+        return got
+
+    @staticmethod
+    def _storage(link: Link | None) -> list[Link]:
+        return [link] if link else []
+
+    def _add_route(self, key: tuple, links: list[Link]) -> tuple[Link, ...]:
+        """Remember the links of a transfer kind between two places (a tuple: the network's path key)."""
+        got = self._routes[key] = tuple(links)
         return got
 
     def _into_gpu(self, node: int, gpu: int) -> list[Link]:
@@ -453,7 +463,8 @@ class World:
 
     def _read_flow(self, req: Req, node: int, nbytes: float) -> None:
         nd = self.nodes[node]
-        links = ([self.storage_read] if self.storage_read else []) + [nd.snic_rx, nd.dram]
+        key = ("read", node)
+        links = self._routes.get(key) or self._add_route(key, [*self._storage(self.storage_read), nd.snic_rx, nd.dram])
         self.net.transfer(nbytes, links, "read", on_done=lambda: self._read_done(req, node, nbytes))
 
     def _read_done(self, req: Req, node: int, nbytes: float) -> None:
@@ -607,7 +618,7 @@ class World:
                 lane_links = group_lanes
                 self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
-            load_specs: list[tuple[float, list[Link]]] = []
+            load_specs: list[tuple[float, Sequence[Link]]] = []
             for pe, b in batches.items():
                 pnode, pgpu = self.pe_loc(pe)
                 per_src: dict[int, float] = {}
@@ -625,11 +636,14 @@ class World:
                     continue
                 for src, nbytes in per_src.items():
                     if src == pnode:
-                        links = [self.nodes[pnode].dram] + self._into_gpu(pnode, pgpu)
+                        key = ("h2d", pnode, pgpu)
+                        links = self._routes.get(key) or self._add_route(key, [self.nodes[pnode].dram, *self._into_gpu(pnode, pgpu)])
                     else:
                         # DE DRAM -> DE CNIC tx -> fabric -> PE CNIC rx -> PE HBM (CNIC of the request's DE GPU)
                         dgpu = pgpu % self.g
-                        links = [self.nodes[src].dram] + self._out_of_gpu(src, dgpu) + self._fab() + self._into_gpu(pnode, pgpu)
+                        key = ("de2pe", src, dgpu, pnode, pgpu)
+                        links = self._routes.get(key) or self._add_route(key, [
+                            self.nodes[src].dram, *self._out_of_gpu(src, dgpu), *self._fab(), *self._into_gpu(pnode, pgpu)])
                     load_specs.append((nbytes, links))
             # PD transfers for requests whose prefill completes in this step (layer-wise: overlapped)
             finishing = []
@@ -709,7 +723,7 @@ class World:
         else:
             req.pd_state = 2
 
-    def _layer_pipeline(self, load_specs: list[tuple[float, list[Link]]], c_group: float, finishing: list[Req],
+    def _layer_pipeline(self, load_specs: list[tuple[float, Sequence[Link]]], c_group: float, finishing: list[Req],
                         pd_events: dict[int, simpy.Event]):
         """Reference mode: the layer-wise prefill step with one load, compute and PD send per layer."""
         env = self.env
@@ -752,9 +766,10 @@ class World:
             return ev
         pnode, pgpu = self.pe_loc(req.pe)
         dnode, dgpu = self.de_loc(req.de)
-        links = self._out_of_gpu(pnode, pgpu) + self._fab() + self._into_gpu(dnode, dgpu)
-        if self.layerwise:
-            links = links + [self.nodes[dnode].dram]  # lands in the DE DRAM buffer
+        key = ("pd", req.pe, req.de)
+        links = self._routes.get(key) or self._add_route(key, [
+            *self._out_of_gpu(pnode, pgpu), *self._fab(), *self._into_gpu(dnode, dgpu),
+            *([self.nodes[dnode].dram] if self.layerwise else [])])  # layer-wise: lands in the DE DRAM buffer
         return self.net.transfer(nbytes * fraction, links, "pd", on_done=on_done)
 
     # ================================================================ decode
@@ -773,7 +788,8 @@ class World:
         if self.layerwise and req.dram_de_bytes > 0:
             if not self.zero_io:
                 dnode, dgpu = self.de_loc(req.de)
-                links = [self.nodes[dnode].dram] + self._into_gpu(dnode, dgpu)
+                key = ("h2d", dnode, dgpu)
+                links = self._routes.get(key) or self._add_route(key, [self.nodes[dnode].dram, *self._into_gpu(dnode, dgpu)])
                 self.net.transfer(req.prompt * self.kv, links, "de_h2d", on_done=lambda: self._admit_loaded(req))
                 return
             self._admit_loaded(req)
@@ -807,7 +823,9 @@ class World:
             return
         dnode, dgpu = self.de_loc(de)
         nd = self.nodes[dnode]
-        links = self._out_of_gpu(dnode, dgpu) + [nd.dram, nd.snic_tx] + ([self.storage_write] if self.storage_write else [])
+        key = ("write", de)
+        links = self._routes.get(key) or self._add_route(key, [
+            *self._out_of_gpu(dnode, dgpu), nd.dram, nd.snic_tx, *self._storage(self.storage_write)])
         self.net.transfer(nbytes, links, "write", notify=False)
 
     def _complete(self, req: Req, now: float) -> None:
