@@ -122,7 +122,9 @@ class DecodeEngine:
             return
         sum_ctx = self.base + b * steps
         kt, ft = self.kt, self.ft
-        capped = {t: cv[0] * t + sum(x.ctx + steps - x.j0 for x in cv[1].values()) for t, cv in caps.items()}
+        capped = {}
+        for t, (n_at_cap, below) in caps.items():
+            capped[t] = n_at_cap * t + (sum(x.ctx + steps - x.j0 for x in below.values()) if below else 0)
         kv_read = self.kb * sum_ctx + (self.ka * capped[kt] if kt > 0 else 0.0)
         flops = b * self.lin + self.fb * sum_ctx + (self.fa * capped[ft] if ft > 0 else 0.0)
         self.step, _duty = self.cost.decode_step_s(b, kv_read, flops)

@@ -125,16 +125,17 @@ class Sampler:
         prev = np.zeros(n_util)
         snic_rx = [nd.snic_rx for nd in world.nodes]
         snic_tx = [nd.snic_tx for nd in world.nodes]
-        busy_prev = world.gpu_busy_s.copy()
-        comm_prev = world.comm_bytes.copy()
+        busy_prev = list(world.gpu_busy_s)
+        comm_prev = np.array(world.comm_bytes)
         prompt_prev = gen_prev = rd_prev = wr_prev = 0.0
         last_progress = time.monotonic()
         while True:
             yield env.timeout(dt)
             now = env.now
             cur = world.net.bytes_of(links, now)
-            comm = (world.comm_bytes - comm_prev) / n_cnic
-            comm_prev = world.comm_bytes.copy()
+            comm_now = np.array(world.comm_bytes)
+            comm = (comm_now - comm_prev) / n_cnic
+            comm_prev = comm_now
             delta = cur - prev
             prev = cur
             extra = np.where(comm_idx >= 0, comm[np.maximum(comm_idx, 0)], 0.0)
@@ -175,7 +176,7 @@ class Sampler:
                     min((world.gpu_busy_s[nd_i] - busy_prev[nd_i]) / (g * dt), 1.0),
                     len(world.read_queue[nd_i]),
                 ))
-            busy_prev = world.gpu_busy_s.copy()
+            busy_prev = list(world.gpu_busy_s)
             rd = float(world.net.bytes_of(snic_rx, now).sum())
             wr = float(world.net.bytes_of(snic_tx, now).sum())
             cluster = [

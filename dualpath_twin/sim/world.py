@@ -195,8 +195,8 @@ class World:
         self.col_side = np.zeros(nr, dtype=np.int8)  # 0 none, 1 pe, 2 de
         self.rounds_done = 0
         self.rounds_total = nr
-        self.gpu_busy_s = np.zeros(self.P + self.D)
-        self.comm_bytes = np.zeros(self.P + self.D)
+        self.gpu_busy_s = [0.0] * (self.P + self.D)  # per node; lists: updated one item at a time
+        self.comm_bytes = [0.0] * (self.P + self.D)
         self.prompt_tokens_done = 0.0
         self.gen_tokens_done = 0.0
         self.written_bytes = 0.0
