@@ -882,12 +882,11 @@ def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float
             if driven:
                 for _ in range(_CHECK_EVERY):
                     due = net._wake_t
-                    if due < inf and (not queue or due < queue[0][0]):
-                        # SimPy's events at the same instant go first
-                        env._now = max(due, env._now)  # type: ignore[attr-defined]
-                        net.run_due()
+                    if (queue and queue[0][0] <= due) or due == inf:
+                        step()  # SimPy's events at the same instant go first; EmptySchedule when all is done
                     else:
-                        step()
+                        env._now = due  # type: ignore[attr-defined]
+                        net.run_due()
             else:
                 for _ in range(_CHECK_EVERY):
                     step()
