@@ -578,8 +578,8 @@ class World:
         cost = self.cost
         nl = self.layers
         while True:
-            batches = {pe: self._form_batch(pe) for pe in engines}
-            batches = {pe: b for pe, b in batches.items() if b}
+            ready = self.pe_ready
+            batches = {pe: b for pe in engines if ready[pe] and (b := self._form_batch(pe))}
             if not batches:
                 if self.group_wake[gi].triggered:
                     self.group_wake[gi] = env.event()
@@ -601,12 +601,12 @@ class World:
             n_gpu = len(engines)
             comm_s = cost.prefill_comm_s(tot_tokens / n_gpu)
             c_group = max(max(comp.values()), comm_s)
+            col_start = self.col["prefill_start_s"]
             for pe, b in batches.items():
-                nd, _ = self.pe_loc(pe)
-                self.gpu_busy_s[nd] += comp[pe]
+                self.gpu_busy_s[pe // self.g] += comp[pe]
                 for req, _, _ in b:
-                    if np.isnan(self.col["prefill_start_s"][req.rid]):
-                        self.col["prefill_start_s"][req.rid] = start
+                    if col_start[req.rid] != col_start[req.rid]:  # NaN: its first chunk
+                        col_start[req.rid] = start
             # model communication claims its lane on the group's CNICs during the step
             lane_links: list[Link] = []
             if comm_s > 0 and c_group > 0:
@@ -619,6 +619,7 @@ class World:
                 self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
             load_specs: list[tuple[float, Sequence[Link]]] = []
+            col_h2d, col_de2pe = self.col["bytes_pe_h2d"], self.col["bytes_de_to_pe"]
             for pe, b in batches.items():
                 pnode, pgpu = self.pe_loc(pe)
                 per_src: dict[int, float] = {}
@@ -626,12 +627,13 @@ class World:
                     if req.loaded or req.hit <= 0:
                         continue
                     req.loaded = True
-                    src = req.pe_node if req.side == "pe" else req.de_node
-                    per_src[src] = per_src.get(src, 0.0) + req.hit * self.kv
+                    hit_bytes = req.hit * self.kv
                     if req.side == "pe":
-                        self.col["bytes_pe_h2d"][req.rid] += req.hit * self.kv
+                        per_src[req.pe_node] = per_src.get(req.pe_node, 0.0) + hit_bytes
+                        col_h2d[req.rid] += hit_bytes
                     else:
-                        self.col["bytes_de_to_pe"][req.rid] += req.hit * self.kv
+                        per_src[req.de_node] = per_src.get(req.de_node, 0.0) + hit_bytes
+                        col_de2pe[req.rid] += hit_bytes
                 if self.zero_io:
                     continue
                 for src, nbytes in per_src.items():
