@@ -29,6 +29,7 @@ from dualpath_twin.sim.calls import call_later
 from dualpath_twin.sim.network import Link
 
 _EPS_BYTES = 1e-3
+_INF = math.inf
 _SAT = 1e-9  # relative tolerance for "saturated"
 
 # link float columns
@@ -573,7 +574,7 @@ class JitFlowNetwork:
         self.flows_started = 0
         self.links: list[Link] = []
         self._free: list[int] = []
-        self._ev: list[simpy.Event | Callable[[], None] | None] = []
+        self._ev: list[Callable[..., None] | None] = []  # per flow slot: what to call when it completes
         self._paths: dict[tuple[Link, ...], np.ndarray] = {}
         self._groups: dict[tuple[Link, ...], np.ndarray] = {}
         self._wake_t = math.inf  # the armed wake-up: the earliest predicted completion, or later
@@ -698,14 +699,14 @@ class JitFlowNetwork:
             self._grow_flows(2 * self._F)
         f = self._free.pop()
         while True:
-            top = k_start(self._fa, self._ia, self._off, f, ids, float(size_bytes), self.env.now)
+            top = k_start(self._fa, self._ia, self._off, f, ids, float(size_bytes), self.env._now)
             if top >= 0.0:
                 break
             if top == -1.0:
                 self._grow_link_lists()
             else:
                 self._ensure_heap()
-        self._ev[f] = ev if on_done is None else on_done
+        self._ev[f] = ev.succeed if ev is not None else on_done
         self.active += 1
         self.flows_started += 1
         if top < self._wake_t:
@@ -771,32 +772,24 @@ class JitFlowNetwork:
 
     def run_due(self) -> None:
         """Complete the flows due now (``env.now`` is the armed wake-up time, ``next_due_s``)."""
-        self._wake_t = math.inf
+        self._wake_t = _INF
         self.wakeups += 1
-        now = self.env._now
-        if self._misc[HEAP_N] == 0:
-            return
-        t = float(self._ht[0])
-        if t > now and now + (t - now) > now:  # the earliest flow slowed down since: wake up later
-            self._arm(t)
-            return
         while True:
-            n, top = k_pop_due(self._fa, self._ia, self._off, now)
+            # nothing due (the earliest flow slowed down since it was armed) gives n = 0
+            n, top = k_pop_due(self._fa, self._ia, self._off, self.env._now)
             if n >= 0:
                 break
             self._ensure_heap()
-        evs = self._ev
-        free = self._free
-        self.active -= n
-        for f in (self._out[:n].tolist() if n > 1 else (int(self._out[0]),) if n else ()):
-            ev = evs[f]
-            free.append(f)
-            if ev is not None:
-                evs[f] = None
-                if isinstance(ev, simpy.Event):
-                    ev.succeed(None)
-                else:
-                    ev()  # on_done: may start flows (re-entrant transfer is safe here)
+        if n:
+            cbs = self._ev
+            free = self._free
+            self.active -= n
+            for f in (self._out[:n].tolist() if n > 1 else (int(self._out[0]),)):
+                cb = cbs[f]
+                free.append(f)
+                if cb is not None:
+                    cbs[f] = None
+                    cb()  # an event's succeed or an on_done: may start flows (re-entrant transfer is safe)
         self._arm(top)
 
 
