@@ -175,8 +175,9 @@ class World:
         self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.g)]
         # idle PE group leaders, in the order they went idle; an arrival wakes only the first
         # (waking all of them would cost O(prefill nodes) per request for the same outcome)
-        self.idle_fetchers: deque[simpy.Event] = deque()
+        self.idle_fetchers: deque[int] = deque()  # their prefill nodes
         self.fetch_kicked = False  # a woken leader has not looked at the queue yet
+        self.fetch_period_s = sc.policy.fetch_period_ms / 1000.0
         # policy thresholds
         self.alpha_tokens = sc.policy.alpha_s * snic_bps / max(self.kv, 1.0)
         self.beta_tokens = sc.policy.beta_s * self._prefill_tokens_per_gpu_s()
@@ -364,8 +365,7 @@ class World:
             self.global_q.append(req)
             self.global_q_info.append(req.info)
             if not self.fetch_kicked and self.idle_fetchers:
-                self.fetch_kicked = True
-                self.idle_fetchers.popleft().succeed()
+                self._kick_fetcher()
         else:
             q = deque([req.info])
             for info, pe in self.policy.assign_prefill(self, q, None):
@@ -373,27 +373,40 @@ class World:
 
     # ================================================================ placement
     def _fetcher(self, node: int):
-        env = self.env
+        """A PE group leader: its first fetch, staggered; then ``_fetch`` runs as timed callbacks."""
         period = self.sc.policy.fetch_period_ms / 1000.0
         # stagger leaders deterministically so they do not all fetch at the same instant
-        yield env.timeout(period * node / max(self.P, 1))
-        while True:
-            if not self.global_q:
-                wake = env.event()
-                self.idle_fetchers.append(wake)
-                yield wake
-                self.fetch_kicked = False
-                continue
-            assigned = self.policy.assign_prefill(self, self.global_q_info, node)
-            for info, pe in assigned:
-                req = self.global_q.popleft()
-                assert req.rid == info.rid
-                self._assigned(req, pe)
-            if self.global_q and self.idle_fetchers and not self.fetch_kicked:
-                # what this leader could not take is offered to the next idle one, now
-                self.fetch_kicked = True
-                self.idle_fetchers.popleft().succeed()
-            yield env.timeout(period)
+        yield self.env.timeout(period * node / max(self.P, 1))
+        self._fetch(node)
+
+    def _fetch(self, node: int) -> None:
+        """One fetch from the global queue for this leader's node, then the next one a period later.
+
+        With an empty queue the leader goes idle until an arrival wakes it (``_kick_fetcher``).
+        """
+        if not self.global_q:
+            self.idle_fetchers.append(node)
+            return
+        assigned = self.policy.assign_prefill(self, self.global_q_info, node)
+        for info, pe in assigned:
+            req = self.global_q.popleft()
+            assert req.rid == info.rid
+            self._assigned(req, pe)
+        if self.global_q and self.idle_fetchers and not self.fetch_kicked:
+            # what this leader could not take is offered to the next idle one, now
+            self._kick_fetcher()
+        call_later(self.env, self.fetch_period_s, lambda _e: self._fetch(node))
+
+    def _kick_fetcher(self) -> None:
+        """Wake the leader idle the longest: it looks at the queue at this instant."""
+        self.fetch_kicked = True
+        node = self.idle_fetchers.popleft()
+
+        def woken(_e: object) -> None:
+            self.fetch_kicked = False
+            self._fetch(node)
+
+        call_later(self.env, 0.0, woken)
 
     def _assigned(self, req: Req, pe: int) -> None:
         now = self.env.now
