@@ -29,7 +29,7 @@ class DecodeEngine:
 
     __slots__ = (
         "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "lin", "blk", "blk_bytes", "dnode",
-        "reference", "steps", "b", "base", "ends", "bounds", "fresh", "caps", "start", "step", "n", "ver", "kicked",
+        "reference", "steps", "b", "base", "ends", "bounds", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
         "finishing",
     )
 
@@ -57,7 +57,8 @@ class DecodeEngine:
         self.start = 0.0  # when the current run of steps started
         self.step = 0.0  # seconds per step of the current batch
         self.n = 0  # steps planned until the next completion
-        self.ver = 0  # bumps when the step timer is superseded
+        self.timer: object = None  # the live step timer's queue entry (a superseded one is ignored)
+        self.k_end = 0  # steps done when the run stops at the end of the step in progress
         self.kicked = False  # a wake-up is queued for now
         self.finishing = False  # waiting for the step in progress to end
 
@@ -90,12 +91,16 @@ class DecodeEngine:
         step, n = self.step, self.n
         k = n if elapsed >= n * step - 1e-12 else min(n, max(1, math.ceil(elapsed / step - 1e-9)))
         t_end = self.start + k * step
-        self.ver += 1
+        self.timer = None
         self.finishing = True
-        call_later(self.env, max(t_end - now, 0.0), lambda _e, k=k: self._finish(k))
+        self.k_end = k
+        call_later(self.env, max(t_end - now, 0.0), self._on_step_end)
 
-    def _on_timer(self, ver: int) -> None:
-        if ver == self.ver:
+    def _on_step_end(self, _e: object) -> None:
+        self._finish(self.k_end)
+
+    def _on_timer(self, entry: object) -> None:
+        if entry is self.timer:
             self._finish(self.n)
 
     # ---------------------------------------------------------------- batch changes
@@ -131,8 +136,7 @@ class DecodeEngine:
         # fast: run to the next completion in one timer; reference: one timer per step
         self.n = 1 if self.reference else self.ends[0][0] - steps
         self.start = self.env._now  # type: ignore[attr-defined]
-        self.ver += 1
-        call_later(self.env, self.n * self.step, lambda _e, v=self.ver: self._on_timer(v))
+        self.timer = call_later(self.env, self.n * self.step, self._on_timer)
 
     def _finish(self, k: int) -> None:
         """``k`` steps of the current batch are done: record tokens, completions and filled blocks."""
@@ -178,5 +182,6 @@ class DecodeEngine:
             r.ctx += steps - r.j0
             r.tokens_left = 0
             w._complete(r, now)
-        w._write_back(self.de, wb_bytes, None)
+        if wb_bytes:
+            w._write_back(self.de, wb_bytes, None)
         self._begin()
