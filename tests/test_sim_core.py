@@ -209,3 +209,21 @@ def test_wall_budget_cuts_a_run_whose_simulated_clock_stalls(monkeypatch):
     r = api.simulate(sc, "basic", workload=small_workload(n_traj=4, rounds=2))
     assert r.summary.status == "truncated"
     assert "run.wall_budget_s" in r.summary.status_reason
+
+
+def test_idle_leaders_fetch_at_once_and_busy_ones_within_a_period():
+    """DualPath fetch: an arrival wakes an idle PE group leader at once; otherwise one fetches it within a period.
+
+    Four prefill nodes (four leaders) and a light load: engines are never overloaded, so no request
+    may wait for placement longer than ``fetch_period_ms`` after it arrives, and most arrive while a
+    leader is idle and are placed at the same instant.
+    """
+    sc = ds27b(cluster__prefill_nodes=4, workload__agents=8)
+    wl = small_workload(n_traj=8, rounds=5)
+    r = api.simulate(sc, "dualpath", workload=wl, check_invariants=True)
+    assert r.summary.status == "finished"
+    wait = (r.rounds["sched_s"] - r.rounds["arrival_s"]).to_numpy()
+    period_s = sc.policy.fetch_period_ms / 1000.0
+    assert wait.min() >= 0.0
+    assert wait.max() <= period_s + 1e-9
+    assert (wait == 0.0).mean() > 0.5
