@@ -30,16 +30,16 @@ def rounds_frame(world) -> pl.DataFrame:
         "gen_tokens": wl.gen_tokens.astype(np.int64),
     }
     for k in ("arrival_s", "sched_s", "read_start_s", "read_end_s"):
-        data[k] = c[k]
+        data[k] = np.ascontiguousarray(c[k])  # the world keeps rows; a frame wants columns
     data["read_side"] = SIDE_NAMES[world.col_side]
     for k in ("prefill_start_s", "prefill_end_s", "first_token_s", "second_token_s", "decode_admit_s", "done_s"):
-        data[k] = c[k]
+        data[k] = np.ascontiguousarray(c[k])
     data["pe"] = pe
     data["de"] = de
     data["pe_node"] = np.where(pe >= 0, pe // g, -1)
     data["de_node"] = np.where(de >= 0, de // g, -1)
     for k in ("bytes_read_pe_snic", "bytes_read_de_snic", "bytes_pe_h2d", "bytes_de_to_pe", "bytes_pe_to_de", "bytes_written"):
-        data[k] = c[k]
+        data[k] = np.ascontiguousarray(c[k])
     df = pl.DataFrame(data).with_columns(pl.col(pl.Float64).fill_nan(None))
     gen = pl.col("gen_tokens")
     return df.with_columns(
