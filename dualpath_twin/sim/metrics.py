@@ -20,8 +20,8 @@ def rounds_frame(world) -> pl.DataFrame:
     round_idx = np.arange(wl.n_rounds) - np.repeat(wl.round_offsets[:-1], n_per)
     c = world.col
     g = world.g
-    pe = world.col_pe
-    de = world.col_de
+    pe = world.col_pe.astype(np.int64)  # kept as exact floats in the world's per-round rows
+    de = world.col_de.astype(np.int64)
     data = {
         "agent_id": agent.astype(np.int64),
         "round_idx": round_idx.astype(np.int64),
@@ -31,7 +31,7 @@ def rounds_frame(world) -> pl.DataFrame:
     }
     for k in ("arrival_s", "sched_s", "read_start_s", "read_end_s"):
         data[k] = np.ascontiguousarray(c[k])  # the world keeps rows; a frame wants columns
-    data["read_side"] = SIDE_NAMES[world.col_side]
+    data["read_side"] = SIDE_NAMES[world.col_side.astype(np.int64)]
     for k in ("prefill_start_s", "prefill_end_s", "first_token_s", "second_token_s", "decode_admit_s", "done_s"):
         data[k] = np.ascontiguousarray(c[k])
     data["pe"] = pe

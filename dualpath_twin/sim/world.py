@@ -192,12 +192,13 @@ class World:
                  "first_token_s", "second_token_s", "decode_admit_s", "done_s")
         byte_cols = ("bytes_read_pe_snic", "bytes_read_de_snic", "bytes_pe_h2d", "bytes_de_to_pe", "bytes_pe_to_de",
                      "bytes_written")
-        self._round_rows = np.zeros((nr, len(times) + len(byte_cols)))
+        # placement (PE, DE, read side: 0 none, 1 PE, 2 DE) rides in the same row as exact floats
+        places = ("pe", "de", "side")
+        self._round_rows = np.zeros((nr, len(times) + len(byte_cols) + len(places)))
         self._round_rows[:, : len(times)] = NAN
-        self.col = {k: self._round_rows[:, i] for i, k in enumerate(times + byte_cols)}
-        self.col_pe = np.full(nr, -1, dtype=np.int64)
-        self.col_de = np.full(nr, -1, dtype=np.int64)
-        self.col_side = np.zeros(nr, dtype=np.int8)  # 0 none, 1 pe, 2 de
+        self._round_rows[:, len(times) + len(byte_cols):][:, :2] = -1.0
+        self.col = {k: self._round_rows[:, i] for i, k in enumerate(times + byte_cols + places)}
+        self.col_pe, self.col_de, self.col_side = self.col.pop("pe"), self.col.pop("de"), self.col.pop("side")
         self.rounds_done = 0
         self.rounds_total = nr
         self.gpu_busy_s = [0.0] * (self.P + self.D)  # per node; lists: updated one item at a time
