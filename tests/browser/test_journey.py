@@ -13,7 +13,7 @@ SCENARIO = "paper/ds660b-2p4d-64k"
 AGENTS = "16"
 MAX_CONTEXT = "8192"
 RUN_TIMEOUT_MS = 120_000
-LONG_RUN_AGENTS = "1024"
+LONG_RUN_AGENTS = "8192"  # the run must outlast a second tab loading; it is cancelled after
 
 
 def _select(page, label: str, option: str) -> None:
