@@ -123,6 +123,33 @@ def _schedule(ff, fi, ht, hs, hv, misc, f, now):
 
 
 @njit(cache=True, error_model="numpy")
+def _join(lf, li, ff, fi, flinks, scr, f, st, estamp, nset, nstack, nflows, L):
+    """Put flow ``f`` in the component of pass ``st``; its links join the set, and the inner ones
+    (expanded or saturated) the stack. Returns the new (set, stack, flow) counts."""
+    fi[f, MARK] = st
+    ff[f, NEW] = -1.0
+    scr[2 * L + nflows] = f
+    nflows += 1
+    rate = ff[f, RATE]
+    for k in range(fi[f, NL]):
+        l2 = flinks[f, k]
+        if li[l2, INSET] != st:
+            li[l2, INSET] = st
+            li[l2, CNT] = 0
+            lf[l2, INSIDE] = 0.0
+            lf[l2, USED] = 0.0
+            scr[L + nset] = l2
+            nset += 1
+            if li[l2, EXPAND] == estamp or _saturated(lf, l2):
+                li[l2, INNER] = st
+                scr[nstack] = l2
+                nstack += 1
+        li[l2, CNT] += 1
+        lf[l2, INSIDE] += rate
+    return nset, nstack, nflows
+
+
+@njit(cache=True, error_model="numpy")
 def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam, keep,
                only_sat):
     """Re-share max-min among the flows a change at the seed links can affect (exact).
@@ -175,29 +202,9 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                 scr[stack_o + nstack] = s
                 nstack += 1
         nflows = 0
-        if keep >= 0 and fi[keep, MARK] != st:
+        if keep >= 0:
             # the new flow is always in; its links join the set (inner when saturated or expanded)
-            f = keep
-            fi[f, MARK] = st
-            ff[f, NEW] = -1.0
-            scr[cflow_o + nflows] = f
-            nflows += 1
-            rate = ff[f, RATE]
-            for k in range(fi[f, NL]):
-                l2 = flinks[f, k]
-                if li[l2, INSET] != st:
-                    li[l2, INSET] = st
-                    li[l2, CNT] = 0
-                    lf[l2, INSIDE] = 0.0
-                    lf[l2, USED] = 0.0
-                    scr[clink_o + nset] = l2
-                    nset += 1
-                    if li[l2, INNER] != st and (li[l2, EXPAND] == estamp or _saturated(lf, l2)):
-                        li[l2, INNER] = st
-                        scr[stack_o + nstack] = l2
-                        nstack += 1
-                li[l2, CNT] += 1
-                lf[l2, INSIDE] += rate
+            nset, nstack, nflows = _join(lf, li, ff, fi, flinks, scr, keep, st, estamp, nset, nstack, nflows, L)
         while nstack > 0:
             nstack -= 1
             lk = scr[stack_o + nstack]
@@ -205,26 +212,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
                 f = lflows[lk, j]
                 if fi[f, MARK] == st or (ff[f, RATE] < lam and f != keep):
                     continue
-                fi[f, MARK] = st
-                ff[f, NEW] = -1.0
-                scr[cflow_o + nflows] = f
-                nflows += 1
-                rate = ff[f, RATE]
-                for k in range(fi[f, NL]):
-                    l2 = flinks[f, k]
-                    if li[l2, INSET] != st:
-                        li[l2, INSET] = st
-                        li[l2, CNT] = 0
-                        lf[l2, INSIDE] = 0.0
-                        lf[l2, USED] = 0.0
-                        scr[clink_o + nset] = l2
-                        nset += 1
-                        if li[l2, EXPAND] == estamp or _saturated(lf, l2):
-                            li[l2, INNER] = st
-                            scr[stack_o + nstack] = l2
-                            nstack += 1
-                    li[l2, CNT] += 1
-                    lf[l2, INSIDE] += rate
+                nset, nstack, nflows = _join(lf, li, ff, fi, flinks, scr, f, st, estamp, nset, nstack, nflows, L)
         # ---- capacities left to the component; the fill heap of fair shares
         hn = 0
         for i in range(nset):
