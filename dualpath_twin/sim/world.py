@@ -25,6 +25,7 @@ from dualpath_twin.scenario import Scenario
 from dualpath_twin.sim.calls import call_later
 from dualpath_twin.sim.cost import CostModel, ep_group_nodes
 from dualpath_twin.sim.decoder import DecodeEngine
+from dualpath_twin.sim.gcpolicy import rare_young_collections
 from dualpath_twin.sim.memory import BytePool
 from dualpath_twin.sim.network import FlowNetwork, Link
 from dualpath_twin.workload.types import Workload
@@ -894,6 +895,19 @@ def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float
     env.process(sampler.process(world, t0, wall_budget_s, cancel))
     until = simpy.AnyOf(env, [world.done_event, limit, sampler.stop_event])
     until.callbacks.append(StopSimulation.callback)
+    with rare_young_collections():
+        cut_short = _loop(world, env, net, driven, cancel, t0, wall_budget_s)
+    if not cut_short and not world.done_event.triggered:
+        if sampler.stop_event.triggered:
+            world.status = sampler.stop_status
+            world.stop_reason = sampler.stop_reason
+        else:
+            world.status = "truncated"
+            world.stop_reason = f"run.max_sim_time_s={max_sim_time_s:g} reached with {world.rounds_done}/{world.rounds_total} rounds done"
+
+
+def _loop(world: World, env: simpy.Environment, net, driven: bool, cancel, t0: float, wall_budget_s: float) -> bool:
+    """Step SimPy and the driven network in time order; True if cancel or the wall budget cut the run short."""
     step = env.step
     queue = env._queue  # type: ignore[attr-defined]
     inf = math.inf
@@ -912,20 +926,14 @@ def run_world(world: World, max_sim_time_s: float, sampler, wall_budget_s: float
                     step()
             if cancel is not None and cancel.is_set():
                 world.status, world.stop_reason = "cancelled", "cancelled by the user"
-                return
+                return True
             if time.monotonic() - t0 > wall_budget_s:
                 world.status = "truncated"
                 world.stop_reason = f"run.wall_budget_s={wall_budget_s:g} exceeded at simulated t={env.now:.1f} s"
-                return
+                return True
     except (StopSimulation, EmptySchedule):
         pass
-    if not world.done_event.triggered:
-        if sampler.stop_event.triggered:
-            world.status = sampler.stop_status
-            world.stop_reason = sampler.stop_reason
-        else:
-            world.status = "truncated"
-            world.stop_reason = f"run.max_sim_time_s={max_sim_time_s:g} reached with {world.rounds_done}/{world.rounds_total} rounds done"
+    return False
 
 
 _CHECK_EVERY = 20_000
