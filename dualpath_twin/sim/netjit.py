@@ -5,7 +5,7 @@ change. This engine keeps the same state in NumPy arrays and runs the same algor
 
 - links: capacity, aggregate rate, bytes carried, peak utilisation, and the flows crossing them;
 - flows: remaining bytes, rate, the links they cross;
-- one heap of predicted completion times (lazy deletion by version) and ONE SimPy wake-up for
+- one indexed heap of predicted completion times (an entry per flow, moved when its rate changes) and ONE wake-up for
   the earliest completion, instead of a SimPy timeout per flow per rate change;
 - flows finishing at the same instant leave together and the affected flows are re-shared once.
 
@@ -42,7 +42,7 @@ N_LI = 7
 REM, SIZE, RATE, FT, NEW = range(5)
 N_FF = 5
 # flow int columns
-NL, VER, ACTIVE, MARK = range(4)
+NL, HPOS, ACTIVE, MARK = range(4)  # HPOS: the flow's place in the completion heap, -1 if none
 N_FI = 4
 # misc counters
 HEAP_N, STAMP, RECOMPUTES, SKIPPED, NACT, RESHARED, PASSES = range(7)
@@ -91,14 +91,69 @@ def _hpop(ht, hs, hv, n):
     return n
 
 
+# the completion heap is indexed: one entry per flow with a rate (its place in fi[f, HPOS]), keyed
+# by (predicted completion, slot); a new prediction moves the entry, so no stale entries pile up
 @njit(cache=True, error_model="numpy")
-def _clean_top(ht, hs, hv, misc, fi):
-    """Pop stale entries (finished flows, superseded rates) off the top so the top is a real completion."""
-    while misc[HEAP_N] > 0:
-        f = hs[0]
-        if fi[f, ACTIVE] == 1 and fi[f, VER] == hv[0]:
-            return
-        misc[HEAP_N] = _hpop(ht, hs, hv, misc[HEAP_N])
+def _cbefore(ht, hs, a, b):
+    return ht[a] < ht[b] or (ht[a] == ht[b] and hs[a] < hs[b])
+
+
+@njit(cache=True, error_model="numpy")
+def _cswap(ht, hs, fi, a, b):
+    ht[a], ht[b] = ht[b], ht[a]
+    hs[a], hs[b] = hs[b], hs[a]
+    fi[hs[a], HPOS] = a
+    fi[hs[b], HPOS] = b
+
+
+@njit(cache=True, error_model="numpy")
+def _csift(ht, hs, fi, n, i):
+    """Restore the heap order around position i (up, then down)."""
+    while i > 0:
+        p = (i - 1) >> 1
+        if not _cbefore(ht, hs, i, p):
+            break
+        _cswap(ht, hs, fi, i, p)
+        i = p
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _cbefore(ht, hs, c + 1, c):
+            c += 1
+        if not _cbefore(ht, hs, c, i):
+            break
+        _cswap(ht, hs, fi, i, c)
+        i = c
+
+
+@njit(cache=True, error_model="numpy")
+def _cset(ht, hs, fi, misc, f, t):
+    """Put flow f in the completion heap at time t, or move it there."""
+    i = fi[f, HPOS]
+    if i < 0:
+        i = misc[HEAP_N]
+        misc[HEAP_N] = i + 1
+        hs[i] = f
+        fi[f, HPOS] = i
+    ht[i] = t
+    _csift(ht, hs, fi, misc[HEAP_N], i)
+
+
+@njit(cache=True, error_model="numpy")
+def _cremove(ht, hs, fi, misc, f):
+    """Take flow f out of the completion heap (if it is in)."""
+    i = fi[f, HPOS]
+    if i < 0:
+        return
+    fi[f, HPOS] = -1
+    n = misc[HEAP_N] - 1
+    misc[HEAP_N] = n
+    if i < n:
+        ht[i] = ht[n]
+        hs[i] = hs[n]
+        fi[hs[i], HPOS] = i
+        _csift(ht, hs, fi, n, i)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -115,11 +170,12 @@ def _saturated(lf, lk):
 
 
 @njit(cache=True, error_model="numpy")
-def _schedule(ff, fi, ht, hs, hv, misc, f, now):
-    """Bump the flow's version and push its predicted completion."""
-    fi[f, VER] += 1
+def _schedule(ff, fi, ht, hs, misc, f, now):
+    """Predict the flow's completion from its rate (none while its rate is zero)."""
     if ff[f, RATE] > 0.0:
-        misc[HEAP_N] = _hpush(ht, hs, hv, misc[HEAP_N], now + ff[f, REM] / ff[f, RATE], f, fi[f, VER])
+        _cset(ht, hs, fi, misc, f, now + ff[f, REM] / ff[f, RATE])
+    else:
+        _cremove(ht, hs, fi, misc, f)
 
 
 @njit(cache=True, error_model="numpy")
@@ -150,7 +206,7 @@ def _join(lf, li, ff, fi, flinks, scr, f, st, estamp, nset, nstack, nflows, L):
 
 
 @njit(cache=True, error_model="numpy")
-def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam, keep,
+def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, misc, seeds, nseeds, scr, fht, fhl, fhv, now, lam, keep,
                only_sat):
     """Re-share max-min among the flows a change at the seed links can affect (exact).
 
@@ -281,24 +337,23 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, 
         ff[f, FT] = now
         if r != old or old == 0.0:
             ff[f, RATE] = r
-            _schedule(ff, fi, ht, hs, hv, misc, f, now)
+            _schedule(ff, fi, ht, hs, misc, f, now)
 
 
 # --------------------------------------------------------------------------- entry points
 @njit(cache=True, error_model="numpy")
-def _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
+def _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, misc, scr, fht, fhl, fhv, f, ids, nbytes, now):
     """Attach flow slot ``f`` over links ``ids`` and give it its max-min rate.
 
-    Returns the earliest predicted completion (inf if none), -1 if a link's flow list is full,
-    -2 if the completion heap could overflow (the caller grows the arrays and calls again).
+    Returns the earliest predicted completion (inf if none), or -1 if a link's flow list is full
+    (the caller grows the lists and calls again).
     """
     m = lflows.shape[1]
     for k in range(ids.shape[0]):
         if li[ids[k], NFL] >= m:
             return -1.0
-    if misc[HEAP_N] + 2 * misc[NACT] + 16 > ht.shape[0]:
-        return -2.0
     misc[NACT] += 1
+    fi[f, HPOS] = -1
     fi[f, NL] = ids.shape[0]
     fi[f, ACTIVE] = 1
     ff[f, REM] = nbytes
@@ -341,23 +396,19 @@ def _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl
             if u > lf[lk, PEAK]:
                 lf[lk, PEAK] = u
         ff[f, RATE] = r
-        _schedule(ff, fi, ht, hs, hv, misc, f, now)
+        _schedule(ff, fi, ht, hs, misc, f, now)
     else:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now,
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, misc, ids, ids.shape[0], scr, fht, fhl, fhv, now,
                    lam * (1.0 - 1e-9), f, True)
-    _clean_top(ht, hs, hv, misc, fi)
     return ht[0] if misc[HEAP_N] > 0 else math.inf
 
 
 @njit(cache=True, error_model="numpy")
-def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now):
+def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, misc, scr, fht, fhl, fhv, seeds, out, now):
     """Complete every flow due by ``now``; write their slots to ``out``.
 
-    Returns (how many, the earliest predicted completion left or inf); (-1, 0) if the completion
-    heap could overflow (the caller grows it and calls again).
+    Returns (how many, the earliest predicted completion left or inf).
     """
-    if misc[HEAP_N] + 2 * misc[NACT] + 16 > ht.shape[0]:
-        return -1, 0.0
     ndone = 0
     nseeds = 0
     lam = math.inf
@@ -368,20 +419,16 @@ def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, f
         if not (t <= now or now + (t - now) <= now):
             break
         f = hs[0]
-        v = hv[0]
-        misc[HEAP_N] = _hpop(ht, hs, hv, misc[HEAP_N])
-        if fi[f, ACTIVE] == 0 or fi[f, VER] != v:
-            continue
         rate = ff[f, RATE]
         ff[f, REM] -= rate * (now - ff[f, FT])
         ff[f, FT] = now
         tail = ff[f, REM] / rate if rate > 0.0 else math.inf
         if ff[f, REM] > max(_EPS_BYTES, 1e-9 * ff[f, SIZE]) and now + tail > now:
-            _schedule(ff, fi, ht, hs, hv, misc, f, now)  # numerical drift: the tail
+            _schedule(ff, fi, ht, hs, misc, f, now)  # numerical drift: the tail
             continue
+        _cremove(ht, hs, fi, misc, f)
         ff[f, REM] = 0.0
         fi[f, ACTIVE] = 0
-        fi[f, VER] += 1
         sat = False
         for k in range(fi[f, NL]):
             lk = flinks[f, k]
@@ -422,14 +469,13 @@ def _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, f
         ndone += 1
     misc[NACT] -= ndone
     if nseeds > 0:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, nseeds, scr, fht, fhl, fhv, now,
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, misc, seeds, nseeds, scr, fht, fhl, fhv, now,
                    lam * (1.0 - 1e-9), -1, False)
-    _clean_top(ht, hs, hv, misc, fi)
     return ndone, (ht[0] if misc[HEAP_N] > 0 else math.inf)
 
 
 @njit(cache=True, error_model="numpy")
-def _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now):
+def _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, misc, scr, fht, fhl, fhv, ids, cap, now):
     """Set the capacity of links ``ids`` and re-share their flows once."""
     n = 0
     seeds = np.empty(ids.shape[0], dtype=np.int64)
@@ -442,9 +488,8 @@ def _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, f
                 seeds[n] = lk
                 n += 1
     if n > 0:
-        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf, -1,
+        _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, misc, seeds, n, scr, fht, fhl, fhv, now, -math.inf, -1,
                    False)
-    _clean_top(ht, hs, hv, misc, fi)
 
 
 @njit(cache=True, error_model="numpy")
@@ -464,91 +509,79 @@ def k_bytes_of(lf, idx, now):
     return out
 
 
-@njit(cache=True, error_model="numpy")
-def k_compact(ht, hs, hv, misc, ff, fi):
-    """Rebuild the completion heap from the active flows (drops stale entries)."""
-    n = 0
-    for f in range(fi.shape[0]):
-        if fi[f, ACTIVE] == 1 and ff[f, RATE] > 0.0:
-            n = _hpush(ht, hs, hv, n, ff[f, FT] + ff[f, REM] / ff[f, RATE], f, fi[f, VER])
-    misc[HEAP_N] = n
-
-
 # --------------------------------------------------------------------------- arenas
 # All state lives in two flat arenas (float64 and int64) so a kernel call passes 3 arrays, not 17:
 # Numba's dispatcher costs about 60 ns per array argument, and the kernels run ~12 times a round.
 # ``off`` holds the dimensions and where each array starts; ``_views`` rebuilds the arrays (free).
-O_L, O_M, O_F, O_K, O_H = range(5)  # links, flows per link list, flows, links per flow, heap size
-(O_LF, O_FF, O_HT, O_FHT, O_LI, O_LFL, O_FI, O_FLK, O_FPS, O_HS, O_HV, O_MISC, O_SCR, O_FHL, O_FHV, O_SEEDS,
- O_OUT) = range(5, 22)
-N_OFF = 22
+O_L, O_M, O_F, O_K = range(4)  # links, flows per link list, flows (also the completion heap's size), links per flow
+(O_LF, O_FF, O_HT, O_FHT, O_LI, O_LFL, O_FI, O_FLK, O_FPS, O_HS, O_MISC, O_SCR, O_FHL, O_FHV, O_SEEDS,
+ O_OUT) = range(4, 20)
+N_OFF = 20
 
 
 @njit(cache=True, error_model="numpy")
 def _views(fa, ia, off):
     """The named arrays as views into the two arenas."""
-    L, M, F, K, H = off[O_L], off[O_M], off[O_F], off[O_K], off[O_H]
+    L, M, F, K = off[O_L], off[O_M], off[O_F], off[O_K]
     lf = fa[off[O_LF]:off[O_LF] + L * N_LF].reshape((L, N_LF))
     ff = fa[off[O_FF]:off[O_FF] + F * N_FF].reshape((F, N_FF))
-    ht = fa[off[O_HT]:off[O_HT] + H]
+    ht = fa[off[O_HT]:off[O_HT] + F]
     fht = fa[off[O_FHT]:off[O_FHT] + L + 8]
     li = ia[off[O_LI]:off[O_LI] + L * N_LI].reshape((L, N_LI))
     lflows = ia[off[O_LFL]:off[O_LFL] + L * M].reshape((L, M))
     fi = ia[off[O_FI]:off[O_FI] + F * N_FI].reshape((F, N_FI))
     flinks = ia[off[O_FLK]:off[O_FLK] + F * K].reshape((F, K))
     fpos = ia[off[O_FPS]:off[O_FPS] + F * K].reshape((F, K))
-    hs = ia[off[O_HS]:off[O_HS] + H]
-    hv = ia[off[O_HV]:off[O_HV] + H]
+    hs = ia[off[O_HS]:off[O_HS] + F]
     misc = ia[off[O_MISC]:off[O_MISC] + N_MISC]
     scr = ia[off[O_SCR]:off[O_SCR] + 2 * L + F + 8]
     fhl = ia[off[O_FHL]:off[O_FHL] + L + 8]
     fhv = ia[off[O_FHV]:off[O_FHV] + L + 8]
     seeds = ia[off[O_SEEDS]:off[O_SEEDS] + L + 8]
     out = ia[off[O_OUT]:off[O_OUT] + F + 8]
-    return lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out
+    return lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, misc, scr, fhl, fhv, seeds, out
 
 
 @njit(cache=True, error_model="numpy")
 def k_start(fa, ia, off, f, ids, nbytes, now):
     """Attach flow slot ``f`` over links ``ids``; see ``_start``."""
-    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
-    return _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, f, ids, nbytes, now)
+    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
+    return _start(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, misc, scr, fht, fhl, fhv, f, ids, nbytes, now)
 
 
 @njit(cache=True, error_model="numpy")
 def k_pop_due(fa, ia, off, now):
     """Complete every flow due by ``now``; see ``_pop_due``."""
-    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
-    return _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, hv, misc, scr, fht, fhl, fhv, seeds, out, now)
+    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
+    return _pop_due(lf, li, lflows, ff, fi, flinks, fpos, ht, hs, misc, scr, fht, fhl, fhv, seeds, out, now)
 
 
 @njit(cache=True, error_model="numpy")
 def k_set_caps(fa, ia, off, ids, cap, now):
     """Set the capacity of links ``ids`` and re-share once; see ``_set_caps``."""
-    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, hv, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
-    _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, hv, misc, scr, fht, fhl, fhv, ids, cap, now)
+    lf, ff, ht, fht, li, lflows, fi, flinks, fpos, hs, misc, scr, fhl, fhv, seeds, out = _views(fa, ia, off)
+    _set_caps(lf, li, lflows, ff, fi, flinks, ht, hs, misc, scr, fht, fhl, fhv, ids, cap, now)
 
 
 # --------------------------------------------------------------------------- Python shell
-# name -> (arena "f"/"i", its slot in ``off``, shape from the dimensions L, M, F, K, H); must match ``_views``
-_ARRAYS: dict[str, tuple[str, int, Callable[[int, int, int, int, int], tuple[int, ...]]]] = {
-    "_lf": ("f", O_LF, lambda L, M, F, K, H: (L, N_LF)),
-    "_ff": ("f", O_FF, lambda L, M, F, K, H: (F, N_FF)),
-    "_ht": ("f", O_HT, lambda L, M, F, K, H: (H,)),
-    "_fht": ("f", O_FHT, lambda L, M, F, K, H: (L + 8,)),
-    "_li": ("i", O_LI, lambda L, M, F, K, H: (L, N_LI)),
-    "_lflows": ("i", O_LFL, lambda L, M, F, K, H: (L, M)),
-    "_fi": ("i", O_FI, lambda L, M, F, K, H: (F, N_FI)),
-    "_flinks": ("i", O_FLK, lambda L, M, F, K, H: (F, K)),
-    "_fpos": ("i", O_FPS, lambda L, M, F, K, H: (F, K)),
-    "_hs": ("i", O_HS, lambda L, M, F, K, H: (H,)),
-    "_hv": ("i", O_HV, lambda L, M, F, K, H: (H,)),
-    "_misc": ("i", O_MISC, lambda L, M, F, K, H: (N_MISC,)),
-    "_scr": ("i", O_SCR, lambda L, M, F, K, H: (2 * L + F + 8,)),
-    "_fhl": ("i", O_FHL, lambda L, M, F, K, H: (L + 8,)),
-    "_fhv": ("i", O_FHV, lambda L, M, F, K, H: (L + 8,)),
-    "_seeds": ("i", O_SEEDS, lambda L, M, F, K, H: (L + 8,)),
-    "_out": ("i", O_OUT, lambda L, M, F, K, H: (F + 8,)),
+# name -> (arena "f"/"i", its slot in ``off``, shape from the dimensions L, M, F, K); must match ``_views``
+_ARRAYS: dict[str, tuple[str, int, Callable[[int, int, int, int], tuple[int, ...]]]] = {
+    "_lf": ("f", O_LF, lambda L, M, F, K: (L, N_LF)),
+    "_ff": ("f", O_FF, lambda L, M, F, K: (F, N_FF)),
+    "_ht": ("f", O_HT, lambda L, M, F, K: (F,)),
+    "_fht": ("f", O_FHT, lambda L, M, F, K: (L + 8,)),
+    "_li": ("i", O_LI, lambda L, M, F, K: (L, N_LI)),
+    "_lflows": ("i", O_LFL, lambda L, M, F, K: (L, M)),
+    "_fi": ("i", O_FI, lambda L, M, F, K: (F, N_FI)),
+    "_flinks": ("i", O_FLK, lambda L, M, F, K: (F, K)),
+    "_fpos": ("i", O_FPS, lambda L, M, F, K: (F, K)),
+    "_hs": ("i", O_HS, lambda L, M, F, K: (F,)),
+    "_misc": ("i", O_MISC, lambda L, M, F, K: (N_MISC,)),
+    "_scr": ("i", O_SCR, lambda L, M, F, K: (2 * L + F + 8,)),
+    "_fhl": ("i", O_FHL, lambda L, M, F, K: (L + 8,)),
+    "_fhv": ("i", O_FHV, lambda L, M, F, K: (L + 8,)),
+    "_seeds": ("i", O_SEEDS, lambda L, M, F, K: (L + 8,)),
+    "_out": ("i", O_OUT, lambda L, M, F, K: (F + 8,)),
 }
 _SCRATCH = {"_fht", "_fhl", "_fhv", "_seeds", "_out", "_scr"}  # nothing to keep across calls
 
@@ -570,11 +603,11 @@ class JitFlowNetwork:
         # driven: the run loop calls ``run_due`` at ``next_due_s`` itself (no SimPy queue entry)
         self.driven = False
         self.wakeups = 0
-        # arena dimensions: link rows, flows per link list, flow rows, links per flow, heap size
-        self._L, self._M, self._F, self._K, self._H = 0, 0, 0, 0, 0
+        # arena dimensions: link rows, flows per link list, flow rows (and heap size), links per flow
+        self._L, self._M, self._F, self._K = 0, 0, 0, 0
         self._fa = np.zeros(0)
         self._ia = np.zeros(0, dtype=np.int64)
-        self._realloc(64, 16, 256, max_links_per_flow, 1024)
+        self._realloc(64, 16, 256, max_links_per_flow)
 
     # ---------------------------------------------------------------- counters
     @property
@@ -612,15 +645,15 @@ class JitFlowNetwork:
         self._lf[idx, LT] = self.env.now
         return idx
 
-    def _realloc(self, n_l: int, m: int, n_f: int, k: int, h: int) -> None:
+    def _realloc(self, n_l: int, m: int, n_f: int, k: int) -> None:
         """Lay the arrays out in new arenas of these dimensions, keeping every value already stored."""
         old = {name: getattr(self, name) for name in _ARRAYS} if self._L else {}
         off = np.zeros(N_OFF, dtype=np.int64)
-        off[O_L], off[O_M], off[O_F], off[O_K], off[O_H] = n_l, m, n_f, k, h
+        off[O_L], off[O_M], off[O_F], off[O_K] = n_l, m, n_f, k
         shapes = {}
         pos = {"f": 0, "i": 0}
         for name, (kind, slot, shape_of) in _ARRAYS.items():
-            shapes[name] = shape_of(n_l, m, n_f, k, h)
+            shapes[name] = shape_of(n_l, m, n_f, k)
             off[slot] = pos[kind]
             pos[kind] += math.prod(shapes[name])
         fa = np.zeros(pos["f"])
@@ -637,28 +670,19 @@ class JitFlowNetwork:
             self._ev.extend([None] * (n_f - self._F))
             self._free.extend(range(n_f - 1, self._F - 1, -1))
         self._fa, self._ia, self._off = fa, ia, off
-        self._L, self._M, self._F, self._K, self._H = n_l, m, n_f, k, h
+        self._L, self._M, self._F, self._K = n_l, m, n_f, k
 
     def _grow_links(self, new_l: int) -> None:
-        self._realloc(new_l, self._M, self._F, self._K, self._H)
+        self._realloc(new_l, self._M, self._F, self._K)
 
     def _grow_flows(self, new_f: int) -> None:
-        self._realloc(self._L, self._M, new_f, self._K, self._H)
+        self._realloc(self._L, self._M, new_f, self._K)
 
     def _grow_link_lists(self) -> None:
-        self._realloc(self._L, 2 * self._M, self._F, self._K, self._H)
+        self._realloc(self._L, 2 * self._M, self._F, self._K)
 
     def _grow_width(self, k: int) -> None:
-        self._realloc(self._L, self._M, self._F, k, self._H)
-
-    def _ensure_heap(self) -> None:
-        need = int(self._misc[HEAP_N]) + 2 * self.active + 32
-        if need > self._H:
-            if int(self._misc[HEAP_N]) > 4 * self.active + 1024:
-                k_compact(self._ht, self._hs, self._hv, self._misc, self._ff, self._fi)
-                need = int(self._misc[HEAP_N]) + 2 * self.active + 32
-            if need > self._H:
-                self._realloc(self._L, self._M, self._F, self._K, max(need, 2 * self._H))
+        self._realloc(self._L, self._M, self._F, k)
 
     # ---------------------------------------------------------------- public
     def transfer(self, size_bytes: float, links: Sequence[Link], tag: str = "", notify: bool = True,
@@ -686,14 +710,10 @@ class JitFlowNetwork:
         if not self._free:
             self._grow_flows(2 * self._F)
         f = self._free.pop()
-        while True:
+        top = k_start(self._fa, self._ia, self._off, f, ids, float(size_bytes), self.env._now)
+        while top == -1.0:  # a link's flow list is full
+            self._grow_link_lists()
             top = k_start(self._fa, self._ia, self._off, f, ids, float(size_bytes), self.env._now)
-            if top >= 0.0:
-                break
-            if top == -1.0:
-                self._grow_link_lists()
-            else:
-                self._ensure_heap()
         self._ev[f] = ev.succeed if ev is not None else on_done
         self.active += 1
         self.flows_started += 1
@@ -712,7 +732,6 @@ class JitFlowNetwork:
         ids = self._groups.get(key)
         if ids is None:
             ids = self._groups[key] = np.array([self.register(lk) for lk in links], dtype=np.int64)
-        self._ensure_heap()
         k_set_caps(self._fa, self._ia, self._off, ids, capacity_bps, self.env.now)
         for lk in links:
             lk.capacity_bps = capacity_bps
@@ -762,12 +781,8 @@ class JitFlowNetwork:
         """Complete the flows due now (``env.now`` is the armed wake-up time, ``next_due_s``)."""
         self._wake_t = _INF
         self.wakeups += 1
-        while True:
-            # nothing due (the earliest flow slowed down since it was armed) gives n = 0
-            n, top = k_pop_due(self._fa, self._ia, self._off, self.env._now)
-            if n >= 0:
-                break
-            self._ensure_heap()
+        # nothing due (the earliest flow slowed down since it was armed) gives n = 0
+        n, top = k_pop_due(self._fa, self._ia, self._off, self.env._now)
         if n:
             cbs = self._ev
             free = self._free
@@ -796,7 +811,6 @@ def warmup() -> float:
     env.run()
     net.bytes_of([a, b], env.now)
     net.sync_links(env.now)
-    k_compact(net._ht, net._hs, net._hv, net._misc, net._ff, net._fi)
     return time.perf_counter() - t0
 
 
