@@ -26,7 +26,7 @@ import simpy
 from numba import njit
 
 from dualpath_twin.sim.calls import call_later
-from dualpath_twin.sim.network import Link
+from dualpath_twin.sim.network import Link, Path
 
 _EPS_BYTES = 1e-3
 _INF = math.inf
@@ -685,7 +685,22 @@ class JitFlowNetwork:
         self._realloc(self._L, self._M, self._F, k)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: Sequence[Link], tag: str = "", notify: bool = True,
+    def path(self, links: Sequence[Link]) -> Path:
+        """Resolve a route once (its link rows), to pass to ``transfer`` many times."""
+        key = tuple(links)
+        return Path(key, self._ids_of(key))
+
+    def _ids_of(self, key: tuple[Link, ...]) -> np.ndarray:
+        ids = self._paths.get(key)
+        if ids is None:
+            # a flow crossing the same link twice is counted once (it shares that link with itself)
+            ids = np.array(list(dict.fromkeys(self.register(lk) for lk in key)), dtype=np.int64)
+            self._paths[key] = ids
+            if ids.shape[0] > self._K:
+                self._grow_width(ids.shape[0])
+        return ids
+
+    def transfer(self, size_bytes: float, links: Sequence[Link] | Path, tag: str = "", notify: bool = True,
                  on_done: Callable[[], None] | None = None) -> simpy.Event | None:
         """Start a flow now; returns an event that succeeds when its last byte arrives.
 
@@ -694,19 +709,19 @@ class JitFlowNetwork:
         zero-delay timeout so the caller never re-enters).
         """
         ev = self.env.event() if notify and on_done is None else None
+        if type(links) is Path:
+            ids = links.ids
+            links = links.links
+        else:
+            ids = None
         if size_bytes <= _EPS_BYTES or not links:
             if ev is not None:
                 ev.succeed(None)
             elif on_done is not None:
                 call_later(self.env, 0.0, lambda _e: on_done())
             return ev
-        key = tuple(links)
-        ids = self._paths.get(key)
         if ids is None:
-            ids = np.array(list(dict.fromkeys(self.register(lk) for lk in links)), dtype=np.int64)
-            self._paths[key] = ids
-            if ids.shape[0] > self._K:
-                self._grow_width(ids.shape[0])
+            ids = self._ids_of(tuple(links))
         if not self._free:
             self._grow_flows(2 * self._F)
         f = self._free.pop()

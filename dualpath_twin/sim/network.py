@@ -47,6 +47,16 @@ class Link:
             self._t = now
 
 
+class Path:
+    """A route resolved once by a network (``net.path(links)``): its links and the engine's handle for them."""
+
+    __slots__ = ("links", "ids")
+
+    def __init__(self, links: tuple[Link, ...], ids: np.ndarray | None = None) -> None:
+        self.links = links
+        self.ids = ids  # the compiled engine's link rows (None for this reference engine)
+
+
 class Flow:
     """A transfer of ``size_bytes`` over ``links``; ``done`` fires when the last byte arrives."""
 
@@ -83,6 +93,10 @@ class FlowNetwork:
             self.links.append(lk)
         return lk.idx
 
+    def path(self, links: Sequence[Link]) -> Path:
+        """Resolve a route once, to pass to ``transfer`` many times."""
+        return Path(tuple(links))
+
     def bytes_of(self, links: list[Link], now: float) -> np.ndarray:
         """Bytes each of ``links`` has carried up to ``now``."""
         out = np.empty(len(links))
@@ -97,7 +111,7 @@ class FlowNetwork:
             lk.advance(now)
 
     # ---------------------------------------------------------------- public
-    def transfer(self, size_bytes: float, links: Sequence[Link], tag: str = "", notify: bool = True,
+    def transfer(self, size_bytes: float, links: Sequence[Link] | Path, tag: str = "", notify: bool = True,
                  on_done: Callable[[], None] | None = None) -> simpy.Event:
         """Start a flow now; returns an event that succeeds (value = the Flow) when it completes.
 
@@ -107,6 +121,8 @@ class FlowNetwork:
         ev = self.env.event()
         if on_done is not None:
             ev.callbacks.append(lambda _e: on_done())
+        if type(links) is Path:
+            links = links.links
         if size_bytes <= _EPS_BYTES or not links:
             ev.succeed(None)
             return ev

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ from dualpath_twin.sim.cost import CostModel, ep_group_nodes
 from dualpath_twin.sim.decoder import DecodeEngine
 from dualpath_twin.sim.gcpolicy import rare_young_collections
 from dualpath_twin.sim.memory import BytePool
-from dualpath_twin.sim.network import FlowNetwork, Link
+from dualpath_twin.sim.network import FlowNetwork, Link, Path
 from dualpath_twin.workload.types import Workload
 
 NAN = float("nan")
@@ -108,7 +108,7 @@ class World:
         self.layerwise = policy.layerwise
         self.gpus_per_cnic = max(1, math.ceil(self.g / n.cnics_per_node))
         self._gpu_paths: dict[tuple[int, int, bool], list[Link]] = {}
-        self._routes: dict[tuple, tuple[Link, ...]] = {}
+        self._routes: dict[tuple, Path] = {}
 
         # ---------------- links
         snic_bps = n.snic_gbps / 8 * 1e9 * n.snics_per_node * n.snic_efficiency
@@ -290,9 +290,9 @@ class World:
     def _storage(link: Link | None) -> list[Link]:
         return [link] if link else []
 
-    def _add_route(self, key: tuple, links: list[Link]) -> tuple[Link, ...]:
-        """Remember the links of a transfer kind between two places (a tuple: the network's path key)."""
-        got = self._routes[key] = tuple(links)
+    def _add_route(self, key: tuple, links: list[Link]) -> Path:
+        """Remember the route of a transfer kind between two places, resolved once by the network."""
+        got = self._routes[key] = self.net.path(links)
         return got
 
     def _into_gpu(self, node: int, gpu: int) -> list[Link]:
@@ -637,7 +637,7 @@ class World:
                 lane_links = group_lanes
                 self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
-            load_specs: list[tuple[float, Sequence[Link]]] = []
+            load_specs: list[tuple[float, Path]] = []
             col_h2d, col_de2pe = self.col["bytes_pe_h2d"], self.col["bytes_de_to_pe"]
             for pe, b in batches.items():
                 pnode, pgpu = self.pe_loc(pe)
@@ -744,7 +744,7 @@ class World:
         else:
             req.pd_state = 2
 
-    def _layer_pipeline(self, load_specs: list[tuple[float, Sequence[Link]]], c_group: float, finishing: list[Req],
+    def _layer_pipeline(self, load_specs: list[tuple[float, Path]], c_group: float, finishing: list[Req],
                         pd_events: dict[int, simpy.Event]):
         """Reference mode: the layer-wise prefill step with one load, compute and PD send per layer."""
         env = self.env
