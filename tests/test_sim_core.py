@@ -227,3 +227,26 @@ def test_idle_leaders_fetch_at_once_and_busy_ones_within_a_period():
     assert wait.min() >= 0.0
     assert wait.max() <= period_s + 1e-9
     assert (wait == 0.0).mean() > 0.5
+
+
+@pytest.mark.parametrize("block", [16, 64])
+def test_write_back_bytes_are_every_block_filled(monkeypatch, block) -> None:
+    """Storage writes: the prompt's new blocks at admission plus every block a decode step fills."""
+    import dualpath_twin.sim.world as world_mod
+    from dualpath_twin.sim.cost import build_cost_model
+
+    seen = {}
+    real = world_mod.run_world
+
+    def capture(world, *a, **k):
+        seen["w"] = world
+        return real(world, *a, **k)
+
+    monkeypatch.setattr(world_mod, "run_world", capture)
+    wl = small_workload(n_traj=12, rounds=4, block=block)
+    sc = ds27b(storage__block_tokens=block)
+    api.simulate(sc, "dualpath", workload=wl)
+    kv = build_cost_model(sc).kv_bytes_per_token
+    p, h, g = wl.prompt_tokens.astype(np.int64), wl.hit_tokens.astype(np.int64), wl.gen_tokens.astype(np.int64)
+    blocks = (p // block - h // block) + ((p + g) // block - (p + 1) // block)
+    assert seen["w"].written_bytes == float(blocks.sum() * block * kv)

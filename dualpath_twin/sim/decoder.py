@@ -2,8 +2,10 @@
 
 Contexts are kept lazily (ctx = ctx at join + steps since join), so a batch change costs
 O(changes): the step's KV reads and FLOPs come from the sums of the contexts and of their
-capped values (``ModelSpec.decode_linear_forms``), completions from a heap of end steps, filled
-blocks from a heap of next block boundaries. Equal to stepping every request (``run.fidelity =
+capped values (``ModelSpec.decode_linear_forms``), completions from a heap of end steps. Filled
+blocks are counted by residue: running requests advance in lockstep, so a request crosses a block
+boundary at every step congruent to (join step - context at join) modulo the block size, and the
+crossings in a stretch of steps are sums over a count of running requests per residue. Equal to stepping every request (``run.fidelity =
 "reference"`` does step every request: one batch change per step).
 
 Timing, as a real engine behaves: a step, once started, runs to its end with the batch it started
@@ -29,7 +31,7 @@ class DecodeEngine:
 
     __slots__ = (
         "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "lin", "blk", "blk_bytes", "dnode",
-        "reference", "steps", "b", "base", "ends", "bounds", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
+        "reference", "steps", "b", "base", "ends", "resid", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
         "finishing",
     )
 
@@ -49,7 +51,8 @@ class DecodeEngine:
         self.b = 0  # running requests
         self.base = 0  # sum over running of (ctx at join - steps at join): sum of contexts = base + b * steps
         self.ends: list[tuple[int, int, Req]] = []  # (step at which it has generated its last token, rid, req)
-        self.bounds: list[tuple[int, int, Req]] = []  # (step at which its context reaches the next block boundary, ...)
+        # running requests per residue (join step - context at join) mod block: the steps at which they fill a block
+        self.resid = [0] * self.blk
         self.fresh: list[Req] = []  # joined; their first decode step (second token) is pending
         # sum of min(ctx, T) for the KV-read and FLOP forms: capped count + the few contexts below T
         caps = {self.kt: [0, {}]} if self.kt == self.ft else {self.kt: [0, {}], self.ft: [0, {}]}
@@ -115,7 +118,7 @@ class DecodeEngine:
             self.b += 1
             self.base += r.ctx - steps
             heapq.heappush(self.ends, (steps + r.tokens_left, r.rid, r))
-            heapq.heappush(self.bounds, (steps + (r.ctx // self.blk + 1) * self.blk - r.ctx, r.rid, r))
+            self.resid[(steps - r.ctx) % self.blk] += 1
             for t, cv in caps.items():
                 if r.ctx >= t:
                     cv[0] += 1
@@ -159,23 +162,23 @@ class DecodeEngine:
                 for rid in [rid for rid, x in cv[1].items() if x.ctx + steps - x.j0 >= t]:
                     del cv[1][rid]
                     cv[0] += 1
-        wb_bytes = 0.0
-        bounds = self.bounds
+        # blocks filled in steps (steps - k, steps]: every running request fills one per block of
+        # steps, and one more in the partial stretch if its residue is among the stretch's residues
         blk = self.blk
-        while bounds and bounds[0][0] <= steps:
-            s_b, rid, r = heapq.heappop(bounds)
-            if r.tokens_left <= 0:
-                continue  # finished before reaching this boundary
-            boundary = r.ctx + s_b - r.j0  # the multiple of the block size reached at step s_b
-            crossed = (r.ctx + steps - r.j0 - boundary) // blk + 1
-            wb_bytes += crossed * self.blk_bytes
-            if r.j0 + r.tokens_left > steps:
-                heapq.heappush(bounds, (s_b + crossed * blk, rid, r))
+        full, part = divmod(k, blk)
+        n_filled = full * b
+        if part:
+            resid = self.resid
+            a = (steps - k + 1) % blk
+            e = a + part
+            n_filled += sum(resid[a:e]) if e <= blk else sum(resid[a:]) + sum(resid[:e - blk])
+        wb_bytes = float(n_filled * self.blk_bytes)
         ends = self.ends
         while ends and ends[0][0] <= steps:
             _, rid, r = heapq.heappop(ends)
             self.b -= 1
             self.base -= r.ctx - r.j0
+            self.resid[(r.j0 - r.ctx) % blk] -= 1
             for cv in self.caps.values():
                 if cv[1].pop(rid, None) is None:
                     cv[0] -= 1
