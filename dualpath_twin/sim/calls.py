@@ -17,7 +17,7 @@ import simpy
 from simpy.events import NORMAL
 
 
-class _Call:
+class TimedCall:
     """A queue entry that runs its callbacks like a succeeded event (no value, no Event machinery)."""
 
     __slots__ = ("callbacks", "_ok")
@@ -29,6 +29,6 @@ class _Call:
 
 def call_later(env: simpy.Environment, delay_s: float, fn: Callable[[object], None]) -> object:
     """Run ``fn(entry)`` at ``env.now + delay_s``, ordered exactly as ``env.timeout(delay_s)`` would be; returns the entry."""
-    entry = _Call(fn)
+    entry = TimedCall(fn)
     heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), entry))  # type: ignore[attr-defined]
     return entry

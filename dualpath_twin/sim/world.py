@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from heapq import heappop
 
 import numpy as np
 import simpy
@@ -22,7 +23,7 @@ from simpy.core import EmptySchedule, StopSimulation
 
 from dualpath_twin.policies.base import Policy, RequestInfo
 from dualpath_twin.scenario import Scenario
-from dualpath_twin.sim.calls import call_later
+from dualpath_twin.sim.calls import TimedCall, call_later
 from dualpath_twin.sim.cost import CostModel, ep_group_nodes
 from dualpath_twin.sim.decoder import DecodeEngine
 from dualpath_twin.sim.gcpolicy import rare_young_collections
@@ -916,8 +917,17 @@ def _loop(world: World, env: simpy.Environment, net, driven: bool, cancel, t0: f
             if driven:
                 for _ in range(_CHECK_EVERY):
                     due = net._wake_t
-                    if (queue and queue[0][0] <= due) or due == inf:
-                        step()  # SimPy's events at the same instant go first; EmptySchedule when all is done
+                    if queue and queue[0][0] <= due:  # SimPy's events at the same instant go first
+                        top = queue[0]
+                        entry = top[3]
+                        if type(entry) is TimedCall:  # a timed callback: what env.step would do, inline
+                            heappop(queue)
+                            env._now = top[0]  # type: ignore[attr-defined]
+                            entry.callbacks[0](entry)
+                        else:
+                            step()
+                    elif due == inf:
+                        step()  # EmptySchedule when all is done
                     else:
                         env._now = due  # type: ignore[attr-defined]
                         net.run_due()
