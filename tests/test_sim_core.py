@@ -250,3 +250,38 @@ def test_write_back_bytes_are_every_block_filled(monkeypatch, block) -> None:
     p, h, g = wl.prompt_tokens.astype(np.int64), wl.hit_tokens.astype(np.int64), wl.gen_tokens.astype(np.int64)
     blocks = (p // block - h // block) + ((p + g) // block - (p + 1) // block)
     assert seen["w"].written_bytes == float(blocks.sum() * block * kv)
+
+
+def test_decode_step_sums_equal_per_request_contexts(monkeypatch) -> None:
+    """The decoder's lazy sums (contexts, contexts capped at T) equal summing every running request."""
+    from dualpath_twin.sim.decoder import DecodeEngine
+
+    calls: list[tuple[float, float]] = []
+    checked = [0, 0]  # batch changes checked, of which with requests below the cap
+    real_begin = DecodeEngine._begin
+
+    def begin(self: DecodeEngine) -> None:
+        calls.clear()
+        real_step = self.cost.decode_step_s
+
+        def step_s(b, kv_read, flops):
+            calls.append((kv_read, flops))
+            return real_step(b, kv_read, flops)
+
+        monkeypatch.setattr(self.cost, "decode_step_s", step_s)
+        real_begin(self)
+        monkeypatch.setattr(self.cost, "decode_step_s", real_step)
+        if not calls:
+            return
+        ctx = [r.ctx + self.steps - r.j0 for _, _, r in self.ends]
+        kv = sum(self.ka * min(c, self.kt) + self.kb * c for c in ctx)
+        fl = sum(self.lin + self.fa * min(c, self.ft) + self.fb * c for c in ctx)
+        assert calls[0][0] == pytest.approx(kv, rel=1e-12) and calls[0][1] == pytest.approx(fl, rel=1e-12)
+        checked[0] += 1
+        checked[1] += any(c < self.kt for c in ctx)
+
+    monkeypatch.setattr(DecodeEngine, "_begin", begin)
+    # DS-27B caps attention at 1,024 tokens: contexts start below it and grow past it
+    wl = small_workload(n_traj=16, rounds=5, first=300)
+    api.simulate(ds27b(), "dualpath", workload=wl)
+    assert checked[0] > 50 and checked[1] > 10

@@ -26,6 +26,51 @@ if TYPE_CHECKING:
     from dualpath_twin.sim.world import Req, World
 
 
+class _Cap:
+    """Running requests against one cap T of a ``a*min(L, T) + b*L`` form: how many are at T, and
+    the ones below it kept as a count, a lazy context sum and a heap of the steps at which they reach T."""
+
+    __slots__ = ("t", "n_at", "n_below", "base_below", "reach")
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+        self.n_at = 0
+        self.n_below = 0
+        self.base_below = 0  # sum over below-T requests of (ctx at join - steps at join)
+        self.reach: list[tuple[int, int, Req]] = []  # (step at which its context reaches T, rid, req)
+
+    def join(self, r: Req, steps: int) -> None:
+        """A request joins the batch at ``steps``."""
+        if r.ctx >= self.t:
+            self.n_at += 1
+        else:
+            self.n_below += 1
+            self.base_below += r.ctx - steps
+            heapq.heappush(self.reach, (steps + self.t - r.ctx, r.rid, r))
+
+    def advance(self, steps: int) -> None:
+        """Move the requests whose context has reached T by ``steps`` (completed ones are skipped)."""
+        reach = self.reach
+        while reach and reach[0][0] <= steps:
+            _, _, r = heapq.heappop(reach)
+            if r.tokens_left > 0:
+                self.n_below -= 1
+                self.base_below -= r.ctx - r.j0
+                self.n_at += 1
+
+    def leave(self, r: Req, steps: int) -> None:
+        """A request completes at ``steps`` (after ``advance(steps)``)."""
+        if r.ctx + steps - r.j0 >= self.t:
+            self.n_at -= 1
+        else:
+            self.n_below -= 1
+            self.base_below -= r.ctx - r.j0
+
+    def capped_sum(self, steps: int) -> int:
+        """Sum over the running requests of min(context, T)."""
+        return self.n_at * self.t + self.base_below + self.n_below * steps
+
+
 class DecodeEngine:
     """Continuous batching on one decode engine (DE), driven by admissions and step timers."""
 
@@ -54,9 +99,8 @@ class DecodeEngine:
         # running requests per residue (join step - context at join) mod block: the steps at which they fill a block
         self.resid = [0] * self.blk
         self.fresh: list[Req] = []  # joined; their first decode step (second token) is pending
-        # sum of min(ctx, T) for the KV-read and FLOP forms: capped count + the few contexts below T
-        caps = {self.kt: [0, {}]} if self.kt == self.ft else {self.kt: [0, {}], self.ft: [0, {}]}
-        self.caps: dict[int, list] = {t: v for t, v in caps.items() if t > 0}
+        # sum of min(ctx, T) for the KV-read and FLOP forms (one cap when both use the same T)
+        self.caps: dict[int, _Cap] = {t: _Cap(t) for t in dict.fromkeys((self.kt, self.ft)) if t > 0}
         self.start = 0.0  # when the current run of steps started
         self.step = 0.0  # seconds per step of the current batch
         self.n = 0  # steps planned until the next completion
@@ -119,22 +163,16 @@ class DecodeEngine:
             self.base += r.ctx - steps
             heapq.heappush(self.ends, (steps + r.tokens_left, r.rid, r))
             self.resid[(steps - r.ctx) % self.blk] += 1
-            for t, cv in caps.items():
-                if r.ctx >= t:
-                    cv[0] += 1
-                else:
-                    cv[1][r.rid] = r
+            for cap in caps.values():
+                cap.join(r, steps)
             self.fresh.append(r)
         b = self.b
         if b == 0:
             return
         sum_ctx = self.base + b * steps
         kt, ft = self.kt, self.ft
-        capped = {}
-        for t, (n_at_cap, below) in caps.items():
-            capped[t] = n_at_cap * t + (sum(x.ctx + steps - x.j0 for x in below.values()) if below else 0)
-        kv_read = self.kb * sum_ctx + (self.ka * capped[kt] if kt > 0 else 0.0)
-        flops = b * self.lin + self.fb * sum_ctx + (self.fa * capped[ft] if ft > 0 else 0.0)
+        kv_read = self.kb * sum_ctx + (self.ka * caps[kt].capped_sum(steps) if kt > 0 else 0.0)
+        flops = b * self.lin + self.fb * sum_ctx + (self.fa * caps[ft].capped_sum(steps) if ft > 0 else 0.0)
         self.step, _duty = self.cost.decode_step_s(b, kv_read, flops)
         # fast: run to the next completion in one timer; reference: one timer per step
         self.n = 1 if self.reference else self.ends[0][0] - steps
@@ -157,11 +195,9 @@ class DecodeEngine:
             for r in self.fresh:
                 col[r.rid] = t2
             self.fresh.clear()
-        for t, cv in self.caps.items():
-            if cv[1]:
-                for rid in [rid for rid, x in cv[1].items() if x.ctx + steps - x.j0 >= t]:
-                    del cv[1][rid]
-                    cv[0] += 1
+        caps = self.caps.values()
+        for cap in caps:
+            cap.advance(steps)
         # blocks filled in steps (steps - k, steps]: every running request fills one per block of
         # steps, and one more in the partial stretch if its residue is among the stretch's residues
         blk = self.blk
@@ -179,9 +215,8 @@ class DecodeEngine:
             self.b -= 1
             self.base -= r.ctx - r.j0
             self.resid[(r.j0 - r.ctx) % blk] -= 1
-            for cv in self.caps.values():
-                if cv[1].pop(rid, None) is None:
-                    cv[0] -= 1
+            for cap in caps:
+                cap.leave(r, steps)
             r.ctx += steps - r.j0
             r.tokens_left = 0
             w._complete(r, now)
