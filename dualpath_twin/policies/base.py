@@ -50,6 +50,18 @@ class ClusterView(Protocol):
     def de_free_hbm_bytes(self, de: int) -> float:
         """HBM bytes the DE can still promise to new requests."""
 
+    def pe_toks(self, lo: int, hi: int) -> list[float]:
+        """``pe_tok`` of the PEs lo..hi-1 (a new list: one call for a node's engines)."""
+
+    def de_toks(self, lo: int, hi: int) -> list[float]:
+        """``de_tok`` of the DEs lo..hi-1 (a new list)."""
+
+    def de_seqs(self, lo: int, hi: int) -> list[int]:
+        """``de_seq`` of the DEs lo..hi-1 (a new list)."""
+
+    def de_free_hbm(self, lo: int, hi: int) -> list[float]:
+        """``de_free_hbm_bytes`` of the DEs lo..hi-1 (a new list)."""
+
     def read_q_tokens(self, node: int) -> float:
         """Tokens queued or in flight on the node's storage reads (nodes: prefill 0..P-1, decode P..P+D-1)."""
 

@@ -29,7 +29,7 @@ class DualPathPolicy(Policy):
         g = view.gpus_per_node
         lo = pe_node * g
         beta = view.beta_tokens
-        toks = [view.pe_tok(e) for e in range(lo, lo + g)]
+        toks = view.pe_toks(lo, lo + g)
         out: list[tuple[RequestInfo, int]] = []
         while queue:
             best = -1
@@ -52,23 +52,25 @@ class DualPathPolicy(Policy):
         lo = toks.index(best_tok) * g  # the first node with the smallest total, as a scan would pick
         need = req.prompt_tokens + req.gen_tokens
         z = view.z_factor * (need + (best_tok or 0.0)) / g
-        engines = range(lo, lo + g)
-        cands = [e for e in engines if view.de_free_hbm_bytes(e) >= req.hbm_bytes] or engines
+        free = view.de_free_hbm(lo, lo + g)
+        etoks = view.de_toks(lo, lo + g)
+        seqs = view.de_seqs(lo, lo + g)
+        cands = [i for i in range(g) if free[i] >= req.hbm_bytes] or range(g)
         best = -1
         best_key: tuple = ()
-        for e in cands:  # under Z: fewest requests, then fewest tokens, then lowest index
-            tok = view.de_tok(e)
+        for i in cands:  # under Z: fewest requests, then fewest tokens, then lowest index
+            tok = etoks[i]
             if tok + need <= z:
-                key = (view.de_seq(e), tok)
+                key = (seqs[i], tok)
                 if best < 0 or key < best_key:
-                    best, best_key = e, key
+                    best, best_key = i, key
         if best >= 0:
-            return best
-        for e in cands:  # nobody under Z: fewest tokens, then lowest index
-            tok = view.de_tok(e)
+            return lo + best
+        for i in cands:  # nobody under Z: fewest tokens, then lowest index
+            tok = etoks[i]
             if best < 0 or tok < best_key[0]:
-                best, best_key = e, (tok,)
-        return best
+                best, best_key = i, (tok,)
+        return lo + best
 
     def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:
         """The side whose node has the shorter read queue; ties go to the PE."""

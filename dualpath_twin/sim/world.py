@@ -240,6 +240,22 @@ class World:
         """DE HBM not yet promised to assigned requests."""
         return self.de_hbm_cap[de] - self.de_promised[de]
 
+    def pe_toks(self, lo: int, hi: int) -> list[float]:
+        """Tokens of the unfinished requests of PEs lo..hi-1."""
+        return self.pe_tok_v[lo:hi]
+
+    def de_toks(self, lo: int, hi: int) -> list[float]:
+        """Tokens of the requests of DEs lo..hi-1."""
+        return self.de_tok_v[lo:hi]
+
+    def de_seqs(self, lo: int, hi: int) -> list[int]:
+        """Number of requests of DEs lo..hi-1."""
+        return self.de_seq_v[lo:hi]
+
+    def de_free_hbm(self, lo: int, hi: int) -> list[float]:
+        """DE HBM not yet promised, for DEs lo..hi-1."""
+        return [c - p for c, p in zip(self.de_hbm_cap[lo:hi], self.de_promised[lo:hi], strict=True)]
+
     def read_q_tokens(self, node: int) -> float:
         """Tokens queued or in flight on a node's storage reads."""
         return self.read_q[node]
