@@ -5,7 +5,8 @@ The world schedules millions of plain "call this at t" callbacks (network comple
 I/O latency, decode step timers), so it pushes a two-slot entry straight onto the queue instead.
 The entry has the key a ``Timeout`` would have (time, NORMAL priority, the next event id), so the
 order of events, and therefore every result, is exactly the same as with ``env.timeout``.
-``Environment.step`` only reads ``callbacks`` and ``_ok`` of what it pops (SimPy 4.1, pinned).
+``Environment.step`` only reads ``callbacks`` and ``_ok`` of what it pops (SimPy 4.1, pinned); the
+world's run loop pops these entries itself and calls their one callback, as ``step`` would.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 Contexts are kept lazily (ctx = ctx at join + steps since join), so a batch change costs
 O(changes): the step's KV reads and FLOPs come from the sums of the contexts and of their
-capped values (``ModelSpec.decode_linear_forms``), completions from a heap of end steps. Filled
-blocks are counted by residue: running requests advance in lockstep, so a request crosses a block
-boundary at every step congruent to (join step - context at join) modulo the block size, and the
-crossings in a stretch of steps are sums over a count of running requests per residue. Equal to stepping every request (``run.fidelity =
-"reference"`` does step every request: one batch change per step).
+capped values (``ModelSpec.decode_linear_forms``; requests below a cap as a count, a sum and a
+heap of the step at which they reach it), completions from a heap of end steps. Filled blocks are
+counted by residue: running requests advance in lockstep, so a request crosses a block boundary
+at every step congruent to (join step - context at join) modulo the block size, and the crossings
+in a stretch of steps are sums over a count of running requests per residue. Equal to stepping
+every request (``run.fidelity = "reference"`` does step every request: one batch change per step).
 
 Timing, as a real engine behaves: a step, once started, runs to its end with the batch it started
 with. A request admitted mid-step joins at the next step boundary; the batch then runs steps of

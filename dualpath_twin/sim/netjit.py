@@ -5,8 +5,9 @@ change. This engine keeps the same state in NumPy arrays and runs the same algor
 
 - links: capacity, aggregate rate, bytes carried, peak utilisation, and the flows crossing them;
 - flows: remaining bytes, rate, the links they cross;
-- one indexed heap of predicted completion times (an entry per flow, moved when its rate changes) and ONE wake-up for
-  the earliest completion, instead of a SimPy timeout per flow per rate change;
+- one indexed heap of predicted completion times (an entry per flow, moved when its rate
+  changes) and ONE wake-up for the earliest completion, instead of a SimPy timeout per flow per
+  rate change;
 - flows finishing at the same instant leave together and the affected flows are re-shared once.
 
 Rates are re-shared exactly as in the reference: the component of flows coupled through
