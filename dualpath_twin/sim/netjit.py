@@ -180,6 +180,17 @@ def _schedule(ff, fi, ht, hs, misc, f, now):
 
 
 @njit(cache=True, error_model="numpy")
+def _enter_set(lf, li, scr, lk, st, nset, L):
+    """Put link ``lk`` in the component's link set of pass ``st`` with empty counts; returns the new set size."""
+    li[lk, INSET] = st
+    li[lk, CNT] = 0
+    lf[lk, INSIDE] = 0.0
+    lf[lk, USED] = 0.0
+    scr[L + nset] = lk
+    return nset + 1
+
+
+@njit(cache=True, error_model="numpy")
 def _join(lf, li, ff, fi, flinks, scr, f, st, estamp, nset, nstack, nflows, L):
     """Put flow ``f`` in the component of pass ``st``; its links join the set, and the inner ones
     (expanded or saturated) the stack. Returns the new (set, stack, flow) counts."""
@@ -191,12 +202,7 @@ def _join(lf, li, ff, fi, flinks, scr, f, st, estamp, nset, nstack, nflows, L):
     for k in range(fi[f, NL]):
         l2 = flinks[f, k]
         if li[l2, INSET] != st:
-            li[l2, INSET] = st
-            li[l2, CNT] = 0
-            lf[l2, INSIDE] = 0.0
-            lf[l2, USED] = 0.0
-            scr[L + nset] = l2
-            nset += 1
+            nset = _enter_set(lf, li, scr, l2, st, nset, L)
             if li[l2, EXPAND] == estamp or _saturated(lf, l2):
                 li[l2, INNER] = st
                 scr[nstack] = l2
@@ -250,12 +256,7 @@ def _recompute(lf, li, lflows, ff, fi, flinks, ht, hs, misc, seeds, nseeds, scr,
             s = seeds[i]
             if li[s, EXPAND] == estamp and li[s, INNER] != st:
                 li[s, INNER] = st
-                li[s, INSET] = st
-                li[s, CNT] = 0
-                lf[s, INSIDE] = 0.0
-                lf[s, USED] = 0.0
-                scr[clink_o + nset] = s
-                nset += 1
+                nset = _enter_set(lf, li, scr, s, st, nset, L)
                 scr[stack_o + nstack] = s
                 nstack += 1
         nflows = 0
