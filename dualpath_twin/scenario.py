@@ -162,18 +162,55 @@ class SloConfig(_Strict):
 
 
 class ComputeConfig(_Strict):
-    """Cost-model calibration (docs/calibration.md); fitted to DeepSeek's public V3/R1 production figures."""
+    """Cost-model constants (docs/model.md, docs/calibration.md): efficiencies and fixed latencies, each with its source."""
 
-    prefill_mfu: float = Field(0.45, gt=0, le=1, description="prefill linear-layer FLOP efficiency at saturating batch (fit: 73.7K tok/s/node)")
-    attention_mfu: float = Field(0.45, gt=0, le=1, description="prefill attention FLOP efficiency (BF16 peak)")
-    prefill_batch_half_tokens: float = Field(
-        256.0, ge=0, description="new tokens per GPU batch at which linear-layer efficiency is half its maximum (GEMM saturation, assumed)"
+    gemm_mfu: float = Field(
+        0.65, gt=0, le=1,
+        description="achieved share of the tensor-core peak in compute-bound linear layers (DeepGEMM FP8 on H800: ~1,290 of 1,979 TFLOPS)",
     )
-    decode_hbm_efficiency: float = Field(0.55, gt=0, le=1, description="share of HBM bandwidth a decode step achieves (assumed)")
-    decode_mfu: float = Field(0.18, gt=0, le=1, description="decode FLOP efficiency (fit: 14.8K tok/s/node at ~21 tok/s per user)")
-    step_overhead_ms: float = Field(4.0, ge=0, description="fixed per-step overhead (launch, sync, sampling)")
-    ep_comm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of CNIC bandwidth for EP all-to-all")
+    attention_mfu: float = Field(
+        0.65, gt=0, le=1, description="achieved share of the BF16 peak in the attention core (FlashMLA on H800: ~640-660 of 989 TFLOPS)"
+    )
+    hbm_efficiency: float = Field(
+        0.9, gt=0, le=1, description="achieved share of HBM bandwidth when streaming weights or KV (FlashMLA on H800: ~3,000 of 3,350 GB/s)"
+    )
+    layer_overhead_us: float = Field(
+        40.0, ge=0, le=10_000, description="fixed time per layer per step for its small kernels (norms, RoPE, routing, top-k; ~16 x 2.5 us, assumed)"
+    )
+    step_overhead_ms: float = Field(2.0, ge=0, le=1_000, description="fixed host time per forward step (scheduling, input preparation, sampling; assumed)")
+    ep_alltoall_latency_us: float = Field(
+        10.0, ge=0, le=10_000, description="fixed latency of one EP dispatch or combine, on top of its bytes (RDMA round trip + signalling; assumed)"
+    )
+    prefill_ep_overlap: bool = Field(
+        True, description="prefill all-to-all overlapped with compute by two micro-batches (DeepSeek serves prefill so); false = added to compute"
+    )
+    decode_ep_overlap: bool = Field(
+        False, description="decode all-to-all overlapped with compute; false (conservative) = added, which reproduces DeepSeek's published decode figures"
+    )
+    ep_comm_sm_share: float = Field(
+        20 / 132, ge=0, lt=1, description="share of the GPU's SMs the all-to-all kernels occupy while overlapped (DeepSeek-V3 report: 20 of 132 SMs)"
+    )
+    ep_comm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of CNIC and NVLink bandwidth for EP all-to-all (assumed)")
     use_fp8: bool = Field(True, description="linear layers run in FP8 when the GPU supports it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_fields(cls, data: Any) -> Any:
+        """Name the replacement of a field of the earlier cost model instead of 'unknown field'."""
+        if isinstance(data, dict):
+            for old in LEGACY_COMPUTE_FIELDS:
+                if old in data:
+                    raise ValueError(f"compute.{old} belongs to the earlier cost model: {LEGACY_COMPUTE_FIELDS[old]}")
+        return data
+
+
+LEGACY_COMPUTE_FIELDS: dict[str, str] = {
+    "prefill_mfu": "use compute.gemm_mfu (the tensor-core share in compute-bound layers; small batches are bound by weights, not a curve)",
+    "prefill_batch_half_tokens": "remove it: small-batch efficiency now follows from weight reads, per-layer overheads and the all-to-all",
+    "decode_hbm_efficiency": "use compute.hbm_efficiency (one achieved HBM share for prefill and decode)",
+    "decode_mfu": "use compute.gemm_mfu (decode GEMMs share the prefill's efficiency; small batches are weight-bound)",
+}
+"""Fields of the cost model before December 2026 and what replaces each."""
 
 
 class RunConfig(_Strict):

@@ -341,7 +341,7 @@ def test_validate_prints_resolved_toml_with_defaults() -> None:
     r = runner.invoke(cli.app, ["validate", QUICK, "--set", "workload.agents=8"])
     assert r.exit_code == 0, r.stderr
     resolved = scn.from_toml(r.stdout)  # the output is itself a valid scenario (derived values are comments)
-    assert resolved.workload.agents == 8 and resolved.compute.prefill_mfu == scn.ComputeConfig().prefill_mfu
+    assert resolved.workload.agents == 8 and resolved.compute.gemm_mfu == scn.ComputeConfig().gemm_mfu
     assert "# ---- derived values" in r.stdout and "# ---- bottleneck-free P/D range" in r.stdout
 
 

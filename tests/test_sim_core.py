@@ -141,7 +141,7 @@ def test_dualpath_uses_decode_snics_when_prefill_snic_is_saturated():
 def test_compute_bound_oracle_near_bound():
     """Oracle on a slow GPU: prefill compute binds; the GPUs are busy most of the time."""
     wl = small_workload(n_traj=64, rounds=6, first=2000)
-    sc = ds27b(compute__prefill_mfu=0.02, compute__attention_mfu=0.02)
+    sc = ds27b(compute__gemm_mfu=0.02, compute__attention_mfu=0.02)
     r = api.simulate(sc, "oracle", workload=wl)
     assert r.summary.bound.binding_resource == "prefill_compute"
     assert r.summary.cnic_utilization["gpu_busy_prefill"] > 0.5
@@ -275,7 +275,7 @@ def test_decode_step_sums_equal_per_request_contexts(monkeypatch) -> None:
             return
         ctx = [r.ctx + self.steps - r.j0 for _, _, r in self.ends]
         kv = sum(self.ka * min(c, self.kt) + self.kb * c for c in ctx)
-        fl = sum(self.lin + self.fa * min(c, self.ft) + self.fb * c for c in ctx)
+        fl = sum(self.fa * min(c, self.ft) + self.fb * c for c in ctx)
         assert calls[0][0] == pytest.approx(kv, rel=1e-12) and calls[0][1] == pytest.approx(fl, rel=1e-12)
         checked[0] += 1
         checked[1] += any(c < self.kt for c in ctx)

@@ -85,9 +85,8 @@ def prefill_gpu_s_per_round(sc: Scenario, cost: CostModel, miss: float, hit: flo
     attn = cost.attention_time_s(miss, hit)
     quota = sc.policy.compute_quota_ms / 1000.0
     b = max(1, min(sc.policy.max_prefill_batch, int(quota / attn) if attn > 0 else sc.policy.max_prefill_batch))
-    t = cost.prefill_gpu_time_s(b * miss, b * attn)
-    comm = cost.prefill_comm_s(b * miss)  # every GPU of the group carries its share
-    return max(t, comm) / b
+    step, _ = cost.prefill_uniform_step_s(b, max(int(round(miss)), 1), int(round(hit)))
+    return step / b
 
 
 def decode_rounds_per_s(sc: Scenario, cost: CostModel, prompt: float, gen: float) -> tuple[float, float]:
@@ -97,7 +96,7 @@ def decode_rounds_per_s(sc: Scenario, cost: CostModel, prompt: float, gen: float
     bsz = max(1, int(cost.hbm_kv_decode_bytes // per_req)) if per_req > 0 else 1
     ctx = prompt + gen / 2
     model = cost.model
-    step, _ = cost.decode_step_s(bsz, bsz * model.decode_kv_read_bytes(ctx), bsz * model.flops_per_token(ctx))
+    step, _ = cost.decode_step_s(bsz, bsz * model.decode_kv_read_bytes(ctx), bsz * model.attention_flops_per_token(ctx))
     tok_per_s_gpu = bsz / step
     n = sc.cluster.decode_nodes * sc.cluster.gpus_per_node
     steps_per_round = max(gen - 1, 1.0)
@@ -151,7 +150,7 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
         work = wl.n_rounds / max_rps
         # critical path of the slowest agent: its rounds run back to back, each needing at least
         # (gen - 1) decode steps at batch 1 plus its delays (prefill and I/O ignored: still a bound)
-        step1, _ = cost.decode_step_s(1, cost.model.decode_kv_read_bytes(prompt), cost.model.flops_per_token(prompt))
+        step1, _ = cost.decode_step_s(1, cost.model.decode_kv_read_bytes(prompt), cost.model.attention_flops_per_token(prompt))
         per_round = (np.maximum(wl.gen_tokens - 1, 0) * step1).astype(float)
         if not wl.open_loop:
             per_round = per_round + wl.delay_s * (np.arange(wl.n_rounds) != np.repeat(wl.round_offsets[:-1], np.diff(wl.round_offsets)))

@@ -1,50 +1,133 @@
-"""Compute-time predictor: prefill and decode step times from FLOPs and bytes (roofline).
+"""Compute-time predictor: prefill and decode step times from bytes, FLOPs and fixed latencies.
 
-Prefill (per GPU, attention data-parallel): linear-layer FLOPs of the batch's new tokens run at
-``peak x prefill_mfu x eff(T)`` where ``eff(T) = T / (T + prefill_batch_half_tokens)`` and T is
-the GPU's new tokens in the forward batch; attention FLOPs run at ``peak_bf16 x attention_mfu``.
-An expert-parallel group steps together, so the group's step is its slowest GPU's time, and
-EP all-to-all bytes over compute NICs (cross-node share only) set a communication floor.
+Every operation of a layer is costed on a roofline, ``max(bytes / (HBM bandwidth x hbm_efficiency),
+FLOPs / (peak x efficiency))``, so a small batch is bound by reading the weights and a large one by
+the tensor cores; the fixed costs that do not shrink with the batch are added on top. Per layer:
 
-Decode (per GPU, one step of continuous batching): ``max(HBM bytes / (hbm_bw x eff),
-FLOPs / (peak x decode_mfu), EP comm bytes / CNIC)`` plus a fixed step overhead, where HBM
-bytes are the GPU's weights plus the KV the batch attends to.
+- attention projections (and the sparse-attention indexer's), replicated on every GPU
+  (attention is data-parallel): weights read once per step, FLOPs 2 x params per new token;
+- the attention core: FLOPs at ``peak_bf16 x attention_mfu`` against the context KV it reads
+  (each request's KV of the layer once, sparse models: the indexer keys of the whole context
+  and the top-k latents);
+- dense MLP layers and shared experts, replicated: a GEMM roofline on the GPU's own tokens;
+- routed experts, expert-parallel over the EP group: the group's tokens x top-k spread over the
+  experts; a GPU reads the weights of its local experts that got at least one token and runs
+  their FLOPs (load balanced across GPUs, as with redundant experts);
+- the EP all-to-all (dispatch + combine) per MoE layer: the cross-node share of the bytes over
+  the GPU's compute NIC, the rest over NVLink, plus a fixed latency per collective; overlapped
+  (two micro-batches: ``prefill_ep_overlap``, ``decode_ep_overlap``) it hides under compute,
+  which then runs on the SMs the communication kernels leave (``ep_comm_sm_share``), else it adds;
+- ``layer_overhead_us`` per layer (the small kernels: norms, RoPE, routing, top-k, residuals).
+
+A step adds ``step_overhead_ms`` (host-side scheduling, input preparation, sampling). An EP
+group synchronises at every MoE layer, so a prefill step lasts as long as its slowest GPU
+(DP-attention stragglers) and idle GPUs still run the experts for the others. Decode steps
+read the LM head too. docs/model.md lists every term and the source of every default.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from dualpath_twin.scenario import Scenario
 
 
 @dataclass
 class CostModel:
-    """Pre-resolved constants for fast step-time predictions."""
+    """Pre-resolved per-layer bytes, FLOPs and rates for fast step-time predictions."""
 
     layers: int
+    dense_layers: int
+    moe_layers: int
     kv_bytes_per_token: float
     linear_flops_per_token: float
     peak_linear_flops: float
     peak_attn_flops: float
-    prefill_mfu: float
+    gemm_mfu: float
     attention_mfu: float
-    half_tokens: float
-    hbm_bps: float
-    decode_hbm_eff: float
-    decode_mfu: float
+    hbm_bps: float  # achieved HBM bytes/s (datasheet x hbm_efficiency)
+    # per layer: weight bytes and linear FLOPs per token
+    attn_w_bytes: float
+    attn_flops_tok: float
+    dense_mlp_w_bytes: float
+    dense_mlp_flops_tok: float
+    shared_w_bytes: float  # shared experts + router of one MoE layer
+    shared_flops_tok: float
+    expert_w_bytes: float  # one routed expert
+    expert_flops_tok: float
+    experts_routed: int
+    experts_active: int
+    lm_head_w_bytes: float
+    lm_head_flops_tok: float
+    # attention KV read per request per layer: a * min(L, topk) + b * L bytes
+    kv_layer_capped: float
+    kv_layer_full: float
+    kv_topk: int
+    # expert parallelism
+    prefill_ep_gpus: int
+    decode_ep_gpus: int
+    a2a_bytes_tok_layer: float  # dispatch + combine bytes of one token in one MoE layer (all top-k copies)
+    prefill_cross_frac: float
+    decode_cross_frac: float
+    cnic_bps: float  # achieved CNIC bytes/s for EP traffic (line x cnic_efficiency x ep_comm_efficiency)
+    nvlink_bps: float  # achieved NVLink bytes/s per GPU per direction
+    a2a_latency_s: float
+    prefill_nodes_per_group: int
+    decode_nodes_per_group: int
+    prefill_ep_overlap: bool
+    decode_ep_overlap: bool
+    ep_comm_sm_share: float
+    layer_overhead_s: float
     step_overhead_s: float
     weights_prefill_gpu_bytes: float
     weights_decode_gpu_bytes: float
     hbm_kv_prefill_bytes: float
     hbm_kv_decode_bytes: float
     ep_bytes_per_token: float
-    prefill_cross_frac: float
-    decode_cross_frac: float
-    cnic_bps: float
-    ep_eff: float
-    model: object
-    decode_extra_flops_per_token: float = 0.0  # e.g. the LM head, computed for every decoded token
+    model: Any
+    decode_extra_flops_per_token: float = 0.0  # the LM head, computed for every decoded token
+    tokens_per_decode_step: float = 1.0  # tokens a request emits per decode step (no speculative decoding)
+    straggler: float = 1.0  # multiplies this engine's compute time (a slow GPU; 1 = nominal)
+
+    # ---------------------------------------------------------------- pieces
+    def _roof(self, w_bytes: float, flops: float) -> float:
+        """One GEMM-like operation: weights streamed from HBM vs tensor-core time."""
+        return max(w_bytes / self.hbm_bps, flops / (self.peak_linear_flops * self.gemm_mfu))
+
+    def _experts_hit(self, group_tokens: float, ep_gpus: int) -> float:
+        """Expected local experts (of E / ep_gpus) that receive at least one of the group's tokens."""
+        e = self.experts_routed
+        local = e / ep_gpus
+        draws = group_tokens * self.experts_active
+        if draws <= 0:
+            return 0.0
+        return local * -math.expm1(draws * math.log1p(-1.0 / e)) if e > 1 else local
+
+    def _moe_layer_s(self, group_tokens: float, ep_gpus: int) -> float:
+        """Routed-expert time of one GPU in one MoE layer (balanced load over the EP group)."""
+        if group_tokens <= 0:
+            return 0.0
+        hit = self._experts_hit(group_tokens, ep_gpus)
+        flops = group_tokens * self.experts_active / ep_gpus * self.expert_flops_tok
+        return self._roof(hit * self.expert_w_bytes, flops)
+
+    def _a2a_layer_s(self, tokens: float, nodes: int, ep_gpus: int) -> float:
+        """Dispatch + combine time of one GPU's ``tokens`` in one MoE layer.
+
+        Cross-node traffic is sent once per remote node a token's experts sit on (and forwarded over
+        NVLink there, as DeepEP does): expected remote nodes = (N-1)(1-(1-1/N)^k) for N nodes in the
+        group; every one of the k expert copies crosses NVLink once.
+        """
+        if ep_gpus <= 1 or tokens <= 0 or self.a2a_bytes_tok_layer <= 0:
+            return 0.0
+        k = max(self.experts_active, 1)
+        per_copy = self.a2a_bytes_tok_layer / k
+        remote_nodes = (nodes - 1) * -math.expm1(k * math.log1p(-1.0 / nodes)) if nodes > 1 else 0.0
+        cross = tokens * per_copy * remote_nodes
+        intra = tokens * per_copy * k * (ep_gpus - 1) / ep_gpus
+        return cross / self.cnic_bps + intra / self.nvlink_bps + 2.0 * self.a2a_latency_s
 
     # ---------------------------------------------------------------- prefill
     def attention_flops(self, new_tokens: float, context_start: float) -> float:
@@ -55,43 +138,151 @@ class CostModel:
         return new_tokens * self.model.attention_flops_per_token(mid)
 
     def attention_time_s(self, new_tokens: float, context_start: float) -> float:
-        """Predicted attention time (used by the compute quota)."""
-        return self.attention_flops(new_tokens, context_start) / (self.peak_attn_flops * self.attention_mfu)
-
-    def prefill_gpu_time_s(self, tokens: float, attn_s: float) -> float:
-        """Time for one GPU's forward batch: linear work at batch-dependent efficiency plus attention."""
-        if tokens <= 0:
+        """Predicted attention-core time of a request's chunk (the compute quota counts this)."""
+        if new_tokens <= 0:
             return 0.0
-        eff = tokens / (tokens + self.half_tokens) if self.half_tokens > 0 else 1.0
-        lin = tokens * self.linear_flops_per_token / (self.peak_linear_flops * self.prefill_mfu * eff)
-        return lin + attn_s
+        flops_s = self.attention_flops(new_tokens, context_start) / (self.peak_attn_flops * self.attention_mfu)
+        ctx = context_start + new_tokens
+        kv = self.layers * (self.kv_layer_capped * min(ctx, self.kv_topk) + self.kv_layer_full * ctx)
+        return max(flops_s, kv / self.hbm_bps)
+
+    def prefill_group_step_s(self, gpu_work: list[tuple[float, float]], n_gpus: int) -> tuple[float, list[float], float]:
+        """One EP group's forward step: ``gpu_work`` is (new tokens, attention seconds) per busy GPU.
+
+        Returns (step seconds, busy seconds of each listed GPU, all-to-all seconds of the busiest
+        GPU per step). GPUs of the group not listed are idle in attention but run their experts.
+        """
+        if not gpu_work:
+            return 0.0, [], 0.0
+        group_tokens = sum(t for t, _ in gpu_work)
+        if group_tokens <= 0:
+            return 0.0, [0.0] * len(gpu_work), 0.0
+        ep = self.prefill_ep_gpus
+        # a group may hold several EP groups' worth of GPUs only when ep < n_gpus; scale tokens per EP group
+        ep_tokens = group_tokens * ep / max(n_gpus, ep)
+        moe = self._moe_layer_s(ep_tokens, ep)
+        t_max = max(t for t, _ in gpu_work)
+        a2a_max = self._a2a_layer_s(max(t_max, ep_tokens / ep), self.prefill_nodes_per_group, ep) if self.moe_layers else 0.0
+        busy: list[float] = []
+        worst = 0.0
+        for toks, attn_s in gpu_work:
+            b = self._gpu_prefill_s(toks, attn_s, moe)
+            busy.append(b * self.straggler)
+            worst = max(worst, b * self.straggler)
+        if not self.moe_layers:
+            return worst + self.step_overhead_s, busy, 0.0
+        # every GPU waits at each MoE layer for the slowest: the step is the slowest GPU's compute,
+        # with the all-to-all hidden under it (two micro-batches) or added
+        comm = self.moe_layers * a2a_max
+        return self._with_comm(worst, comm, self.prefill_ep_overlap) + self.step_overhead_s, busy, comm
+
+    def _with_comm(self, comp: float, comm: float, overlap: bool) -> float:
+        """Compute plus all-to-all: added, or overlapped with compute slowed by the SMs the comm kernels take."""
+        if not overlap:
+            return comp + comm
+        s = self.ep_comm_sm_share
+        slowed = comp + min(comm, comp) * s / (1.0 - s)
+        return max(slowed, comm)
+
+    def _gpu_prefill_s(self, toks: float, attn_s: float, moe_layer_s: float) -> float:
+        """Compute seconds of one GPU's forward step (all layers), attention core given."""
+        if toks > 0:
+            per_layer = self._roof(self.attn_w_bytes, toks * self.attn_flops_tok)
+            dense = self._roof(self.dense_mlp_w_bytes, toks * self.dense_mlp_flops_tok) if self.dense_layers else 0.0
+            shared = self._roof(self.shared_w_bytes, toks * self.shared_flops_tok) if self.moe_layers else 0.0
+        else:
+            per_layer = dense = shared = 0.0
+        return (
+            self.layers * (per_layer + self.layer_overhead_s)
+            + attn_s
+            + self.dense_layers * dense
+            + self.moe_layers * (shared + moe_layer_s)
+        )
+
+    def prefill_uniform_step_s(self, batch_per_gpu: int, new_tokens: int, hit_tokens: int) -> tuple[float, dict[str, float]]:
+        """Step of ``batch_per_gpu`` equal requests on every GPU of a prefill EP group, with a breakdown."""
+        if batch_per_gpu <= 0 or new_tokens <= 0:
+            return 0.0, {}
+        toks = float(batch_per_gpu * new_tokens)
+        attn = batch_per_gpu * self.attention_time_s(new_tokens, hit_tokens)
+        n = self.prefill_ep_gpus
+        step, _, comm = self.prefill_group_step_s([(toks, attn)] * n, n)
+        ep_tokens = toks * n
+        parts = {
+            "attention_projections": self.layers * self._roof(self.attn_w_bytes, toks * self.attn_flops_tok),
+            "attention_core": attn,
+            "dense_mlp": self.dense_layers * self._roof(self.dense_mlp_w_bytes, toks * self.dense_mlp_flops_tok) if self.dense_layers else 0.0,
+            "shared_experts": self.moe_layers * self._roof(self.shared_w_bytes, toks * self.shared_flops_tok) if self.moe_layers else 0.0,
+            "routed_experts": self.moe_layers * self._moe_layer_s(ep_tokens, n),
+            "layer_overhead": self.layers * self.layer_overhead_s,
+            "all_to_all": comm,
+            "step_overhead": self.step_overhead_s,
+        }
+        return step, parts
 
     def prefill_comm_s(self, group_tokens_per_gpu: float) -> float:
-        """EP all-to-all time per GPU for a prefill step (cross-node share over its CNIC)."""
-        if self.prefill_cross_frac <= 0 or self.ep_bytes_per_token <= 0:
+        """EP all-to-all seconds per GPU for a prefill step whose GPUs each compute ``group_tokens_per_gpu``."""
+        if not self.moe_layers:
             return 0.0
-        return group_tokens_per_gpu * self.ep_bytes_per_token * self.prefill_cross_frac / (self.cnic_bps * self.ep_eff)
+        return self.moe_layers * self._a2a_layer_s(group_tokens_per_gpu, self.prefill_nodes_per_group, self.prefill_ep_gpus)
 
     def prefill_comm_bytes(self, tokens: float) -> float:
         """Cross-node EP bytes a GPU exchanges for ``tokens`` new tokens in one prefill step."""
         return tokens * self.ep_bytes_per_token * self.prefill_cross_frac
 
     # ---------------------------------------------------------------- decode
-    def decode_step_s(self, batch: int, kv_read_bytes: float, flops: float) -> tuple[float, float]:
-        """One decode step of ``batch`` requests on one GPU; returns (step time, comm busy fraction)."""
+    def decode_step_s(self, batch: int, kv_read_bytes: float, attn_flops: float) -> tuple[float, float]:
+        """One decode step of ``batch`` requests on one GPU; returns (step time, comm busy fraction).
+
+        ``kv_read_bytes`` and ``attn_flops`` are the batch's attention-core KV reads and FLOPs.
+        """
         if batch <= 0:
             return 0.0, 0.0
-        mem = (self.weights_decode_gpu_bytes + kv_read_bytes) / (self.hbm_bps * self.decode_hbm_eff)
-        comp = flops / (self.peak_linear_flops * self.decode_mfu)
+        ep = self.decode_ep_gpus
+        proj = self._roof(self.attn_w_bytes, batch * self.attn_flops_tok)
+        core = max(kv_read_bytes / self.hbm_bps, attn_flops / (self.peak_attn_flops * self.attention_mfu))
+        comp = self.layers * (proj + self.layer_overhead_s) + core
+        comp += self._roof(self.lm_head_w_bytes, batch * self.lm_head_flops_tok)
+        if self.dense_layers:
+            comp += self.dense_layers * self._roof(self.dense_mlp_w_bytes, batch * self.dense_mlp_flops_tok)
         comm = 0.0
-        if self.decode_cross_frac > 0 and self.ep_bytes_per_token > 0:
-            comm = batch * self.ep_bytes_per_token * self.decode_cross_frac / (self.cnic_bps * self.ep_eff)
-        step = max(mem, comp, comm) + self.step_overhead_s
-        return step, (comm / step if step > 0 else 0.0)
+        if self.moe_layers:
+            moe = self._moe_layer_s(batch * ep, ep)
+            comp += self.moe_layers * (self._roof(self.shared_w_bytes, batch * self.shared_flops_tok) + moe)
+            comm = self.moe_layers * self._a2a_layer_s(batch, self.decode_nodes_per_group, ep)
+        comp *= self.straggler
+        step = self._with_comm(comp, comm, self.decode_ep_overlap) + self.step_overhead_s
+        cross_s = 0.0
+        if comm > 0 and self.decode_cross_frac > 0:
+            cross_s = batch * self.ep_bytes_per_token * self.decode_cross_frac / self.cnic_bps
+        return step, (min(cross_s / step, 1.0) if step > 0 else 0.0)
+
+    def decode_uniform_step_s(self, batch_per_gpu: int, context_tokens: int) -> tuple[float, dict[str, float]]:
+        """Decode step of ``batch_per_gpu`` requests at ``context_tokens`` each, with a breakdown."""
+        if batch_per_gpu <= 0:
+            return 0.0, {}
+        m = self.model
+        kv = batch_per_gpu * m.decode_kv_read_bytes(context_tokens)
+        attn = batch_per_gpu * m.attention_flops_per_token(context_tokens)
+        step, _ = self.decode_step_s(batch_per_gpu, kv, attn)
+        b = batch_per_gpu
+        ep = self.decode_ep_gpus
+        parts = {
+            "attention_projections": self.layers * self._roof(self.attn_w_bytes, b * self.attn_flops_tok),
+            "attention_core": max(kv / self.hbm_bps, attn / (self.peak_attn_flops * self.attention_mfu)),
+            "dense_mlp": self.dense_layers * self._roof(self.dense_mlp_w_bytes, b * self.dense_mlp_flops_tok) if self.dense_layers else 0.0,
+            "shared_experts": self.moe_layers * self._roof(self.shared_w_bytes, b * self.shared_flops_tok) if self.moe_layers else 0.0,
+            "routed_experts": self.moe_layers * self._moe_layer_s(b * ep, ep) if self.moe_layers else 0.0,
+            "lm_head": self._roof(self.lm_head_w_bytes, b * self.lm_head_flops_tok),
+            "layer_overhead": self.layers * self.layer_overhead_s,
+            "all_to_all": self.moe_layers * self._a2a_layer_s(b, self.decode_nodes_per_group, ep) if self.moe_layers else 0.0,
+            "step_overhead": self.step_overhead_s,
+        }
+        return step, parts
 
 
 def _ep_cross_fraction(nodes_in_group: int) -> float:
-    """Share of all-to-all traffic that leaves the node (experts spread evenly over the group)."""
+    """Share of a GPU's remote all-to-all traffic that leaves the node (experts spread evenly)."""
     if nodes_in_group <= 1:
         return 0.0
     return (nodes_in_group - 1) / nodes_in_group
@@ -106,41 +297,80 @@ def ep_group_nodes(sc: Scenario) -> tuple[int, int]:
 
 
 def build_cost_model(sc: Scenario) -> CostModel:
-    """Resolve the catalog entries and calibration of a scenario into a CostModel."""
+    """Resolve the catalog entries and the [compute] fields of a scenario into a CostModel."""
     from dualpath_twin import catalog
 
     gpu = catalog.get_gpu(sc.cluster.gpu)
-    model = catalog.get_model(sc.model.name, sc.model.kv_format, sc.model.overrides or None)
+    m = catalog.get_model(sc.model.name, sc.model.kv_format, sc.model.overrides or None)
+    cp = sc.compute
     g = sc.cluster.gpus_per_node
     pe_nodes, de_nodes = ep_group_nodes(sc)
-    w_p = float(model.weight_bytes_per_gpu(pe_nodes * g))
-    w_d = float(model.weight_bytes_per_gpu(de_nodes * g))
+    w_p = float(m.weight_bytes_per_gpu(pe_nodes * g))
+    w_d = float(m.weight_bytes_per_gpu(de_nodes * g))
     hbm = gpu.hbm_gb * 1e9
     reserved = sc.cluster.hbm_reserved_gb * 1e9
+    wb = m.weight_bytes_per_param
+    ewb = m.expert_weight_bytes_per_param
+    moe = m.is_moe
+    attn_p = float(m.attention_params_per_layer)
+    dense_p = float(m.mlp_matrices * m.hidden * m.intermediate) if m.dense_layers else 0.0
+    shared_p = float(m.experts_shared * m.expert_params_each + m.hidden * m.experts_routed) if moe else 0.0
+    expert_p = float(m.expert_params_each) if moe else 0.0
+    kv_capped, kv_full, topk = 0.0, 0.0, 0
+    if m.attention == "mla" and m.sparse_topk:
+        kv_capped, kv_full, topk = float(m.attention_kv_bytes_per_layer), float(m.indexer_key_bytes_per_layer), m.sparse_topk
+    elif m.attention == "mla":
+        kv_full = float(m.attention_kv_bytes_per_layer)
+    else:
+        kv_full = float(m.kv_bytes_per_token) / max(m.layers, 1)
+    a2a_tok_layer = float(m.ep_alltoall_bytes_per_token()) / m.moe_layers if moe and m.moe_layers else 0.0
     cnic_bps = sc.network.cnic_gbps / 8 * 1e9 * sc.network.cnic_efficiency
-    ep_bytes = float(model.ep_alltoall_bytes_per_token()) if model.is_moe else 0.0
     return CostModel(
-        layers=int(model.layers),
-        kv_bytes_per_token=float(model.kv_bytes_per_token),
-        linear_flops_per_token=float(model.linear_flops_per_token()),
-        peak_linear_flops=float(gpu.peak_flops(sc.compute.use_fp8)),
+        layers=int(m.layers),
+        dense_layers=int(m.dense_layers),
+        moe_layers=int(m.moe_layers),
+        kv_bytes_per_token=float(m.kv_bytes_per_token),
+        linear_flops_per_token=float(m.linear_flops_per_token()),
+        peak_linear_flops=float(gpu.peak_flops(cp.use_fp8)),
         peak_attn_flops=float(gpu.peak_flops(False)),
-        prefill_mfu=sc.compute.prefill_mfu,
-        attention_mfu=sc.compute.attention_mfu,
-        half_tokens=sc.compute.prefill_batch_half_tokens,
-        hbm_bps=gpu.hbm_tbps * 1e12,
-        decode_hbm_eff=sc.compute.decode_hbm_efficiency,
-        decode_mfu=sc.compute.decode_mfu,
-        step_overhead_s=sc.compute.step_overhead_ms / 1000.0,
+        gemm_mfu=cp.gemm_mfu,
+        attention_mfu=cp.attention_mfu,
+        hbm_bps=gpu.hbm_tbps * 1e12 * cp.hbm_efficiency,
+        attn_w_bytes=attn_p * wb,
+        attn_flops_tok=2.0 * attn_p,
+        dense_mlp_w_bytes=dense_p * wb,
+        dense_mlp_flops_tok=2.0 * dense_p,
+        shared_w_bytes=shared_p * wb,
+        shared_flops_tok=2.0 * shared_p,
+        expert_w_bytes=expert_p * ewb,
+        expert_flops_tok=2.0 * expert_p,
+        experts_routed=int(m.experts_routed),
+        experts_active=int(m.experts_active),
+        lm_head_w_bytes=float(m.vocab * m.hidden) * wb,
+        lm_head_flops_tok=float(m.lm_head_flops_per_token()),
+        kv_layer_capped=kv_capped,
+        kv_layer_full=kv_full,
+        kv_topk=topk,
+        prefill_ep_gpus=max(pe_nodes * g, 1),
+        decode_ep_gpus=max(de_nodes * g, 1),
+        a2a_bytes_tok_layer=a2a_tok_layer,
+        prefill_cross_frac=_ep_cross_fraction(pe_nodes),
+        decode_cross_frac=_ep_cross_fraction(de_nodes),
+        cnic_bps=cnic_bps * cp.ep_comm_efficiency,
+        nvlink_bps=gpu.nvlink_gbps / 8 * 1e9 * cp.ep_comm_efficiency,
+        a2a_latency_s=cp.ep_alltoall_latency_us * 1e-6,
+        prefill_nodes_per_group=max(pe_nodes, 1),
+        decode_nodes_per_group=max(de_nodes, 1),
+        prefill_ep_overlap=cp.prefill_ep_overlap,
+        decode_ep_overlap=cp.decode_ep_overlap,
+        ep_comm_sm_share=cp.ep_comm_sm_share,
+        layer_overhead_s=cp.layer_overhead_us * 1e-6,
+        step_overhead_s=cp.step_overhead_ms / 1000.0,
         weights_prefill_gpu_bytes=w_p,
         weights_decode_gpu_bytes=w_d,
         hbm_kv_prefill_bytes=max(hbm - w_p - reserved, 0.0),
         hbm_kv_decode_bytes=max(hbm - w_d - reserved, 0.0),
-        ep_bytes_per_token=ep_bytes,
-        prefill_cross_frac=_ep_cross_fraction(pe_nodes),
-        decode_cross_frac=_ep_cross_fraction(de_nodes),
-        cnic_bps=cnic_bps,
-        ep_eff=sc.compute.ep_comm_efficiency,
-        model=model,
-        decode_extra_flops_per_token=float(model.lm_head_flops_per_token()) if hasattr(model, "lm_head_flops_per_token") else 0.0,
+        ep_bytes_per_token=float(m.ep_alltoall_bytes_per_token()) if moe else 0.0,
+        model=m,
+        decode_extra_flops_per_token=float(m.lm_head_flops_per_token()),
     )

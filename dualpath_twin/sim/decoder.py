@@ -76,7 +76,7 @@ class DecodeEngine:
     """Continuous batching on one decode engine (DE), driven by admissions and step timers."""
 
     __slots__ = (
-        "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "lin", "blk", "blk_bytes", "dnode",
+        "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "blk", "blk_bytes", "dnode",
         "reference", "steps", "b", "base", "ends", "resid", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
         "finishing",
     )
@@ -88,7 +88,6 @@ class DecodeEngine:
         self.pending: deque[Req] = world.de_pending[de]
         cost = self.cost = world.cost
         (self.ka, self.kb, self.kt), (self.fa, self.fb, self.ft) = cost.model.decode_linear_forms()
-        self.lin = cost.linear_flops_per_token + cost.decode_extra_flops_per_token
         self.blk = world.block
         self.blk_bytes = world.block * world.kv
         self.dnode = world.de_loc(de)[0]
@@ -173,8 +172,8 @@ class DecodeEngine:
         sum_ctx = self.base + b * steps
         kt, ft = self.kt, self.ft
         kv_read = self.kb * sum_ctx + (self.ka * caps[kt].capped_sum(steps) if kt > 0 else 0.0)
-        flops = b * self.lin + self.fb * sum_ctx + (self.fa * caps[ft].capped_sum(steps) if ft > 0 else 0.0)
-        self.step, _duty = self.cost.decode_step_s(b, kv_read, flops)
+        attn_flops = self.fb * sum_ctx + (self.fa * caps[ft].capped_sum(steps) if ft > 0 else 0.0)
+        self.step, _duty = self.cost.decode_step_s(b, kv_read, attn_flops)
         # fast: run to the next completion in one timer; reference: one timer per step
         self.n = 1 if self.reference else self.ends[0][0] - steps
         self.start = self.env._now  # type: ignore[attr-defined]

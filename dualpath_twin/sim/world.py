@@ -283,9 +283,9 @@ class World:
         p = float(np.mean(wl.prompt_tokens))
         h = float(np.mean(wl.hit_tokens))
         miss = max(p - h, 1.0)
-        attn = self.cost.attention_time_s(miss, h)
-        per_req = attn + self.cost.prefill_gpu_time_s(miss * 16, 0.0) / 16  # at a moderate batch
-        return p / max(per_req, 1e-9)
+        # one GPU's share of a group step of 16 such requests per GPU (a moderate batch)
+        step, _ = self.cost.prefill_uniform_step_s(16, int(miss), int(h))
+        return p / max(step / 16, 1e-9)
 
     def _gpu_cnic(self, node: int, gpu: int) -> tuple[Link, Link]:
         nd = self.nodes[node]
@@ -627,16 +627,11 @@ class World:
                 continue
             start = env.now
             # compute per GPU; the EP group steps at its slowest GPU
-            comp = {}
-            tot_tokens = 0
-            for pe, b in batches.items():
-                toks = sum(c for _, c, _ in b)
-                attn = sum(a for _, _, a in b)
-                tot_tokens += toks
-                comp[pe] = cost.prefill_gpu_time_s(toks, attn)
+            work = [(float(sum(c for _, c, _ in b)), sum(a for _, _, a in b)) for b in batches.values()]
+            tot_tokens = sum(t for t, _ in work)
             n_gpu = len(engines)
-            comm_s = cost.prefill_comm_s(tot_tokens / n_gpu)
-            c_group = max(max(comp.values()), comm_s)
+            c_group, busy, comm_s = cost.prefill_group_step_s(work, n_gpu)
+            comp = dict(zip(batches, busy))
             col_start = self.col["prefill_start_s"]
             for pe, b in batches.items():
                 self.gpu_busy_s[pe // self.g] += comp[pe]
