@@ -631,7 +631,7 @@ class World:
             tot_tokens = sum(t for t, _ in work)
             n_gpu = len(engines)
             c_group, busy, comm_s = cost.prefill_group_step_s(work, n_gpu)
-            comp = dict(zip(batches, busy))
+            comp = dict(zip(batches, busy, strict=True))
             col_start = self.col["prefill_start_s"]
             for pe, b in batches.items():
                 self.gpu_busy_s[pe // self.g] += comp[pe]
