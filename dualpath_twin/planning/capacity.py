@@ -3,6 +3,8 @@
 The rate is bracketed by doubling (or halving) from a start rate, then narrowed by bisection
 until ``(hi - lo) / hi <= tolerance``. With ``batch > 1`` each step measures several rates at
 once (parallel k-section), which is how the search uses a process pool or a Dask cluster.
+``SloCriterion``, ``CapacityPoint`` and ``CapacityResult`` live in ``planning.types`` (importable
+from here too); ``run_rate_task``/``run_capacity_task`` are the picklable entry points executors run.
 """
 
 from __future__ import annotations
@@ -10,131 +12,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, Field
 
 from dualpath_twin.planning.grid import PlanningError
-from dualpath_twin.results import RunSummary
+from dualpath_twin.planning.types import (
+    CapacityPoint,
+    CapacityResult,
+    Outcome,
+    SloCriterion,
+    Task,
+    error_outcome,
+)
 from dualpath_twin.scenario import Scenario
-
-
-class SloCriterion(BaseModel):
-    """When a run 'meets the SLO': percentile TTFT and TPOT under the limits, optionally attainment and steadiness."""
-
-    percentile: Literal["p50", "p90", "p99"] = Field("p90", description="which TTFT/TPOT percentile must be under the limits")
-    ttft_s: float | None = Field(None, gt=0, description="TTFT limit, seconds; unset = scenario slo.ttft_s")
-    tpot_ms: float | None = Field(None, gt=0, description="TPOT limit, ms; unset = scenario slo.tpot_ms")
-    min_attainment: float | None = Field(
-        None, ge=0, le=1, description="if set, also require summary.slo_attainment >= this share of rounds"
-    )
-    require_steady: bool = Field(
-        True,
-        description="a run whose TTFT is still rising fails: the last run.online_window_s's mean TTFT is more than "
-        "steady_rel (+ steady_abs_s) above the previous window's; a run whose windows hold too few rounds to tell "
-        "fails too (only a summary without rounds falls back to summary.steady_state, see docs/planning.md)",
-    )
-    steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
-    steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
-
-    def limits(self, sc: Scenario) -> tuple[float, float]:
-        """(ttft_s, tpot_s) limits for a scenario."""
-        return (self.ttft_s or sc.slo.ttft_s, (self.tpot_ms or sc.slo.tpot_ms) / 1000.0)
-
-    def check(
-        self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None, trend_measured: bool = False
-    ) -> tuple[bool, str]:
-        """Whether one run meets the criterion, and why not.
-
-        ``ttft_rising`` comes from ``ttft_trend`` on the run's rounds. ``trend_measured`` says the rounds were
-        there, so ``ttft_rising=None`` means too few rounds to tell; only without rounds does the
-        simulator's ``summary.steady_state`` decide (it looks at the drain, see docs/planning.md).
-        """
-        ttft_lim_s, tpot_lim_s = self.limits(sc)
-        if summary.status == "cancelled":
-            return False, "run cancelled"
-        ttft = getattr(summary.ttft_s, self.percentile)
-        tpot = getattr(summary.tpot_s, self.percentile)
-        if ttft is None:
-            return False, "no round reached its first token"
-        if ttft > ttft_lim_s:
-            return False, f"TTFT {self.percentile} {ttft:.3g} s > {ttft_lim_s:g} s"
-        if tpot is not None and tpot > tpot_lim_s:
-            return False, f"TPOT {self.percentile} {tpot * 1000:.3g} ms > {tpot_lim_s * 1000:g} ms"
-        if self.min_attainment is not None:
-            att = summary.slo_attainment
-            if att is None or att < self.min_attainment:
-                return False, f"SLO attainment {att} < {self.min_attainment}"
-        if self.require_steady and trend_measured and ttft_rising is None:
-            return False, (f"steadiness unknown: under 10 rounds reached their first token in one of the last two "
-                           f"{sc.run.online_window_s:g} s windows before the last arrival (lengthen the window)")
-        rising = ttft_rising if ttft_rising is not None else (None if summary.steady_state is None else not summary.steady_state)
-        if self.require_steady and rising:
-            return False, "not in steady state (TTFT still rising: queue growing)"
-        return True, "meets SLO"
-
-
-class CapacityPoint(BaseModel):
-    """One measured rate on the capacity curve."""
-
-    aps: float
-    meets: bool
-    reason: str = ""
-    slo_attainment: float | None = None
-    ttft_p90_s: float | None = None
-    ttft_p99_s: float | None = None
-    tpot_p90_s: float | None = None
-    steady_state: bool | None = None
-    ttft_window_means_s: tuple[float, float] | None = None  # mean TTFT of the previous and the last window
-    status: str = ""
-    prompt_tokens_per_s: float = 0.0
-    rounds: int = 0
-
-    @classmethod
-    def from_summary(
-        cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
-        window_means_s: tuple[float, float] | None = None, trend_measured: bool = False,
-    ) -> CapacityPoint:
-        """Judge one run's summary and TTFT trend (``trend_measured``: the rounds were available) against the criterion."""
-        rising = None
-        if window_means_s is not None:
-            a, b = window_means_s
-            rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
-        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None)
-        return cls(
-            aps=aps,
-            meets=ok,
-            reason=why,
-            slo_attainment=summary.slo_attainment,
-            ttft_p90_s=summary.ttft_s.p90,
-            ttft_p99_s=summary.ttft_s.p99,
-            tpot_p90_s=summary.tpot_s.p90,
-            steady_state=summary.steady_state,
-            ttft_window_means_s=window_means_s,
-            status=summary.status,
-            prompt_tokens_per_s=summary.prompt_tokens_per_s,
-            rounds=summary.rounds,
-        )
-
-
-class CapacityResult(BaseModel):
-    """Outcome of a capacity search for one policy."""
-
-    policy: str
-    capacity_aps: float = Field(description="highest measured rate meeting the SLO (0 if none did)")
-    lo_aps: float = Field(description="bracket low end: meets the SLO (0 if none did)")
-    hi_aps: float | None = Field(description="bracket high end: fails the SLO (None if no failure was found)")
-    tolerance: float
-    converged: bool
-    evaluations: int
-    curve: list[CapacityPoint] = Field(default_factory=list, description="every measured rate, ascending")
-    criterion: SloCriterion = Field(default_factory=SloCriterion)
-    window_s: float | None = Field(None, description="arrival window: each rate ran aps x window_s agents")
-    ttft_limit_s: float | None = Field(None, description="TTFT limit applied, seconds")
-    tpot_limit_ms: float | None = Field(None, description="TPOT limit applied, milliseconds")
-    notes: list[str] = Field(default_factory=list)
-
 
 BatchEval = Callable[[list[float]], list[CapacityPoint]]
 
@@ -285,8 +175,6 @@ def capacity_search(
     Each rate runs ``aps x window_s`` agents so that the load is sustained for ``window_s``
     seconds whatever the rate (default window: the scenario's agents / arrival_rate_aps).
     """
-    from dualpath_twin.planning.tasks import Task, run_task
-
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
     start = start_aps or sc.workload.arrival_rate_aps
@@ -295,7 +183,11 @@ def capacity_search(
 
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
         tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window) for r in rates]
-        outs = list(executor.map(run_task, tasks)) if executor is not None and len(tasks) > 1 else [run_task(t) for t in tasks]
+        outs = (
+            list(executor.map(run_rate_task, tasks))
+            if executor is not None and len(tasks) > 1
+            else [run_rate_task(t) for t in tasks]
+        )
         pts = []
         for t, o in zip(tasks, outs, strict=True):
             p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
@@ -342,8 +234,6 @@ def capacity_search_many(
     window_s: float | None = None,
 ) -> list[CapacityResult]:
     """Capacity per policy: policies in parallel when there are several, else rates in parallel (``workers`` wide)."""
-    from dualpath_twin.planning.tasks import Task, run_task
-
     if len(policies) > 1 and executor is not None and workers > 1:
         tasks = [
             Task(kind="capacity", scenario_toml=sc.to_toml(), policy=p, criterion=criterion, tolerance=tolerance,
@@ -351,7 +241,7 @@ def capacity_search_many(
             for p in policies
         ]
         out = []
-        for t, o in zip(tasks, executor.map(run_task, tasks), strict=True):
+        for t, o in zip(tasks, executor.map(run_capacity_task, tasks), strict=True):
             if o.capacity is None:
                 raise PlanningError(f"capacity search for {t.policy} failed: {o.error}")
             out.append(o.capacity)
@@ -362,6 +252,39 @@ def capacity_search_many(
                         window_s=window_s)
         for p in policies
     ]
+
+
+def run_rate_task(task: Task) -> Outcome:
+    """Judge one kind "rate" task in this process (what the search ships to executors); errors become ``Outcome.error``."""
+    from dualpath_twin.planning.common import scenario_from_toml
+
+    try:
+        sc = scenario_from_toml(task.scenario_toml)
+        assert task.aps is not None, "rate task needs aps"
+        pt = measure_rate(sc, task.aps, task.policy, task.criterion or SloCriterion(), task.window_s)
+        return Outcome(key=task.key, point=pt)
+    except Exception as err:  # noqa: BLE001 - reported to the driver, which decides
+        return error_outcome(task.key, err)
+
+
+def run_capacity_task(task: Task) -> Outcome:
+    """Run one kind "capacity" task (a whole search) in this process; errors become ``Outcome.error``."""
+    from dualpath_twin.planning.common import scenario_from_toml
+
+    try:
+        sc = scenario_from_toml(task.scenario_toml)
+        cap = capacity_search(
+            sc,
+            task.policy,
+            criterion=task.criterion,
+            tolerance=task.tolerance,
+            start_aps=task.start_aps,
+            max_evaluations=task.max_evaluations,
+            window_s=task.window_s,
+        )
+        return Outcome(key=task.key, capacity=cap, scenario_toml=task.scenario_toml)
+    except Exception as err:  # noqa: BLE001 - reported to the driver, which decides
+        return error_outcome(task.key, err)
 
 
 def capacity_frame(results: list[CapacityResult]) -> pl.DataFrame:

@@ -1,0 +1,173 @@
+"""Planning's shared types: the SLO criterion, capacity points and results, and the picklable Task/Outcome.
+
+Below both ``planning.capacity`` (the search) and ``planning.tasks`` (the worker entry point), so
+neither imports the other's types; both modules re-export what they used to define.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from dualpath_twin.results import RunSummary
+from dualpath_twin.scenario import Scenario
+
+
+class SloCriterion(BaseModel):
+    """When a run 'meets the SLO': percentile TTFT and TPOT under the limits, optionally attainment and steadiness."""
+
+    percentile: Literal["p50", "p90", "p99"] = Field("p90", description="which TTFT/TPOT percentile must be under the limits")
+    ttft_s: float | None = Field(None, gt=0, description="TTFT limit, seconds; unset = scenario slo.ttft_s")
+    tpot_ms: float | None = Field(None, gt=0, description="TPOT limit, ms; unset = scenario slo.tpot_ms")
+    min_attainment: float | None = Field(
+        None, ge=0, le=1, description="if set, also require summary.slo_attainment >= this share of rounds"
+    )
+    require_steady: bool = Field(
+        True,
+        description="a run whose TTFT is still rising fails: the last run.online_window_s's mean TTFT is more than "
+        "steady_rel (+ steady_abs_s) above the previous window's; a run whose windows hold too few rounds to tell "
+        "fails too (only a summary without rounds falls back to summary.steady_state, see docs/planning.md)",
+    )
+    steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
+    steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
+
+    def limits(self, sc: Scenario) -> tuple[float, float]:
+        """(ttft_s, tpot_s) limits for a scenario."""
+        return (self.ttft_s or sc.slo.ttft_s, (self.tpot_ms or sc.slo.tpot_ms) / 1000.0)
+
+    def check(
+        self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None, trend_measured: bool = False
+    ) -> tuple[bool, str]:
+        """Whether one run meets the criterion, and why not.
+
+        ``ttft_rising`` comes from ``ttft_trend`` on the run's rounds. ``trend_measured`` says the rounds were
+        there, so ``ttft_rising=None`` means too few rounds to tell; only without rounds does the
+        simulator's ``summary.steady_state`` decide (it looks at the drain, see docs/planning.md).
+        """
+        ttft_lim_s, tpot_lim_s = self.limits(sc)
+        if summary.status == "cancelled":
+            return False, "run cancelled"
+        ttft = getattr(summary.ttft_s, self.percentile)
+        tpot = getattr(summary.tpot_s, self.percentile)
+        if ttft is None:
+            return False, "no round reached its first token"
+        if ttft > ttft_lim_s:
+            return False, f"TTFT {self.percentile} {ttft:.3g} s > {ttft_lim_s:g} s"
+        if tpot is not None and tpot > tpot_lim_s:
+            return False, f"TPOT {self.percentile} {tpot * 1000:.3g} ms > {tpot_lim_s * 1000:g} ms"
+        if self.min_attainment is not None:
+            att = summary.slo_attainment
+            if att is None or att < self.min_attainment:
+                return False, f"SLO attainment {att} < {self.min_attainment}"
+        if self.require_steady and trend_measured and ttft_rising is None:
+            return False, (f"steadiness unknown: under 10 rounds reached their first token in one of the last two "
+                           f"{sc.run.online_window_s:g} s windows before the last arrival (lengthen the window)")
+        rising = ttft_rising if ttft_rising is not None else (None if summary.steady_state is None else not summary.steady_state)
+        if self.require_steady and rising:
+            return False, "not in steady state (TTFT still rising: queue growing)"
+        return True, "meets SLO"
+
+
+class CapacityPoint(BaseModel):
+    """One measured rate on the capacity curve."""
+
+    aps: float
+    meets: bool
+    reason: str = ""
+    slo_attainment: float | None = None
+    ttft_p90_s: float | None = None
+    ttft_p99_s: float | None = None
+    tpot_p90_s: float | None = None
+    steady_state: bool | None = None
+    ttft_window_means_s: tuple[float, float] | None = None  # mean TTFT of the previous and the last window
+    status: str = ""
+    prompt_tokens_per_s: float = 0.0
+    rounds: int = 0
+
+    @classmethod
+    def from_summary(
+        cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
+        window_means_s: tuple[float, float] | None = None, trend_measured: bool = False,
+    ) -> CapacityPoint:
+        """Judge one run's summary and TTFT trend (``trend_measured``: the rounds were available) against the criterion."""
+        rising = None
+        if window_means_s is not None:
+            a, b = window_means_s
+            rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
+        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None)
+        return cls(
+            aps=aps,
+            meets=ok,
+            reason=why,
+            slo_attainment=summary.slo_attainment,
+            ttft_p90_s=summary.ttft_s.p90,
+            ttft_p99_s=summary.ttft_s.p99,
+            tpot_p90_s=summary.tpot_s.p90,
+            steady_state=summary.steady_state,
+            ttft_window_means_s=window_means_s,
+            status=summary.status,
+            prompt_tokens_per_s=summary.prompt_tokens_per_s,
+            rounds=summary.rounds,
+        )
+
+
+class CapacityResult(BaseModel):
+    """Outcome of a capacity search for one policy."""
+
+    policy: str
+    capacity_aps: float = Field(description="highest measured rate meeting the SLO (0 if none did)")
+    lo_aps: float = Field(description="bracket low end: meets the SLO (0 if none did)")
+    hi_aps: float | None = Field(description="bracket high end: fails the SLO (None if no failure was found)")
+    tolerance: float
+    converged: bool
+    evaluations: int
+    curve: list[CapacityPoint] = Field(default_factory=list, description="every measured rate, ascending")
+    criterion: SloCriterion = Field(default_factory=SloCriterion)
+    window_s: float | None = Field(None, description="arrival window: each rate ran aps x window_s agents")
+    ttft_limit_s: float | None = Field(None, description="TTFT limit applied, seconds")
+    tpot_limit_ms: float | None = Field(None, description="TPOT limit applied, milliseconds")
+    notes: list[str] = Field(default_factory=list)
+
+
+TaskKind = Literal["run", "rate", "capacity"]
+
+
+@dataclass
+class Task:
+    """One job: a full run, a judged run at one online rate, or a whole capacity search."""
+
+    kind: TaskKind
+    scenario_toml: str
+    policy: str
+    key: str = ""
+    aps: float | None = None  # kind "rate"
+    window_s: float | None = None  # kinds "rate" and "capacity": arrival window (agents = aps x window_s)
+    criterion: SloCriterion | None = None  # kinds "rate" and "capacity"
+    tolerance: float = 0.05  # kind "capacity"
+    start_aps: float | None = None  # kind "capacity"
+    max_evaluations: int = 40  # kind "capacity"
+    keep_timeseries: bool = True  # kind "run": return the cluster-level time series (small)
+
+
+@dataclass
+class Outcome:
+    """What a worker returns: a summary (run), a judged point (rate) or a capacity result, or an error."""
+
+    key: str
+    summary: RunSummary | None = None
+    point: CapacityPoint | None = None
+    capacity: CapacityResult | None = None
+    scenario_toml: str = ""
+    timeseries: pl.DataFrame | None = None
+    error: str = ""
+    invariants: list[str] = field(default_factory=list)
+
+
+def error_outcome(key: str, err: BaseException) -> Outcome:
+    """What a worker returns for a task that raised: the exception's one-line text (never raised further)."""
+    tb = traceback.format_exception_only(type(err), err)
+    return Outcome(key=key, error="".join(tb).strip())
