@@ -82,7 +82,7 @@ class WorkloadStats(BaseModel):
 
 
 def _load(source: Scenario | Path | str | Workload, block_tokens: int, skip_bad_lines: bool = False) -> tuple[Workload, int]:
-    from dualpath_twin.workload import build_workload
+    from dualpath_twin.workload.build import build_workload
     from dualpath_twin.workload.readers import read_trace
 
     if isinstance(source, Workload):
