@@ -19,12 +19,47 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dualpath_twin.sim.calls import call_later
 
 if TYPE_CHECKING:
-    from dualpath_twin.sim.world import Req, World
+    import simpy
+
+    from dualpath_twin.sim.cost import CostModel
+
+
+class Req(Protocol):
+    """What a decode engine reads and writes on a request (``sim.world.Req`` is one)."""
+
+    rid: int
+    ctx: int  # context tokens (at join while running; the decoder brings it up to date at completion)
+    tokens_left: int
+    j0: int  # engine steps done when it joined the batch
+
+
+class DecodeHost(Protocol):
+    """What a decode engine needs from the world that owns it (``sim.world.World`` is one).
+
+    The decoder does not import the world: it reads these attributes and calls back
+    ``_complete`` (a request generated its last token) and ``_write_back`` (filled KV blocks).
+    """
+
+    env: simpy.Environment
+    cost: CostModel
+    block: int  # tokens per KV block
+    kv: float  # KV bytes per token
+    reference: bool  # run.fidelity = "reference": one timer per step
+    de_pending: list[deque[Any]]  # per decode engine: requests whose KV has landed in its HBM
+    gpu_busy_s: list[float]  # per node
+    gen_tokens_done: float
+    col: dict[str, Any]  # per-round columns by name
+
+    def de_loc(self, de: int) -> tuple[int, int]: ...  # (node, GPU) of a decode engine
+
+    def _complete(self, req: Any, now: float) -> None: ...
+
+    def _write_back(self, de: int, nbytes: float, rid: int | None) -> None: ...
 
 
 class _Cap:
@@ -81,7 +116,7 @@ class DecodeEngine:
         "finishing",
     )
 
-    def __init__(self, world: World, de: int) -> None:
+    def __init__(self, world: DecodeHost, de: int) -> None:
         self.w = world
         self.de = de
         self.env = world.env
