@@ -4,7 +4,7 @@
 of simulated time, ``null`` when the round never reached that stage):
 
     agent_id, round_idx, prompt_tokens, hit_tokens, gen_tokens,
-    arrival_s, sched_s (PE chosen), read_start_s, read_end_s, read_side ("pe"|"de"|"none"),
+    arrival_s, sched_s (PE chosen), read_start_s, read_end_s, read_side ("pe"|"de"|"split"|"none"),
     prefill_start_s, prefill_end_s, first_token_s, second_token_s, decode_admit_s, done_s,
     pe (global engine id), de (global engine id), pe_node, de_node,
     bytes_read_pe_snic, bytes_read_de_snic, bytes_pe_h2d, bytes_de_to_pe, bytes_pe_to_de,

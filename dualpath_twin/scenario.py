@@ -19,7 +19,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle")
+POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle", "dualpath-split")
 
 
 class ScenarioError(ValueError):
@@ -145,7 +145,7 @@ class WorkloadConfig(_Strict):
 class PolicyConfig(_Strict):
     """The KV-loading design and its scheduler parameters (SYSTEM.md §5)."""
 
-    name: Literal["basic", "layerwise", "dualpath", "oracle"] = Field("dualpath", description="loading design")
+    name: Literal["basic", "layerwise", "dualpath", "oracle", "dualpath-split"] = Field("dualpath", description="loading design")
     alpha_s: float = Field(3.0, gt=0, description="short read queue: tokens a node reads from storage in this many seconds")
     beta_s: float = Field(5.0, gt=0, description="overloaded engine: tokens one GPU prefills in this many seconds")
     compute_quota_ms: float = Field(300.0, gt=0, description="predicted attention time allowed per prefill forward batch")

@@ -117,7 +117,7 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
     dram = n.dram_gbps / 8 * 1e9
     write_b = (miss + gen) * kv
     io = pol != "oracle"
-    de_reads = pol in ("dualpath",)
+    de_reads = pol in ("dualpath", "dualpath-split")
     r: dict[str, float] = {}
     inf = math.inf
     if io and hb > 0:

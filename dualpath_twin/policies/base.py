@@ -31,6 +31,7 @@ class ClusterView(Protocol):
     alpha_tokens: float  # tokens a node reads from storage in alpha_s seconds
     beta_tokens: float  # tokens one GPU prefills in beta_s seconds
     z_factor: float
+    block_tokens: int  # tokens per KV block: a split read is cut at a block boundary
 
     def pe_tok(self, pe: int) -> float:
         """Total tokens of the PE's unfinished requests."""
@@ -65,6 +66,9 @@ class ClusterView(Protocol):
     def read_q_tokens(self, node: int) -> float:
         """Tokens queued or in flight on the node's storage reads (nodes: prefill 0..P-1, decode P..P+D-1)."""
 
+    def snic_read_bps(self, node: int) -> float:
+        """The node's storage NIC read capacity now, bytes/s (lower while degraded, ~0 while down)."""
+
 
 class Policy:
     """Base class: subclass, set the flags, override the decisions, and ``register`` it."""
@@ -74,6 +78,7 @@ class Policy:
     de_side_reads: bool = False  # may read hit KV through the decode node's SNIC
     zero_io: bool = False  # storage reads, H2D/D2H and PD transfers take no time (Oracle)
     fetch_based: bool = False  # PE group leaders fetch from the global queue periodically
+    split_reads: bool = False  # one request's hit KV may be read partly on each side (choose_read_split)
     description: str = ""
 
     def __init__(self) -> None:
@@ -105,6 +110,14 @@ class Policy:
     def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:
         """'pe' or 'de': where the request's hit KV is read from storage (default: PE side)."""
         return "pe"
+
+    def choose_read_split(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> int:
+        """Hit tokens read through the PE's SNIC (the rest through the DE's); only asked when ``split_reads``.
+
+        Return ``req.hit_tokens`` for a whole PE-side read, 0 for a whole DE-side read, anything
+        in between (a multiple of ``view.block_tokens``) for a split read.
+        """
+        return req.hit_tokens if self.choose_read_side(view, req, pe_node, de_node) == "pe" else 0
 
 
 _REGISTRY: dict[str, type[Policy]] = {}

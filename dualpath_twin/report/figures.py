@@ -21,6 +21,7 @@ from dualpath_twin.results import RunSummary
 POLICY_COLORS: dict[str, str] = {
     "basic": "#E45756",
     "layerwise": "#F58518",
+    "dualpath-split": "#72B7B2",  # before "dualpath": policy_of matches names inside labels in this order
     "dualpath": "#4C78A8",
     "oracle": "#54A24B",
 }

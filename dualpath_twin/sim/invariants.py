@@ -18,9 +18,11 @@ def check_run(world, rounds: pl.DataFrame, ts: pl.DataFrame) -> list[str]:
         ).item()
         if rd is not None and rd > 1.0:
             bad.append(f"bytes read differ from hit bytes by up to {rd:.0f} B")
-        both = done.filter((pl.col("bytes_read_pe_snic") > 0) & (pl.col("bytes_read_de_snic") > 0)).height
+        both = done.filter(
+            (pl.col("bytes_read_pe_snic") > 0) & (pl.col("bytes_read_de_snic") > 0) & (pl.col("read_side") != "split")
+        ).height
         if both:
-            bad.append(f"{both} rounds read on both sides")
+            bad.append(f"{both} rounds read on both sides without a split read")
     if world.status == "finished" and done.height != rounds.height:
         bad.append(f"{rounds.height - done.height} rounds lost (status finished)")
     dup = rounds.group_by("agent_id", "round_idx").len().filter(pl.col("len") > 1).height

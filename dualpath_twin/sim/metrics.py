@@ -9,7 +9,7 @@ from dualpath_twin.analysis.bounds import RESOURCE_LABELS
 from dualpath_twin.results import Bound, Percentiles, RunSummary
 from dualpath_twin.scenario import Scenario
 
-SIDE_NAMES = np.array(["none", "pe", "de"])
+SIDE_NAMES = np.array(["none", "pe", "de", "split"])
 
 
 def rounds_frame(world) -> pl.DataFrame:

@@ -40,7 +40,7 @@ class Req:
     __slots__ = (
         "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
         "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
-        "de_hbm_reserved", "pd_reserved", "j0", "pd_state",
+        "de_hbm_reserved", "pd_reserved", "j0", "pd_state", "hit_pe", "hit_de", "parts_left",
     )
 
     def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
@@ -67,6 +67,10 @@ class Req:
         self.pd_reserved = False
         self.pd_state = 0  # layer-wise PD transfer: 0 in flight, 1 prefill done first, 2 landed first
         self.info = RequestInfo(rid, prompt, hit, gen, self.hbm_bytes)
+        # split reads (side "split"): hit tokens read through the PE's and the DE's SNIC, parts not landed yet
+        self.hit_pe = 0
+        self.hit_de = 0
+        self.parts_left = 0
 
 
 @dataclass
@@ -185,6 +189,8 @@ class World:
         self.beta_tokens = sc.policy.beta_s * self._prefill_tokens_per_gpu_s()
         self.z_factor = sc.policy.z_factor
         self.prefill_nodes, self.decode_nodes, self.gpus_per_node = self.P, self.D, self.g
+        self.block_tokens = self.block
+        self.split_reads = policy.split_reads
 
         # ---------------- metrics
         nr = wl.n_rounds
@@ -259,6 +265,10 @@ class World:
     def read_q_tokens(self, node: int) -> float:
         """Tokens queued or in flight on a node's storage reads."""
         return self.read_q[node]
+
+    def snic_read_bps(self, node: int) -> float:
+        """A node's storage NIC read capacity now, bytes/s."""
+        return self.nodes[node].snic_rx.capacity_bps
 
     # ================================================================ helpers
     def online_overload_check(self) -> bool:
@@ -453,7 +463,14 @@ class World:
             self.col["read_end_s"][req.rid] = now
             self._ready(req)
             return
-        side = self.policy.choose_read_side(self, req.info, req.pe_node, req.de_node) if self.policy.de_side_reads else "pe"
+        if self.split_reads:
+            hit_pe = self.policy.choose_read_split(self, req.info, req.pe_node, req.de_node)
+            side = "pe" if hit_pe >= req.hit else "de" if hit_pe <= 0 else "split"
+        else:
+            side = self.policy.choose_read_side(self, req.info, req.pe_node, req.de_node) if self.policy.de_side_reads else "pe"
+        if side == "split":
+            self._split_read(req, hit_pe)
+            return
         req.side = side
         self.col_side[req.rid] = 1 if side == "pe" else 2
         node = req.pe_node if side == "pe" else req.de_node
@@ -467,20 +484,44 @@ class World:
         self._pump_reads(node)
 
     # ================================================================ storage reads
+    def _split_read(self, req: Req, hit_pe: int) -> None:
+        """Queue a split read: ``hit_pe`` hit tokens through the PE's SNIC, the rest through the DE's.
+
+        Both parts must land before the request is ready; the DE part reserves the whole prompt's
+        KV in the DE DRAM buffer (as a DE-side read), the PE part its own bytes in the PE's.
+        """
+        req.side = "split"
+        req.hit_pe = hit_pe
+        req.hit_de = req.hit - hit_pe
+        req.parts_left = 2
+        self.col_side[req.rid] = 3
+        pn, dn = req.pe_node, req.de_node
+        self.read_q[pn] += hit_pe
+        self.read_q[dn] += req.hit_de
+        self.read_queue[pn].append(req)
+        self.read_queue[dn].append(req)
+        self._pump_reads(pn)
+        self._pump_reads(dn)
+
     def _pump_reads(self, node: int) -> None:
         q = self.read_queue[node]
         pool = self.dram_buf[node]
         while q and self.read_inflight[node] < self.max_inflight:
             req = q[0]
-            nbytes = req.hit * self.kv
+            side = req.side
+            if side == "split":  # this node's part of a split read
+                side = "pe" if node == req.pe_node else "de"
+                nbytes = (req.hit_pe if side == "pe" else req.hit_de) * self.kv
+            else:
+                nbytes = req.hit * self.kv
             # a DE-side read also reserves room for the missed tokens' KV coming back from the PE
-            resv = nbytes if req.side == "pe" else req.prompt * self.kv
+            resv = nbytes if side == "pe" else req.prompt * self.kv
             if not pool.try_reserve(resv):
                 if not pool.listeners:
                     pool.listeners.append(lambda node=node: self._pump_reads(node))
                 break
             q.popleft()
-            if req.side == "pe":
+            if side == "pe":
                 req.dram_pe_bytes += resv
             else:
                 req.dram_de_bytes += resv
@@ -491,7 +532,9 @@ class World:
     def _read(self, req: Req, node: int, nbytes: float) -> None:
         """Storage -> SNIC rx -> DRAM after the I/O latency (event callbacks, no process)."""
         env = self.env
-        self.col["read_start_s"][req.rid] = env.now
+        col = self.col["read_start_s"]
+        if req.parts_left == 0 or col[req.rid] != col[req.rid]:  # a split read starts with its first part
+            col[req.rid] = env.now
         if self.io_latency_s > 0:
             call_later(env, self.io_latency_s, lambda _e: self._read_flow(req, node, nbytes))
         else:
@@ -505,6 +548,16 @@ class World:
 
     def _read_done(self, req: Req, node: int, nbytes: float) -> None:
         self.read_inflight[node] -= 1
+        if req.parts_left:  # one part of a split read
+            on_pe = node == req.pe_node
+            self.read_q[node] -= req.hit_pe if on_pe else req.hit_de
+            self.col["bytes_read_pe_snic" if on_pe else "bytes_read_de_snic"][req.rid] += nbytes
+            req.parts_left -= 1
+            self._pump_reads(node)
+            if req.parts_left == 0:
+                self.col["read_end_s"][req.rid] = self.env.now
+                self._ready(req)
+            return
         self.read_q[node] -= req.hit
         self.col["read_end_s"][req.rid] = self.env.now
         self.col["bytes_read_pe_snic" if req.side == "pe" else "bytes_read_de_snic"][req.rid] += nbytes
@@ -662,6 +715,12 @@ class World:
                     if req.side == "pe":
                         per_src[req.pe_node] = per_src.get(req.pe_node, 0.0) + hit_bytes
                         col_h2d[req.rid] += hit_bytes
+                    elif req.side == "split":  # each part loads from the DRAM it landed in
+                        pe_b, de_b = req.hit_pe * self.kv, req.hit_de * self.kv
+                        per_src[req.pe_node] = per_src.get(req.pe_node, 0.0) + pe_b
+                        per_src[req.de_node] = per_src.get(req.de_node, 0.0) + de_b
+                        col_h2d[req.rid] += pe_b
+                        col_de2pe[req.rid] += de_b
                     else:
                         per_src[req.de_node] = per_src.get(req.de_node, 0.0) + hit_bytes
                         col_de2pe[req.rid] += hit_bytes
@@ -787,7 +846,8 @@ class World:
 
         Returns its completion event, or None when ``on_done`` is given (called when it lands).
         """
-        nbytes = (req.miss if req.side == "de" else req.prompt) * self.kv
+        side = req.side
+        nbytes = (req.miss if side == "de" else req.prompt - req.hit_de if side == "split" else req.prompt) * self.kv
         if account:
             self.col["bytes_pe_to_de"][req.rid] += nbytes
         if self.zero_io:

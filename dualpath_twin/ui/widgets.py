@@ -9,7 +9,7 @@ import streamlit as st
 
 from dualpath_twin.results import RunSummary
 
-_CHIP = {"basic": "red", "layerwise": "orange", "dualpath": "blue", "oracle": "green"}  # as figures.POLICY_COLORS
+_CHIP = {"basic": "red", "layerwise": "orange", "dualpath": "blue", "oracle": "green", "dualpath-split": "violet"}  # as figures.POLICY_COLORS
 
 
 def policy_chip(policy: str) -> str:
