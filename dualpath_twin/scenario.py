@@ -19,7 +19,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle", "dualpath-split")
+POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle")
 
 
 class ScenarioError(ValueError):
@@ -145,7 +145,7 @@ class WorkloadConfig(_Strict):
 class PolicyConfig(_Strict):
     """The KV-loading design and its scheduler parameters (SYSTEM.md §5)."""
 
-    name: Literal["basic", "layerwise", "dualpath", "oracle", "dualpath-split"] = Field("dualpath", description="loading design")
+    name: Literal["basic", "layerwise", "dualpath", "oracle"] = Field("dualpath", description="loading design")
     alpha_s: float = Field(3.0, gt=0, description="short read queue: tokens a node reads from storage in this many seconds")
     beta_s: float = Field(5.0, gt=0, description="overloaded engine: tokens one GPU prefills in this many seconds")
     compute_quota_ms: float = Field(300.0, gt=0, description="predicted attention time allowed per prefill forward batch")
@@ -328,6 +328,44 @@ def all_paths() -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- semantic checks
+
+
+def ep_group_nodes(sc: Scenario) -> tuple[int, int]:
+    """Nodes per prefill and decode EP group (0 in the scenario means the whole role, at most the role's nodes)."""
+    c = sc.cluster
+    p = c.prefill_ep_nodes or c.prefill_nodes
+    d = c.decode_ep_nodes or c.decode_nodes
+    return min(p, c.prefill_nodes), min(d, c.decode_nodes)
+
+
+def semantic_problems(sc: Scenario) -> list[str]:
+    """Problems the schema cannot see (catalog names, fit in HBM/DRAM, NIC counts, trace files); [] if none.
+
+    The checks live in ``dualpath_twin.semantic`` and take plain values; this passes them the fields.
+    """
+    from dualpath_twin import semantic as sem
+
+    c, w, m = sc.cluster, sc.workload, sc.model
+    problems: list[str] = []
+    model = sem.resolve_model(m.name, m.kv_format, m.overrides, problems)
+    gpu = sem.resolve_gpu(c.gpu, problems)
+    roles = {"prefill": (c.prefill_nodes, c.prefill_ep_nodes), "decode": (c.decode_nodes, c.decode_ep_nodes)}
+    for role, (nodes, ep) in roles.items():
+        sem.check_ep_group(role, nodes, ep, problems)
+    sem.check_nics(c.gpus_per_node, sc.network.cnics_per_node, sc.network.snics_per_node, problems)
+    sem.check_workload(w.kind, w.trace_path, w.dataset, problems)
+    if model is not None and gpu is not None and sem.check_hbm_reserved(c.hbm_reserved_gb, gpu, problems):
+        for (role, (nodes, ep)), group in zip(roles.items(), ep_group_nodes(sc), strict=True):
+            if ep <= nodes:  # else reported by check_ep_group
+                sem.check_weights(role, ep, group, c.gpus_per_node, c.hbm_reserved_gb, c.gpu, model, gpu, problems)
+    if model is not None:
+        ctx = sem.max_context_tokens(w.kind, w.dataset, w.max_context_tokens)
+        src = "workload.max_context_tokens" if w.max_context_tokens else f"dataset {w.dataset} MAL"
+        sem.check_dram(model, ctx, src, c.dram_buffer_gb, problems)
+    return problems
+
+
 # ---------------------------------------------------------------- load/save
 
 
@@ -340,8 +378,6 @@ def from_dict(data: dict[str, Any], source: str | None = None, check_catalog: bo
     except ValidationError as err:
         raise ScenarioError(_format_errors(err), source) from None
     if check_catalog:
-        from dualpath_twin.validation import semantic_problems
-
         problems = semantic_problems(sc)
         if problems:
             raise ScenarioError(problems, source)

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dualpath_twin.scenario import Scenario
+from dualpath_twin.scenario import Scenario, ep_group_nodes
 
 
 @dataclass
@@ -286,14 +286,6 @@ def _ep_cross_fraction(nodes_in_group: int) -> float:
     if nodes_in_group <= 1:
         return 0.0
     return (nodes_in_group - 1) / nodes_in_group
-
-
-def ep_group_nodes(sc: Scenario) -> tuple[int, int]:
-    """Nodes per prefill and decode EP group (0 in the scenario means the whole role)."""
-    c = sc.cluster
-    p = c.prefill_ep_nodes or c.prefill_nodes
-    d = c.decode_ep_nodes or c.decode_nodes
-    return min(p, c.prefill_nodes), min(d, c.decode_nodes)
 
 
 def build_cost_model(sc: Scenario) -> CostModel:
