@@ -19,7 +19,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle")
+POLICY_NAMES = ("basic", "layerwise", "dualpath", "oracle", "dualpath-split")
 
 
 class ScenarioError(ValueError):
@@ -145,7 +145,7 @@ class WorkloadConfig(_Strict):
 class PolicyConfig(_Strict):
     """The KV-loading design and its scheduler parameters (SYSTEM.md §5)."""
 
-    name: Literal["basic", "layerwise", "dualpath", "oracle"] = Field("dualpath", description="loading design")
+    name: Literal["basic", "layerwise", "dualpath", "oracle", "dualpath-split"] = Field("dualpath", description="loading design")
     alpha_s: float = Field(3.0, gt=0, description="short read queue: tokens a node reads from storage in this many seconds")
     beta_s: float = Field(5.0, gt=0, description="overloaded engine: tokens one GPU prefills in this many seconds")
     compute_quota_ms: float = Field(300.0, gt=0, description="predicted attention time allowed per prefill forward batch")
@@ -172,7 +172,11 @@ class ComputeConfig(_Strict):
         0.65, gt=0, le=1, description="achieved share of the BF16 peak in the attention core (FlashMLA on H800: ~640-660 of 989 TFLOPS)"
     )
     hbm_efficiency: float = Field(
-        0.9, gt=0, le=1, description="achieved share of HBM bandwidth when streaming weights or KV (FlashMLA on H800: ~3,000 of 3,350 GB/s)"
+        0.9, gt=0, le=1, description="achieved share of HBM bandwidth when attention streams KV (FlashMLA on H800: ~3,000 of 3,350 GB/s)"
+    )
+    weight_hbm_efficiency: float = Field(
+        0.7, gt=0, le=1,
+        description="achieved share of HBM bandwidth when a small-batch GEMM streams its weights (DeepGEMM FP8 on H800, 64-128 rows: ~1,700-2,700 of 3,350 GB/s)",
     )
     layer_overhead_us: float = Field(
         40.0, ge=0, le=10_000, description="fixed time per layer per step for its small kernels (norms, RoPE, routing, top-k; ~16 x 2.5 us, assumed)"
@@ -182,10 +186,11 @@ class ComputeConfig(_Strict):
         10.0, ge=0, le=10_000, description="fixed latency of one EP dispatch or combine, on top of its bytes (RDMA round trip + signalling; assumed)"
     )
     prefill_ep_overlap: bool = Field(
-        True, description="prefill all-to-all overlapped with compute by two micro-batches (DeepSeek serves prefill so); false = added to compute"
+        False,
+        description="prefill all-to-all hidden under compute by two micro-batches; false (conservative) = added (with true the twin exceeds DeepSeek's published prefill figure ~2x)",
     )
     decode_ep_overlap: bool = Field(
-        False, description="decode all-to-all overlapped with compute; false (conservative) = added, which reproduces DeepSeek's published decode figures"
+        False, description="decode all-to-all hidden under compute; false (conservative) = added, which reproduces DeepSeek's published decode figures"
     )
     ep_comm_sm_share: float = Field(
         20 / 132, ge=0, lt=1, description="share of the GPU's SMs the all-to-all kernels occupy while overlapped (DeepSeek-V3 report: 20 of 132 SMs)"

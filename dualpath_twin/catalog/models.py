@@ -280,6 +280,26 @@ class ModelSpec:
         windowed = min(L, self.sliding_window) if self.sliding_window else L
         return per_ctx * (self.full_attention_layers * L + self.sliding_window_layers * windowed)
 
+    def prefill_attention_flops(self, new_tokens: int, context_start: int) -> float:
+        """Attention FLOPs of computing ``new_tokens`` after ``context_start`` cached tokens (all layers).
+
+        Dense MLA can run prefill in either of its two forms, and engines take the cheaper: the
+        absorbed (MQA) form attends over the 576/512-wide latent; the MHA form attends with the
+        per-head 192-wide keys and 128-wide values but must first expand the cached latents of
+        the context (kv_b projection: 2 x kv_lora_rank x heads x (nope + v) per cached token).
+        Sparse MLA (DSA) and GQA have one form.
+        """
+        if new_tokens <= 0:
+            return 0.0
+        mid = context_start + new_tokens / 2.0
+        absorbed = new_tokens * self.attention_flops_per_token(int(mid))
+        if self.attention != "mla" or self.sparse_topk:
+            return absorbed
+        qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+        mha = new_tokens * self.layers * 2.0 * self.heads * (qk + self.v_head_dim) * mid
+        expand = self.layers * 2.0 * self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim) * context_start
+        return min(absorbed, mha + expand)
+
     def flops_per_token(self, context_tokens: int) -> float:
         """Linear plus attention FLOPs of one new token at ``context_tokens`` of context."""
         return self.linear_flops_per_token() + self.attention_flops_per_token(context_tokens)

@@ -1,7 +1,7 @@
 """Compute-time predictor: prefill and decode step times from bytes, FLOPs and fixed latencies.
 
-Every operation of a layer is costed on a roofline, ``max(bytes / (HBM bandwidth x hbm_efficiency),
-FLOPs / (peak x efficiency))``, so a small batch is bound by reading the weights and a large one by
+Every operation of a layer is costed on a roofline, ``max(bytes / (HBM bandwidth x efficiency),
+FLOPs / (peak x efficiency))`` (weights at ``weight_hbm_efficiency``, KV at ``hbm_efficiency``), so a small batch is bound by reading the weights and a large one by
 the tensor cores; the fixed costs that do not shrink with the batch are added on top. Per layer:
 
 - attention projections (and the sparse-attention indexer's), replicated on every GPU
@@ -47,7 +47,8 @@ class CostModel:
     peak_attn_flops: float
     gemm_mfu: float
     attention_mfu: float
-    hbm_bps: float  # achieved HBM bytes/s (datasheet x hbm_efficiency)
+    hbm_bps: float  # achieved HBM bytes/s for KV reads (datasheet x hbm_efficiency)
+    weight_bps: float  # achieved HBM bytes/s for weights streamed by small-batch GEMMs
     # per layer: weight bytes and linear FLOPs per token
     attn_w_bytes: float
     attn_flops_tok: float
@@ -94,7 +95,7 @@ class CostModel:
     # ---------------------------------------------------------------- pieces
     def _roof(self, w_bytes: float, flops: float) -> float:
         """One GEMM-like operation: weights streamed from HBM vs tensor-core time."""
-        return max(w_bytes / self.hbm_bps, flops / (self.peak_linear_flops * self.gemm_mfu))
+        return max(w_bytes / self.weight_bps, flops / (self.peak_linear_flops * self.gemm_mfu))
 
     def _experts_hit(self, group_tokens: float, ep_gpus: int) -> float:
         """Expected local experts (of E / ep_gpus) that receive at least one of the group's tokens."""
@@ -127,15 +128,13 @@ class CostModel:
         remote_nodes = (nodes - 1) * -math.expm1(k * math.log1p(-1.0 / nodes)) if nodes > 1 else 0.0
         cross = tokens * per_copy * remote_nodes
         intra = tokens * per_copy * k * (ep_gpus - 1) / ep_gpus
-        return cross / self.cnic_bps + intra / self.nvlink_bps + 2.0 * self.a2a_latency_s
+        # RDMA and NVLink run at once (DeepEP forwards over NVLink while RDMA proceeds)
+        return max(cross / self.cnic_bps, intra / self.nvlink_bps) + 2.0 * self.a2a_latency_s
 
     # ---------------------------------------------------------------- prefill
     def attention_flops(self, new_tokens: float, context_start: float) -> float:
         """Attention FLOPs of computing ``new_tokens`` after ``context_start`` cached tokens."""
-        if new_tokens <= 0:
-            return 0.0
-        mid = context_start + new_tokens / 2.0
-        return new_tokens * self.model.attention_flops_per_token(mid)
+        return self.model.prefill_attention_flops(new_tokens, context_start)
 
     def attention_time_s(self, new_tokens: float, context_start: float) -> float:
         """Predicted attention-core time of a request's chunk (the compute quota counts this)."""
@@ -328,6 +327,7 @@ def build_cost_model(sc: Scenario) -> CostModel:
         gemm_mfu=cp.gemm_mfu,
         attention_mfu=cp.attention_mfu,
         hbm_bps=gpu.hbm_tbps * 1e12 * cp.hbm_efficiency,
+        weight_bps=gpu.hbm_tbps * 1e12 * cp.weight_hbm_efficiency,
         attn_w_bytes=attn_p * wb,
         attn_flops_tok=2.0 * attn_p,
         dense_mlp_w_bytes=dense_p * wb,

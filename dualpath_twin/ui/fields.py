@@ -47,7 +47,7 @@ TABS: dict[str, list[str]] = {
         "policy.fetch_period_ms", "policy.z_factor", "policy.max_prefill_batch",
     ],
     "Compute & run": [
-        "compute.gemm_mfu", "compute.attention_mfu", "compute.hbm_efficiency", "compute.layer_overhead_us",
+        "compute.gemm_mfu", "compute.attention_mfu", "compute.hbm_efficiency", "compute.weight_hbm_efficiency", "compute.layer_overhead_us",
         "compute.step_overhead_ms", "compute.ep_alltoall_latency_us", "compute.prefill_ep_overlap",
         "compute.decode_ep_overlap", "compute.ep_comm_sm_share", "compute.ep_comm_efficiency", "compute.use_fp8", "run.seed", "run.max_sim_time_s",
         "run.sample_interval_s", "run.wall_budget_s", "run.online_window_s", "run.online_max_agents",
