@@ -114,6 +114,14 @@ class CostModel:
         flops = group_tokens * self.experts_active / ep_gpus * self.expert_flops_tok
         return self._roof(hit * self.expert_w_bytes, flops)
 
+    def _cross_node_bytes_layer(self, tokens: float, nodes: int) -> float:
+        """All-to-all bytes of ``tokens`` that cross to other nodes in one MoE layer (once per remote node hit)."""
+        if nodes <= 1 or tokens <= 0:
+            return 0.0
+        k = max(self.experts_active, 1)
+        remote_nodes = (nodes - 1) * -math.expm1(k * math.log1p(-1.0 / nodes))
+        return tokens * self.a2a_bytes_tok_layer / k * remote_nodes
+
     def _a2a_layer_s(self, tokens: float, nodes: int, ep_gpus: int) -> float:
         """Dispatch + combine time of one GPU's ``tokens`` in one MoE layer.
 
@@ -123,11 +131,8 @@ class CostModel:
         """
         if ep_gpus <= 1 or tokens <= 0 or self.a2a_bytes_tok_layer <= 0:
             return 0.0
-        k = max(self.experts_active, 1)
-        per_copy = self.a2a_bytes_tok_layer / k
-        remote_nodes = (nodes - 1) * -math.expm1(k * math.log1p(-1.0 / nodes)) if nodes > 1 else 0.0
-        cross = tokens * per_copy * remote_nodes
-        intra = tokens * per_copy * k * (ep_gpus - 1) / ep_gpus
+        cross = self._cross_node_bytes_layer(tokens, nodes)
+        intra = tokens * self.a2a_bytes_tok_layer * (ep_gpus - 1) / ep_gpus
         # RDMA and NVLink run at once (DeepEP forwards over NVLink while RDMA proceeds)
         return max(cross / self.cnic_bps, intra / self.nvlink_bps) + 2.0 * self.a2a_latency_s
 
@@ -227,7 +232,7 @@ class CostModel:
 
     def prefill_comm_bytes(self, tokens: float) -> float:
         """Cross-node EP bytes a GPU exchanges for ``tokens`` new tokens in one prefill step."""
-        return tokens * self.ep_bytes_per_token * self.prefill_cross_frac
+        return self.moe_layers * self._cross_node_bytes_layer(tokens, self.prefill_nodes_per_group)
 
     # ---------------------------------------------------------------- decode
     def decode_step_s(self, batch: int, kv_read_bytes: float, attn_flops: float) -> tuple[float, float]:
@@ -252,8 +257,8 @@ class CostModel:
         comp *= self.straggler
         step = self._with_comm(comp, comm, self.decode_ep_overlap) + self.step_overhead_s
         cross_s = 0.0
-        if comm > 0 and self.decode_cross_frac > 0:
-            cross_s = batch * self.ep_bytes_per_token * self.decode_cross_frac / self.cnic_bps
+        if comm > 0 and self.decode_nodes_per_group > 1:
+            cross_s = self.moe_layers * self._cross_node_bytes_layer(batch, self.decode_nodes_per_group) / self.cnic_bps
         return step, (min(cross_s / step, 1.0) if step > 0 else 0.0)
 
     def decode_uniform_step_s(self, batch_per_gpu: int, context_tokens: int) -> tuple[float, dict[str, float]]:
