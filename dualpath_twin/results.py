@@ -68,6 +68,20 @@ class Bound(BaseModel):
     explanation: str = ""
 
 
+class FaultEffect(BaseModel):
+    """One configured fault and what it did to prefill throughput (prompt tokens/s)."""
+
+    kind: str
+    node: str
+    gpu: int | None = None
+    start_s: float = 0.0
+    end_s: float | None = None  # None: never repaired
+    prompt_tokens_per_s_before: float | None = None  # the window before start_s
+    prompt_tokens_per_s_during: float | None = None  # [start_s, end_s)
+    degradation: float | None = None  # 1 - during / before (0 = no loss)
+    recovery_s: float | None = None  # after end_s until a 10 s window is back at >= 90% of before
+
+
 class RunSummary(BaseModel):
     """Headline figures of one run (the CLI's --json run object)."""
 
@@ -100,6 +114,7 @@ class RunSummary(BaseModel):
     bottleneck_sentence: str = ""
     bound: Bound | None = None
     steady_state: bool | None = None
+    faults: list[FaultEffect] = Field(default_factory=list)  # the scenario's [[faults]] and their effect
     sim_events: int = 0
     wall_s: float = 0.0
 
@@ -111,6 +126,9 @@ class RunSummary(BaseModel):
             if isinstance(v, dict):
                 for k, x in v.items():
                     walk(f"{prefix}.{k}" if prefix else k, x)
+            elif isinstance(v, list):  # faults.0.degradation, ...; an empty list adds no key
+                for i, x in enumerate(v):
+                    walk(f"{prefix}.{i}", x)
             else:
                 out[prefix] = v
 

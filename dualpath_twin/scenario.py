@@ -234,6 +234,48 @@ class RunConfig(_Strict):
     )
 
 
+FAULT_KINDS = ("snic_down", "snic_degraded", "cnic_down", "cnic_degraded", "node_lost", "slow_storage", "straggler_gpu")
+
+
+class FaultConfig(_Strict):
+    """One fault or degradation, from ``start_s`` to ``end_s`` (unset: until the end of the run)."""
+
+    kind: Literal["snic_down", "snic_degraded", "cnic_down", "cnic_degraded", "node_lost", "slow_storage", "straggler_gpu"] = Field(
+        ..., description="what fails: a storage or compute NIC down or slowed, a node lost, slow storage reads, a slow GPU"
+    )
+    node: str = Field(..., description="the node it hits: P0..P{prefill_nodes-1} or D0..D{decode_nodes-1}")
+    gpu: int | None = Field(None, ge=0, description="straggler_gpu: the GPU (engine) on the node; cnic_*: the GPU whose CNIC (unset = all)")
+    start_s: float = Field(..., ge=0, description="simulated time the fault begins, seconds")
+    end_s: float | None = Field(None, gt=0, description="simulated time it is repaired, seconds; unset = never")
+    rate_factor: float = Field(0.5, gt=0, lt=1, description="*_degraded: the link keeps this share of its capacity")
+    extra_latency_us: float = Field(0.0, ge=0, description="slow_storage: latency added to each affected read, microseconds")
+    read_share: float = Field(1.0, gt=0, le=1, description="slow_storage: share of the node's reads that are slow (the shard's share)")
+    compute_factor: float = Field(2.0, ge=1, description="straggler_gpu: the engine's prefill and decode step times are multiplied by this")
+
+    @model_validator(mode="after")
+    def _interval(self) -> FaultConfig:
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s = {self.end_s:g} must be after start_s = {self.start_s:g} (or leave end_s unset)")
+        if self.kind == "straggler_gpu" and self.gpu is None:
+            raise ValueError("straggler_gpu needs gpu = the slow engine's GPU index on the node")
+        if self.kind == "slow_storage" and self.extra_latency_us <= 0:
+            raise ValueError("slow_storage needs extra_latency_us > 0")
+        return self
+
+
+def fault_node_index(node: str, prefill_nodes: int, decode_nodes: int) -> int:
+    """Index of a fault's node in the world's node list (prefill 0..P-1, decode P..P+D-1); ValueError if absent."""
+    role, num = node[:1].upper(), node[1:]
+    if role not in ("P", "D") or not num.isdigit():
+        raise ValueError(f"node = {node!r}: name a node as P<i> (prefill) or D<i> (decode), e.g. P0 or D1")
+    i = int(num)
+    n = prefill_nodes if role == "P" else decode_nodes
+    if i >= n:
+        field = "cluster.prefill_nodes" if role == "P" else "cluster.decode_nodes"
+        raise ValueError(f"node = {node!r} does not exist ({field} = {n}): use {role}0..{role}{n - 1}")
+    return i if role == "P" else prefill_nodes + i
+
+
 class Scenario(_Strict):
     """A complete, self-contained description of one twin run."""
 
@@ -248,11 +290,31 @@ class Scenario(_Strict):
     slo: SloConfig = Field(default_factory=SloConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    faults: list[FaultConfig] = Field(default_factory=list, description="faults and degradations ([[faults]] tables); empty = none")
+
+    @field_validator("faults")
+    @classmethod
+    def _fault_targets(cls, faults: list[FaultConfig], info: Any) -> list[FaultConfig]:
+        """Every fault names a node (and GPU) that exists in the cluster."""
+        c = info.data.get("cluster")
+        if c is None:
+            return faults
+        for i, f in enumerate(faults):
+            try:
+                fault_node_index(f.node, c.prefill_nodes, c.decode_nodes)
+            except ValueError as exc:
+                raise ValueError(f"faults[{i}].{exc}") from None
+            if f.gpu is not None and f.gpu >= c.gpus_per_node:
+                raise ValueError(f"faults[{i}].gpu = {f.gpu} does not exist (cluster.gpus_per_node = {c.gpus_per_node}): use 0..{c.gpus_per_node - 1}")
+        return faults
 
     # ----- identity -----
     def to_toml(self) -> str:
         """Serialise to TOML text (lossless: ``from_toml(s.to_toml()) == s``)."""
-        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+        data = self.model_dump(mode="json", exclude_none=True)
+        if not data.get("faults"):
+            data.pop("faults", None)  # no faults: the same text (and content hash) as before faults existed
+        return tomli_w.dumps(data)
 
     def content_hash(self) -> str:
         """Stable hash of the scenario content (ignores formatting of the source file)."""
@@ -291,6 +353,8 @@ def _format_errors(err: ValidationError) -> list[str]:
             msg = f"must be one of {ctx['expected']}"
         elif typ == "finite_number":
             msg = "must be a finite number (not NaN or infinity)"
+        elif typ == "value_error":
+            msg = msg.removeprefix("Value error, ")
         out.append(f"{path or '<root>'} = {shown}: {msg}")
     return out
 

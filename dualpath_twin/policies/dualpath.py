@@ -73,5 +73,14 @@ class DualPathPolicy(Policy):
         return lo + best
 
     def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:
-        """The side whose node has the shorter read queue; ties go to the PE."""
-        return "de" if view.read_q_tokens(de_node) < view.read_q_tokens(pe_node) else "pe"
+        """The side whose node has the shorter read queue; ties go to the PE.
+
+        When the two SNICs run at different rates (a degraded or downed SNIC, see faults), the
+        side whose queue plus this read finishes first, at its SNIC's rate: a dead SNIC gets nothing.
+        """
+        q_pe, q_de = view.read_q_tokens(pe_node), view.read_q_tokens(de_node)
+        r_pe, r_de = view.snic_read_bps(pe_node), view.snic_read_bps(de_node)
+        if r_pe == r_de:
+            return "de" if q_de < q_pe else "pe"
+        h = req.hit_tokens
+        return "de" if (q_de + h) * r_pe < (q_pe + h) * r_de else "pe"

@@ -113,7 +113,7 @@ class DecodeEngine:
     __slots__ = (
         "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "blk", "blk_bytes", "dnode",
         "reference", "steps", "b", "base", "ends", "resid", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
-        "finishing",
+        "finishing", "slow",
     )
 
     def __init__(self, world: DecodeHost, de: int) -> None:
@@ -143,6 +143,7 @@ class DecodeEngine:
         self.k_end = 0  # steps done when the run stops at the end of the step in progress
         self.kicked = False  # a wake-up is queued for now
         self.finishing = False  # waiting for the step in progress to end
+        self.slow = 1.0  # straggler GPU (faults): step time factor, applied from the next batch change
 
     # ---------------------------------------------------------------- triggers
     def admit(self, req: Req) -> None:
@@ -209,6 +210,8 @@ class DecodeEngine:
         kv_read = self.kb * sum_ctx + (self.ka * caps[kt].capped_sum(steps) if kt > 0 else 0.0)
         attn_flops = self.fb * sum_ctx + (self.fa * caps[ft].capped_sum(steps) if ft > 0 else 0.0)
         self.step, _duty = self.cost.decode_step_s(b, kv_read, attn_flops)
+        if self.slow != 1.0:
+            self.step *= self.slow
         # fast: run to the next completion in one timer; reference: one timer per step
         self.n = 1 if self.reference else self.ends[0][0] - steps
         self.start = self.env._now  # type: ignore[attr-defined]

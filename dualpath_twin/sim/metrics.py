@@ -8,6 +8,7 @@ import polars as pl
 from dualpath_twin.analysis.bounds import RESOURCE_LABELS
 from dualpath_twin.results import Bound, Percentiles, RunSummary
 from dualpath_twin.scenario import Scenario
+from dualpath_twin.sim.faults import fault_effects
 
 SIDE_NAMES = np.array(["none", "pe", "de", "split"])
 
@@ -183,6 +184,7 @@ def summarize(
         bottleneck_sentence=sentence,
         bound=bound,
         steady_state=steady,
+        faults=fault_effects(sc.faults, rounds, end_t) if sc.faults else [],
         sim_events=sim_events,
         wall_s=wall_s,
     )

@@ -742,9 +742,13 @@ class JitFlowNetwork:
         """Change one link's capacity now and re-share."""
         self.set_capacities([link], capacity_bps)
 
-    def set_capacities(self, links: list[Link], capacity_bps: float) -> None:
-        """Change several links' capacity at once and re-share their flows in one pass."""
-        capacity_bps = max(float(capacity_bps), 1.0)
+    def set_capacities(self, links: list[Link], capacity_bps: float, floor_bps: float = 1.0) -> None:
+        """Change several links' capacity at once and re-share their flows in one pass.
+
+        Capacities below ``floor_bps`` are raised to it (a link needs a positive capacity; a downed
+        link is given a tiny floor, so its flows stall).
+        """
+        capacity_bps = max(float(capacity_bps), floor_bps)
         key = tuple(links)
         ids = self._groups.get(key)
         if ids is None:

@@ -186,9 +186,13 @@ class FlowNetwork:
         if link.flows:
             self._recompute([link])
 
-    def set_capacities(self, links: list[Link], capacity_bps: float) -> None:
-        """Change several links' capacity at once and re-share their flows in one pass."""
-        capacity_bps = max(float(capacity_bps), 1.0)
+    def set_capacities(self, links: list[Link], capacity_bps: float, floor_bps: float = 1.0) -> None:
+        """Change several links' capacity at once and re-share their flows in one pass.
+
+        Capacities below ``floor_bps`` are raised to it (a link needs a positive capacity; a downed
+        link is given a tiny floor, so its flows stall).
+        """
+        capacity_bps = max(float(capacity_bps), floor_bps)
         changed = []
         now = self.env.now
         for lk in links:

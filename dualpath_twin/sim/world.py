@@ -26,6 +26,7 @@ from dualpath_twin.scenario import Scenario
 from dualpath_twin.sim.calls import TimedCall, call_later
 from dualpath_twin.sim.cost import CostModel, ep_group_nodes
 from dualpath_twin.sim.decoder import DecodeEngine
+from dualpath_twin.sim.faults import FaultInjector, is_slow_read
 from dualpath_twin.sim.gcpolicy import rare_young_collections
 from dualpath_twin.sim.memory import BytePool
 from dualpath_twin.sim.network import FlowNetwork, Link, Path
@@ -220,6 +221,10 @@ class World:
         self.ttft_log: deque[tuple[float, float]] = deque()
         self.stop_reason = ""
         self.status = "finished"
+        # faults ([[faults]]): with none configured nothing is scheduled and every hook is skipped
+        self.slow_reads: dict[int, tuple[float, float]] = {}  # node -> (extra latency s, share of reads)
+        self.pe_slow: dict[int, float] = {}  # straggling prefill engine -> step time factor
+        self.faults = FaultInjector(self, sc.faults) if sc.faults else None
 
     # ================================================================ view for policies
     def pe_tok(self, pe: int) -> float:
@@ -363,6 +368,8 @@ class World:
         for gi in range(len(self.pe_groups)):
             env.process(self._pe_group(gi))
         self.decoders = [DecodeEngine(self, de) for de in range(self.D * self.g)]
+        if self.faults is not None:
+            self.faults.start()
         if wl.n_rounds == 0:
             self.done_event.succeed()
 
@@ -535,8 +542,13 @@ class World:
         col = self.col["read_start_s"]
         if req.parts_left == 0 or col[req.rid] != col[req.rid]:  # a split read starts with its first part
             col[req.rid] = env.now
-        if self.io_latency_s > 0:
-            call_later(env, self.io_latency_s, lambda _e: self._read_flow(req, node, nbytes))
+        lat = self.io_latency_s
+        if self.slow_reads and node in self.slow_reads:  # a slow storage shard serves this read
+            extra, share = self.slow_reads[node]
+            if is_slow_read(req.rid, share):
+                lat += extra
+        if lat > 0:
+            call_later(env, lat, lambda _e: self._read_flow(req, node, nbytes))
         else:
             self._read_flow(req, node, nbytes)
 
@@ -684,6 +696,8 @@ class World:
             tot_tokens = sum(t for t, _ in work)
             n_gpu = len(engines)
             c_group, busy, comm_s = cost.prefill_group_step_s(work, n_gpu)
+            if self.pe_slow:  # straggler GPUs (faults)
+                c_group, busy = self._straggle(list(batches), c_group, busy)
             comp = dict(zip(batches, busy, strict=True))
             col_start = self.col["prefill_start_s"]
             for pe, b in batches.items():
@@ -701,6 +715,8 @@ class World:
                     self.comm_bytes[nd] += comm_bytes
                 lane_links = group_lanes
                 self.net.set_capacities(lane_links, self.cnic_kv_bps * share)
+                if self.faults is not None:
+                    self.faults.reapply(lane_links, self.cnic_kv_bps * share)
             # KV loads into HBM (first chunk of each request with a hit)
             load_specs: list[tuple[float, Path]] = []
             col_h2d, col_de2pe = self.col["bytes_pe_h2d"], self.col["bytes_de_to_pe"]
@@ -779,6 +795,8 @@ class World:
                     yield env.timeout(end - env.now)
             if lane_links:
                 self.net.set_capacities(lane_links, self.cnic_kv_bps)
+                if self.faults is not None:
+                    self.faults.reapply(lane_links, self.cnic_kv_bps)
             now = env.now
             for b in batches.values():
                 for req, chunk, _ in b:
@@ -807,6 +825,12 @@ class World:
                     self._to_decode(req)
                 else:
                     req.pd_state = 1  # prefill done: the PD transfer's landing admits it
+
+    def _straggle(self, pes: list[int], c_group: float, busy: list[float]) -> tuple[float, list[float]]:
+        """A prefill step with straggler engines: their busy time times the factor; the group waits for the slowest."""
+        slow = self.pe_slow
+        busy = [b * slow.get(pe, 1.0) for pe, b in zip(pes, busy, strict=True)]
+        return max(c_group, max(busy, default=0.0)), busy
 
     def _pd_landed(self, req: Req) -> None:
         """Layer-wise PD transfer finished: admit now if the prefill step is over, else when it ends."""
