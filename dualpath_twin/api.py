@@ -208,11 +208,38 @@ def _compare_in_processes(
         return [f.result() for f in futs]
 
 
-def bounds(scenario: Scenario, policy: str | None = None) -> Bound:
-    """Closed-form per-resource bounds of the scenario under one policy."""
-    from dualpath_twin.analysis.bounds import compute_bound
+BOUNDS_MAX_ROUNDS = 200_000
+"""Above this many expected rounds, bounds() works on a sample of the agents (see bounds())."""
 
-    return compute_bound(scenario, load_workload(scenario), policy or scenario.policy.name)
+
+def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | None = BOUNDS_MAX_ROUNDS) -> Bound:
+    """Closed-form per-resource bounds of the scenario under one policy, in bounded time and memory.
+
+    When the scenario is synthetic and expects more than ``max_rounds`` rounds
+    (``guard.expected_rounds``: agents x the dataset's mean rounds, no workload built), the
+    bound is computed on a sample of agents holding ~``max_rounds`` rounds: the per-resource
+    rates depend on the rounds' means only, and ``min_jct_s`` scales its work term
+    (rounds / max rate) to the full expected rounds. ``max_rounds=None`` always builds the
+    whole workload. This is what keeps the dashboard's builder from generating 10,000,000
+    agents' trajectories while the user types.
+    """
+    from dualpath_twin.analysis.bounds import compute_bound
+    from dualpath_twin.guard import expected_rounds
+
+    pol = policy or scenario.policy.name
+    w = scenario.workload
+    if max_rounds is None or w.kind != "synthetic":
+        return compute_bound(scenario, load_workload(scenario), pol)
+    total, _ = expected_rounds(scenario)
+    if total <= max_rounds:
+        return compute_bound(scenario, load_workload(scenario), pol)
+    sample_agents = max(1, int(w.agents * max_rounds / total))
+    sample = apply_overrides(scenario, {"workload.agents": sample_agents})
+    b = compute_bound(sample, load_workload(sample), pol)
+    if b.min_jct_s is not None and b.max_rounds_per_s > 0:
+        b.min_jct_s = max(b.min_jct_s, total / b.max_rounds_per_s)
+    b.explanation += f" (from a sample of {sample_agents:,} of {w.agents:,} agents; min JCT scaled to ~{total:,} rounds)"
+    return b
 
 
 def derived(scenario: Scenario) -> dict:

@@ -1,0 +1,506 @@
+"""Guard rails before a run: a run's memory and wall time estimated from the scenario alone, and the limits.
+
+Nothing here generates or reads the workload: the number of rounds comes from the dataset's
+expected rounds per trajectory (``workload/datasets.toml`` targets, the DualPath paper's
+published averages) times ``workload.agents``, or from a trace file's size. That keeps
+:func:`estimate_run` in the microsecond-to-millisecond range, so the dashboard can call it on
+every widget change, and keeps a 10,000,000-agent value from ever being materialised.
+
+The coefficients (:data:`COEFFICIENTS`) were measured on the development machine (2 cores,
+24 GB, Python 3.11; see docs/robustness.md "Run size guard"): the peak resident memory of a
+simulating process grows ~600 bytes per round plus ~60 bytes per time-series row, and its wall
+time ~0.2 ms per round.
+
+Limits (:class:`Limits`) are settings: ``DUALPATH_TWIN_MAX_MEMORY_GB`` / ``DUALPATH_TWIN_MAX_WALL_S``
+environment variables, a ``[limits]`` table (``max_memory_gb``, ``max_wall_s``) in the TOML file
+named by ``DUALPATH_TWIN_SETTINGS``, or the CLI's ``--max-memory-gb`` / ``--max-wall-s``. The
+default memory limit is 70% of the memory available when the limits are read (psutil).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from dualpath_twin.scenario import Scenario
+
+GB = 1e9
+ENV_MAX_MEMORY_GB = "DUALPATH_TWIN_MAX_MEMORY_GB"
+ENV_MAX_WALL_S = "DUALPATH_TWIN_MAX_WALL_S"
+ENV_SETTINGS = "DUALPATH_TWIN_SETTINGS"
+DEFAULT_MEMORY_FRACTION = 0.7  # of psutil's available memory
+DEFAULT_MAX_WALL_S = 1800.0
+TRACE_COUNT_EXACT_BYTES = 32_000_000  # trace files up to this size have their lines counted exactly
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Measured cost of a run on the development machine (docs/robustness.md, "Run size guard")."""
+
+    base_bytes: float = 250e6  # one simulating process after imports (Python, NumPy, Polars, SimPy, Numba kernels)
+    bytes_per_round: float = 600.0  # workload arrays + per-request state + the per-round result frame
+    result_bytes_per_round: float = 230.0  # the per-round result frame alone (kept by the parent per policy)
+    bytes_per_sample_row: float = 60.0  # one long-form time-series row (41 B in Polars + build buffers)
+    bytes_per_agent: float = 200.0  # per-trajectory arrays and the agent's SimPy process
+    wall_s_base: float = 1.0  # start-up, cost model, bounds, summary
+    wall_s_per_round: float = 2.2e-4  # simulated round (network flows, prefill and decode steps)
+    rounds_per_s_sim: float = 100.0  # fallback simulated rounds per simulated second (time-series length)
+
+
+COEFFICIENTS = Coefficients()
+
+
+@dataclass
+class RunEstimate:
+    """What a run of a scenario is expected to cost, before any work is done."""
+
+    rounds: int  # rounds (requests) over all trajectories
+    rounds_source: str  # how ``rounds`` was obtained
+    agents: int
+    policies: int
+    workers: int  # policies simulated at the same time (processes)
+    sim_time_s: float  # expected simulated time (sets the time-series length)
+    samples: int  # time-series ticks
+    series: int  # time-series rows per tick
+    memory_bytes: float  # peak resident memory of the whole run (every worker + the results the caller keeps)
+    memory_bytes_per_policy: float  # one simulating process
+    wall_s: float  # expected wall time of the whole run
+    wall_s_per_policy: float
+    drivers: dict[str, str] = field(default_factory=dict)  # scenario field -> what it contributes
+
+    def text(self) -> str:
+        """One line: '~154,306 rounds, ~1.2 GB, ~2 min wall (4 policies, 2 at a time)'."""
+        return (
+            f"~{self.rounds:,} rounds ({self.rounds_source}), ~{human_bytes(self.memory_bytes)} peak memory,"
+            f" ~{human_seconds(self.wall_s)} wall ({self.policies} polic{'y' if self.policies == 1 else 'ies'},"
+            f" {self.workers} at a time)"
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Refuse a run above these (settings; see the module docstring)."""
+
+    max_memory_bytes: float
+    max_wall_s: float
+    source: str = "defaults"
+
+    def text(self) -> str:
+        """'max 16.5 GB memory, 30 min wall (defaults)'."""
+        return f"max {human_bytes(self.max_memory_bytes)} memory, {human_seconds(self.max_wall_s)} wall ({self.source})"
+
+
+class RunTooLarge(ValueError):
+    """A run's estimate exceeds the limits; ``problems`` name the scenario field and the fix."""
+
+    def __init__(self, problems: list[str], estimate: RunEstimate, limits: Limits) -> None:
+        self.problems = problems
+        self.estimate = estimate
+        self.limits = limits
+        super().__init__("run refused before it started:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def human_bytes(v: float) -> str:
+    """6.6e9 -> '6.6 GB'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:,.3g} {unit}" if v / scale < 1000 else f"{v / scale:,.0f} {unit}"
+    return f"{v:,.0f} B"
+
+
+def human_seconds(s: float) -> str:
+    """75 -> '1.2 min', 7200 -> '2 h'."""
+    if not math.isfinite(s):
+        return "unbounded"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.2g} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.3g} h"
+    return f"{s / 86400:,.3g} days"
+
+
+# ---------------------------------------------------------------- rounds without building the workload
+
+
+@lru_cache(maxsize=64)
+def _dataset_rounds_per_trajectory(dataset: str, append_scale: float, cap_tokens: int | None) -> tuple[float, str]:
+    """Expected rounds per trajectory of a synthetic dataset (published target or the generator's parameters)."""
+    from dualpath_twin.workload.datasets import get_dataset
+
+    spec = get_dataset(dataset)
+    target = getattr(spec, "target", None)
+    rounds = getattr(target, "rounds", None) if target is not None else None
+    if rounds:
+        mal = getattr(spec, "mal_tokens", None)
+        r = float(rounds)
+        src = f"{r:g} rounds per trajectory ({dataset}'s published mean)"
+        if append_scale != 1.0:
+            # more appended tokens per round reach the context cap in fewer rounds
+            r = r / append_scale
+            src += f" / workload.append_scale={append_scale:g}"
+        if cap_tokens and mal and cap_tokens < mal:
+            # rounds to reach a lower cap: the context grows ~linearly with rounds
+            r = max(1.0, r * cap_tokens / mal)
+            src += f" x max_context_tokens {cap_tokens:,}/{mal:,}"
+        return r, src
+    calls = getattr(spec, "calls", None)
+    if calls is not None:
+        mean = float(calls.mean_value)
+        cap = getattr(spec, "max_calls", None)
+        r = min(mean, float(cap)) if cap else mean
+        return r, f"{r:.3g} calls per session ({dataset}'s mean)"
+    return 100.0, f"100 rounds per trajectory (assumed: {dataset} publishes no mean)"
+
+
+@lru_cache(maxsize=32)
+def _trace_lines(path: str, size: int, mtime: float) -> tuple[int, bool]:
+    """(lines, exact) of a trace file: counted up to TRACE_COUNT_EXACT_BYTES, else extrapolated from 1 MB."""
+    with open(path, "rb") as fh:
+        if size <= TRACE_COUNT_EXACT_BYTES:
+            n = 0
+            while chunk := fh.read(1 << 20):
+                n += chunk.count(b"\n")
+            return max(n, 1), True
+        head = fh.read(1 << 20)
+    per_line = len(head) / max(head.count(b"\n"), 1)
+    return max(1, int(size / per_line)), False
+
+
+def trace_rounds(sc: Scenario, base_dir: Path | None = None) -> tuple[int | None, str]:
+    """(rounds, how) of a trace-driven scenario from the file's lines, or (None, why) when it cannot be read."""
+    from dualpath_twin.workload.build import resolve_trace_path
+
+    try:
+        p = resolve_trace_path(sc, base_dir)
+        st = p.stat()
+    except Exception as err:  # noqa: BLE001 - the run itself reports a missing trace in detail
+        return None, f"trace not readable ({err})"
+    n, exact = _trace_lines(str(p), st.st_size, st.st_mtime)
+    return n, f"{'' if exact else '~'}{n:,} trace lines in {p.name}"
+
+
+def expected_rounds(sc: Scenario, base_dir: Path | None = None) -> tuple[int, str]:
+    """Rounds a run of ``sc`` will simulate, and how that number was obtained (no workload is built)."""
+    w = sc.workload
+    if w.kind == "trace":
+        n, how = trace_rounds(sc, base_dir)
+        return (n if n is not None else 0), how
+    agents = w.agents
+    if w.mode == "online" and sc.run.online_max_agents:
+        agents = min(agents, sc.run.online_max_agents)
+    per, how = _dataset_rounds_per_trajectory(w.dataset, float(w.append_scale), w.max_context_tokens)
+    return int(math.ceil(per * agents)), f"{agents:,} agents x {how}"
+
+
+def time_series_shape(sc: Scenario) -> int:
+    """Time-series rows per sampling tick (measured: 7 + nodes x (9 + 2 per CNIC when nodes <= 16))."""
+    nodes = sc.cluster.prefill_nodes + sc.cluster.decode_nodes
+    per_node = 9 + (2 * sc.network.cnics_per_node if nodes <= 16 else 0)
+    return 7 + nodes * per_node
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+def estimate_run(
+    sc: Scenario,
+    policies: int | list[str] | tuple[str, ...] = 1,
+    *,
+    workers: int | None = None,
+    base_dir: Path | None = None,
+    coefficients: Coefficients = COEFFICIENTS,
+) -> RunEstimate:
+    """Memory (bytes) and wall time (s) of simulating ``sc`` under ``policies`` (a count or names), no work done.
+
+    ``workers`` is how many policies run at the same time (the CLI's ``compare`` default: one per
+    core); each simulating process peaks at ``memory_bytes_per_policy`` and the caller keeps every
+    policy's per-round frame. Cheap (no workload, no cost model): call it on every widget change.
+    """
+    c = coefficients
+    n_pol = policies if isinstance(policies, int) else max(1, len(policies))
+    n_pol = max(1, n_pol)
+    if workers is None:
+        workers = 1
+    workers = max(1, min(workers, n_pol))
+    rounds, how = expected_rounds(sc, base_dir)
+    w = sc.workload
+    agents = w.agents if w.kind == "synthetic" else 0
+    # simulated time: online runs last the arrival window plus a tail; offline ~ rounds over the
+    # throughput a cluster of this size sustains (rounds/s grow with prefill nodes), capped by the run limit
+    if w.kind == "synthetic" and w.mode == "online":
+        arriving = min(agents, sc.run.online_max_agents or agents)
+        sim_t = arriving / w.arrival_rate_aps + 600.0
+    else:
+        rps = c.rounds_per_s_sim * max(1, sc.cluster.prefill_nodes) / 2
+        sim_t = rounds / rps + 60.0
+    sim_t = min(sim_t, sc.run.max_sim_time_s)
+    samples = int(sim_t / sc.run.sample_interval_s) + 1
+    series = time_series_shape(sc)
+    ts_rows = samples * series
+    per_policy = c.base_bytes + rounds * c.bytes_per_round + agents * c.bytes_per_agent + ts_rows * c.bytes_per_sample_row
+    kept = n_pol * (rounds * c.result_bytes_per_round + ts_rows * c.bytes_per_sample_row)
+    memory = workers * per_policy + (kept if workers > 1 or n_pol > 1 else 0.0)
+    wall_one = c.wall_s_base + rounds * c.wall_s_per_round  # not capped by run.wall_budget_s: that truncates the run
+    wall = wall_one * math.ceil(n_pol / workers)
+    drivers = {
+        "workload.agents" if w.kind == "synthetic" else "workload.trace_path": f"{rounds:,} rounds ({how})",
+        "run.sample_interval_s": f"{samples:,} samples x {series} series = {ts_rows:,} time-series rows",
+        "cluster.prefill_nodes/decode_nodes": f"{sc.cluster.prefill_nodes + sc.cluster.decode_nodes} nodes",
+    }
+    return RunEstimate(
+        rounds=rounds,
+        rounds_source=how,
+        agents=agents,
+        policies=n_pol,
+        workers=workers,
+        sim_time_s=sim_t,
+        samples=samples,
+        series=series,
+        memory_bytes=memory,
+        memory_bytes_per_policy=per_policy,
+        wall_s=wall,
+        wall_s_per_policy=wall_one,
+        drivers=drivers,
+    )
+
+
+# ---------------------------------------------------------------- limits
+
+
+def available_memory_bytes() -> float:
+    """Memory the OS can give this process now (psutil), or 8 GB when psutil is missing."""
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil is optional at run time
+        return 8 * GB
+
+
+def _settings_file_limits() -> dict[str, float]:
+    path = os.environ.get(ENV_SETTINGS)
+    if not path:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"{ENV_SETTINGS}={path}: cannot read the settings file ({err}); fix it or unset {ENV_SETTINGS}") from err
+    lim = data.get("limits", {})
+    out: dict[str, float] = {}
+    for key in ("max_memory_gb", "max_wall_s"):
+        if key in lim:
+            try:
+                out[key] = float(lim[key])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{path}: [limits] {key} = {lim[key]!r} is not a number") from err
+    return out
+
+
+def _env_float(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        v = float(raw)
+    except ValueError as err:
+        raise ValueError(f"{name}={raw!r} is not a number; set it to e.g. 16 (or unset it)") from err
+    if v <= 0:
+        raise ValueError(f"{name}={raw!r} must be > 0")
+    return v
+
+
+def get_limits(max_memory_gb: float | None = None, max_wall_s: float | None = None) -> Limits:
+    """The run limits: explicit arguments (CLI options) > environment > settings file > defaults."""
+    file = _settings_file_limits()
+    src = []
+    mem = max_memory_gb
+    if mem is not None:
+        src.append("--max-memory-gb")
+    else:
+        mem = _env_float(ENV_MAX_MEMORY_GB)
+        if mem is not None:
+            src.append(ENV_MAX_MEMORY_GB)
+        elif "max_memory_gb" in file:
+            mem = file["max_memory_gb"]
+            src.append(f"{ENV_SETTINGS} [limits]")
+    mem_bytes = mem * GB if mem is not None else DEFAULT_MEMORY_FRACTION * available_memory_bytes()
+    wall = max_wall_s
+    if wall is not None:
+        src.append("--max-wall-s")
+    else:
+        wall = _env_float(ENV_MAX_WALL_S)
+        if wall is not None:
+            src.append(ENV_MAX_WALL_S)
+        elif "max_wall_s" in file:
+            wall = file["max_wall_s"]
+            src.append(f"{ENV_SETTINGS} [limits]")
+    if mem is None or wall is None:
+        src.append(f"defaults: {DEFAULT_MEMORY_FRACTION:.0%} of available memory, {DEFAULT_MAX_WALL_S:g} s")
+    return Limits(mem_bytes, float(wall if wall is not None else DEFAULT_MAX_WALL_S), ", ".join(src))
+
+
+def suggested_agents(est: RunEstimate, limits: Limits, sc: Scenario) -> int | None:
+    """The largest workload.agents (synthetic workloads) whose estimate fits both limits, with a 10% margin."""
+    if sc.workload.kind != "synthetic" or est.rounds <= 0:
+        return None
+    c = COEFFICIENTS
+    fixed = est.memory_bytes - est.workers * (est.rounds * c.bytes_per_round + est.agents * c.bytes_per_agent)
+    fixed -= est.policies * est.rounds * c.result_bytes_per_round if (est.workers > 1 or est.policies > 1) else 0.0
+    per_agent_mem = (est.memory_bytes - fixed) / max(est.agents, 1)
+    per_agent_wall = (est.wall_s - c.wall_s_base * math.ceil(est.policies / est.workers)) / max(est.agents, 1)
+    caps = []
+    if per_agent_mem > 0:
+        caps.append((limits.max_memory_bytes - fixed) / per_agent_mem)
+    if per_agent_wall > 0:
+        caps.append((limits.max_wall_s - c.wall_s_base * math.ceil(est.policies / est.workers)) / per_agent_wall)
+    if not caps:
+        return None
+    return max(1, int(min(caps) * 0.9))
+
+
+def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario) -> list[str]:
+    """Problems (each naming the scenario field, the numbers and the fix) when ``est`` exceeds ``limits``."""
+    problems: list[str] = []
+    w = sc.workload
+    field_name = "workload.agents" if w.kind == "synthetic" else "workload.trace_path"
+    value = f"{w.agents:,}" if w.kind == "synthetic" else str(w.trace_path)
+    n = suggested_agents(est, limits, sc)
+    fix_size = f"lower workload.agents to ~{n:,} (fits both limits)" if n is not None else "replay a shorter trace"
+    if est.memory_bytes > limits.max_memory_bytes:
+        fix = fix_size
+        if est.samples * est.series * COEFFICIENTS.bytes_per_sample_row > 0.5 * est.memory_bytes_per_policy:
+            fix += f", or raise run.sample_interval_s (now {sc.run.sample_interval_s:g} s)"
+        if est.workers > 1:
+            fix += ", or run fewer policies at a time (--workers 1)"
+        problems.append(
+            f"{field_name} = {value}: the run needs ~{human_bytes(est.memory_bytes)} of memory ({est.rounds:,} rounds),"
+            f" above the limit of {human_bytes(limits.max_memory_bytes)} ({limits.source}). Fix: {fix};"
+            f" or raise the limit (--max-memory-gb / {ENV_MAX_MEMORY_GB}), or pass --yes to run anyway"
+        )
+    if est.wall_s > limits.max_wall_s:
+        fix = fix_size
+        if w.kind == "synthetic" and w.max_context_tokens is None:
+            fix += " or set workload.max_context_tokens (fewer rounds per trajectory)"
+        budget = ""
+        if est.wall_s_per_policy > sc.run.wall_budget_s:
+            budget = f"; run.wall_budget_s = {sc.run.wall_budget_s:g} would truncate each policy's run"
+        problems.append(
+            f"{field_name} = {value}: the run is expected to take ~{human_seconds(est.wall_s)} of wall time"
+            f" ({est.rounds:,} rounds x {est.policies} polic{'y' if est.policies == 1 else 'ies'}), above the limit of"
+            f" {human_seconds(limits.max_wall_s)} ({limits.source}){budget}. Fix: {fix}; or raise the limit"
+            f" (--max-wall-s / {ENV_MAX_WALL_S}), or pass --yes to run anyway"
+        )
+    return problems
+
+
+def guard_run(
+    sc: Scenario,
+    policies: int | list[str] | tuple[str, ...] = 1,
+    *,
+    workers: int | None = None,
+    limits: Limits | None = None,
+    force: bool = False,
+    base_dir: Path | None = None,
+) -> RunEstimate:
+    """Estimate the run and raise :class:`RunTooLarge` above the limits (unless ``force``); returns the estimate."""
+    est = estimate_run(sc, policies, workers=workers, base_dir=base_dir)
+    lim = limits or get_limits()
+    problems = check_estimate(est, lim, sc)
+    if problems and not force:
+        raise RunTooLarge(problems, est, lim)
+    return est
+
+
+def guard_many(
+    scenarios: list[Scenario],
+    policies: int | list[str] | tuple[str, ...] = 1,
+    *,
+    workers: int = 1,
+    limits: Limits | None = None,
+    force: bool = False,
+) -> RunEstimate | None:
+    """Guard a batch (sweep points, capacity rates): each point against the memory limit, the total against the wall limit.
+
+    Returns the largest point's estimate (None for an empty batch). ``workers`` points run at the same time.
+    """
+    if not scenarios:
+        return None
+    lim = limits or get_limits()
+    ests = [estimate_run(s, policies) for s in scenarios]
+    i = max(range(len(ests)), key=lambda k: ests[k].memory_bytes)
+    big = ests[i]
+    problems = []
+    w = max(1, workers)
+    if big.memory_bytes * min(w, len(ests)) > lim.max_memory_bytes:
+        scaled = RunEstimate(**{**big.__dict__, "memory_bytes": big.memory_bytes * min(w, len(ests))})
+        problems += [p for p in check_estimate(scaled, lim, scenarios[i]) if "memory" in p]
+    total_wall = sum(e.wall_s for e in ests) / w
+    if total_wall > lim.max_wall_s:
+        problems.append(
+            f"{len(ests)} runs: expected ~{human_seconds(total_wall)} of wall time in total on {w} worker(s), above the limit of"
+            f" {human_seconds(lim.max_wall_s)} ({lim.source}). Fix: fewer grid points or a smaller workload.agents; or raise"
+            f" the limit (--max-wall-s / {ENV_MAX_WALL_S}), or pass --yes to run anyway"
+        )
+    if problems and not force:
+        raise RunTooLarge(problems, big, lim)
+    return big
+
+
+# ---------------------------------------------------------------- while running: memory watchdog
+
+
+class MemoryWatchdog:
+    """Poll this process's resident memory (psutil) and call ``on_exceed`` once it passes ``limit_bytes``.
+
+    Used inside a worker process (a dashboard job's child, a compare worker): ``on_exceed`` sets the
+    run's cancel event with a reason, so the run stops and is recorded as failed instead of taking the
+    machine down. ``exceeded`` holds the reason afterwards.
+    """
+
+    def __init__(self, limit_bytes: float, on_exceed, interval_s: float = 0.25) -> None:  # noqa: ANN001
+        self.limit_bytes = float(limit_bytes)
+        self.on_exceed = on_exceed
+        self.interval_s = interval_s
+        self.exceeded = ""
+        self.peak_bytes = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="dualpath-memory-watchdog", daemon=True)
+
+    def __enter__(self) -> MemoryWatchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        try:
+            import psutil
+
+            proc = psutil.Process()
+        except Exception:  # noqa: BLE001 - no psutil: no watchdog
+            return
+        while not self._stop.wait(self.interval_s):
+            rss = float(proc.memory_info().rss)
+            self.peak_bytes = max(self.peak_bytes, rss)
+            if rss > self.limit_bytes:
+                self.exceeded = (
+                    f"stopped: the run's memory reached {human_bytes(rss)}, above its budget of"
+                    f" {human_bytes(self.limit_bytes)} ({ENV_MAX_MEMORY_GB} / --max-memory-gb); lower workload.agents"
+                )
+                self.on_exceed(self.exceeded)
+                return
+
+
+def memory_budget_bytes(limits: Limits | None = None, share: int = 1) -> float:
+    """The memory one worker process may use: the limit divided among ``share`` concurrent workers."""
+    lim = limits or get_limits()
+    return lim.max_memory_bytes / max(1, share)
