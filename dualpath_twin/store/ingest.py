@@ -39,11 +39,7 @@ class IngestMixin:
             try:
                 self._ingest_manifest(con, rid, m)
             except Exception as err:  # keep other runs flowing; surface to the writer
-                msg = f"{type(err).__name__}: {err}"
-                rejected.append((rid, msg))
-                bad = self.spool.root / f"{rid}.rejected.json"
-                write_json_atomic(bad, {**m, "rejected_error": msg})
-                self.spool.done_path(rid).unlink(missing_ok=True)
+                rejected.append(self._reject(rid, m, err, self.spool.done_path(rid)))
                 continue
             self.spool.remove(rid)
         for sid in self.spool.capacity_ids():
@@ -54,10 +50,7 @@ class IngestMixin:
             try:
                 self._ingest_capacity(con, sid, rec)
             except Exception as err:  # keep other entries flowing; surface to the writer
-                msg = f"{type(err).__name__}: {err}"
-                rejected.append((sid, msg))
-                write_json_atomic(self.spool.root / f"{sid}.rejected.json", {**rec, "rejected_error": msg})
-                path.unlink(missing_ok=True)
+                rejected.append(self._reject(sid, rec, err, path))
                 continue
             path.unlink(missing_ok=True)
         me = host_name()
@@ -78,6 +71,13 @@ class IngestMixin:
             elif not self._run_exists(con, rid):
                 self._write_run_row(con, {**mk, "status": "running", "error": ""})
         return rejected
+
+    def _reject(self, entry_id: str, rec: dict[str, Any], err: Exception, path: Path) -> tuple[str, str]:
+        """Set a spool entry that failed to ingest aside as ``<id>.rejected.json`` (with the error); (id, message)."""
+        msg = f"{type(err).__name__}: {err}"
+        write_json_atomic(self.spool.root / f"{entry_id}.rejected.json", {**rec, "rejected_error": msg})
+        path.unlink(missing_ok=True)
+        return entry_id, msg
 
     def _fail_orphans(self, con: duckdb.DuckDBPyConnection) -> None:
         """Runs 'running' in the DB on this host with no marker left: their writer is gone."""

@@ -88,21 +88,17 @@ class QueriesMixin:
             since = since.astimezone(UTC).replace(tzinfo=None)
         where = ["true"]
         params: dict[str, Any] = {}
-        if scenario is not None:
-            where.append("(r.scenario_name = $sc or r.scenario_hash = $sc)")
-            params["sc"] = scenario
-        if policy is not None:
-            where.append("r.policy = $po")
-            params["po"] = policy
-        if since is not None:
-            where.append("r.created_at >= $since")
-            params["since"] = since
-        if status is not None:
-            where.append("r.status = $st")
-            params["st"] = status
-        if sweep_id is not None:
-            where.append("r.sweep_id = $sw")
-            params["sw"] = sweep_id
+        filters = (
+            ("(r.scenario_name = $sc or r.scenario_hash = $sc)", "sc", scenario),
+            ("r.policy = $po", "po", policy),
+            ("r.created_at >= $since", "since", since),
+            ("r.status = $st", "st", status),
+            ("r.sweep_id = $sw", "sw", sweep_id),
+        )
+        for clause, key, value in filters:  # the filters given, in this order
+            if value is not None:
+                where.append(clause)
+                params[key] = value
         q = (
             f"select {_LIST_COLUMNS} from runs r left join summaries s using (run_id)"
             f" where {' and '.join(where)} order by r.run_id desc"
