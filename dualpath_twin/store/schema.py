@@ -140,7 +140,15 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 4: calibrations (one row per ``calibrate`` fit; store/calibrations.py)."""
+    con.sql(
+        "create table calibrations (fit_id VARCHAR, name VARCHAR, created_at TIMESTAMP, measurements_toml VARCHAR,"
+        " fitted_json VARCHAR, residuals_json VARCHAR, result_json VARCHAR)"
+    )
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
