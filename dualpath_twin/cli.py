@@ -79,6 +79,7 @@ ReportOpt = Annotated[
 ]
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="do not save the run in the result store")]
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML file", show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table (JSON still printed)")]
 SkipBadOpt = Annotated[
     bool,
     typer.Option(
@@ -571,9 +572,7 @@ def run(
         ),
     ] = False,
     skip_bad_lines: SkipBadOpt = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="no progress bar or table (JSON still printed)")
-    ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Simulate one scenario under one policy and print its summary."""
     with _guard():
@@ -673,9 +672,7 @@ def compare(
         ),
     ] = False,
     skip_bad_lines: SkipBadOpt = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="no progress bar or table (JSON still printed)")
-    ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run several policies on the same scenario and seed; print them side by side with ratios."""
     with _guard():
