@@ -281,6 +281,11 @@ class Scenario(_Strict):
 
     name: str = Field("unnamed", description="short name shown in reports")
     description: str = Field("", description="free text")
+    calibration: str | None = Field(
+        None,
+        description="calibration TOML (written by `dualpath-twin calibrate`) whose [compute]/[network] values this "
+        "scenario includes; relative to the scenario file; the scenario's own values override it",
+    )
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -482,7 +487,52 @@ def load(path: str | Path, check_catalog: bool = True) -> Scenario:
             cand = (p.parent / tp).resolve()
             if cand.exists() or not tp.exists():
                 wl["trace_path"] = str(cand)
+    if isinstance(data, dict) and "calibration" in data:
+        data = _include_calibration(data, p)
     return from_dict(data, str(p), check_catalog)
+
+
+CALIBRATION_SECTIONS = ("compute", "network")
+"""Scenario tables a calibration file may hold."""
+
+
+def _include_calibration(data: dict[str, Any], scenario_path: Path) -> dict[str, Any]:
+    """Merge the calibration file a scenario names under the scenario's own [compute]/[network] values."""
+    src = str(scenario_path)
+    ref = data["calibration"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise ScenarioError([f"calibration = {ref!r}: give the path of a calibration TOML, e.g. \"calibration.toml\""], src)
+    cp = Path(ref).expanduser()
+    if not cp.is_absolute():
+        cp = (scenario_path.parent / cp).resolve()
+    if not cp.is_file():
+        raise ScenarioError(
+            [f"calibration = {ref!r}: file not found ({cp}); the path is relative to the scenario file;"
+             f" write it with `dualpath-twin calibrate MEASUREMENTS.toml -o {ref}`"],
+            src,
+        )  # fmt: skip
+    try:
+        cal = tomllib.loads(cp.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, OSError, tomllib.TOMLDecodeError) as err:
+        raise ScenarioError([f"calibration = {ref!r}: cannot read {cp}: {err}; fix the calibration file"], src) from None
+    problems = []
+    for key, val in cal.items():
+        if key not in CALIBRATION_SECTIONS or not isinstance(val, dict):
+            problems.append(f"calibration file {cp}: {key}: not allowed; a calibration file holds only [compute] and [network] tables")
+            continue
+        model = Scenario.model_fields[key].annotation
+        try:
+            model.model_validate(val)  # type: ignore[union-attr]
+        except ValidationError as err:
+            problems += [f"calibration file {cp}: {key}.{p}" for p in _format_errors(err)]
+    if problems:
+        raise ScenarioError(problems, src)
+    out = dict(data)
+    for key, val in cal.items():
+        own = data.get(key, {})
+        out[key] = {**val, **own} if isinstance(own, dict) else own
+    out["calibration"] = str(cp)
+    return out
 
 
 def save(scenario: Scenario, path: str | Path) -> None:
