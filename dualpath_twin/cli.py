@@ -399,6 +399,15 @@ def _print_summary_table(summaries: list[RunSummary], run_ids: list[str | None],
     for s in summaries:
         if s.bottleneck_sentence:
             con.print(f"{s.policy}: {s.bottleneck_sentence}")
+        for f in s.faults:  # [[faults]]: what each did to prefill throughput
+            where = f"{f.node}{'' if f.gpu is None else f'.gpu{f.gpu}'}"
+            degr = "-" if f.degradation is None else f"{f.degradation:.0%}"
+            rec = "not within the run" if f.recovery_s is None else f"{f.recovery_s:.1f} s"
+            con.print(
+                f"{s.policy}: fault {f.kind} on {where} at {f.start_s:g}-{'end' if f.end_s is None else f'{f.end_s:g}'} s: "
+                f"prompt tokens/s {f.prompt_tokens_per_s_before or 0:,.0f} before, {f.prompt_tokens_per_s_during or 0:,.0f} during "
+                f"(degradation {degr}), recovery {rec}"
+            )
 
 
 # ------------------------------------------------------------------ checks

@@ -62,6 +62,10 @@ def test_scenario_round_trips_losslessly(path: Path, tmp_path: Path) -> None:
             assert k in whole, f"{where}{k} lost in round trip"
             if isinstance(v, dict):
                 contained(v, whole[k], f"{where}{k}.")
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # [[faults]] tables
+                assert len(whole[k]) == len(v), f"{where}{k}: {len(v)} tables became {len(whole[k])}"
+                for i, (x, y) in enumerate(zip(v, whole[k], strict=True)):
+                    contained(x, y, f"{where}{k}[{i}].")
             else:
                 assert whole[k] == v, f"{where}{k}: {v!r} became {whole[k]!r}"
 

@@ -147,3 +147,41 @@ def test_fault_effects_survive_the_store_round_trip(tmp_path) -> None:
     assert back == r.summary and back.faults[0].kind == "snic_degraded"
     assert RunSummary.model_validate_json(r.summary.model_dump_json()).faults == r.summary.faults
     assert r.summary.flat()["faults.0.start_s"] == 1.0
+
+
+def test_dualpath_loses_less_than_basic_with_a_prefill_snic_down_on_the_paper_2p4d() -> None:
+    """Paper DS 660B 2P4D (32 agents): P0's SNIC down for 150 s; prompt tokens prefilled in that window vs no fault."""
+    from pathlib import Path
+
+    from dualpath_twin.scenario import apply_overrides, load
+
+    root = Path(__file__).resolve().parents[1]
+    sc = apply_overrides(load(root / "scenarios/paper/ds660b-2p4d-32k.toml"), {"workload.agents": 32})
+    start, end = 100.0, 250.0
+    scf = _with_faults(sc, [{"kind": "snic_down", "node": "P0", "start_s": start, "end_s": end}])
+
+    def window_tokens(r) -> float:
+        x = r.rounds.filter((pl.col("prefill_end_s") >= start) & (pl.col("prefill_end_s") < end))
+        return float(x["prompt_tokens"].sum())
+
+    loss = {}
+    for pol in ("basic", "dualpath"):
+        healthy, faulty = api.simulate(sc, pol), api.simulate(scf, pol, check_invariants=True)
+        assert faulty.invariants == [] and faulty.rounds["done_s"].null_count() == 0
+        loss[pol] = 1.0 - window_tokens(faulty) / window_tokens(healthy)
+    assert loss["dualpath"] < loss["basic"]
+    assert loss["basic"] > 0.5  # Basic has no other path to storage for P0's requests
+
+
+def test_reports_shade_the_fault_and_list_its_effect(tmp_path) -> None:
+    from dualpath_twin.report import build_report_from_results
+    from dualpath_twin.report import figures as F
+
+    sc = _with_faults(_base(), [{"kind": "snic_down", "node": "P0", "start_s": 1.0, "end_s": 2.0}])
+    r = api.simulate(sc, "basic", workload=WL)
+    fig = F.shade_faults(F.throughput_figure(r.timeseries), r.summary)
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) == 2 and {(s.x0, s.x1) for s in rects} == {(1.0, 2.0)}  # both subplots
+    assert not F.shade_faults(F.throughput_figure(r.timeseries), api.simulate(_base(), "basic", workload=WL).summary).layout.shapes
+    html = build_report_from_results([r], tmp_path / "r.html").read_text()
+    assert 'id="faults"' in html and "P0" in html and "snic_down" in html

@@ -346,6 +346,24 @@ def _comparison_section(runs: list[ReportRun], fig: _Figs) -> str:
     )
 
 
+def _faults_section(runs: list[ReportRun]) -> str:
+    """The configured faults of each run and what they did (empty when no run has faults)."""
+    rows = []
+    for r in runs:
+        for f in r.summary.faults:
+            rows.append([_esc(r.label), _esc(f"{f.node}{'' if f.gpu is None else f'.gpu{f.gpu}'}"), _esc(f.kind),
+                         _esc(f"{f.start_s:g}-{'end' if f.end_s is None else f'{f.end_s:g}'}"),
+                         _esc(_fmt(f.prompt_tokens_per_s_before)), _esc(_fmt(f.prompt_tokens_per_s_during)),
+                         _esc("-" if f.degradation is None else f"{f.degradation:.1%}"),
+                         _esc("not within the run" if f.recovery_s is None else f"{f.recovery_s:.1f} s")])  # fmt: skip
+    if not rows:
+        return ""
+    head = ["run", "where", "fault", "interval (s)", "prompt tok/s before", "during", "degradation", "recovery"]
+    note = ("Shaded on the time-series plots. Degradation = 1 - prompt tokens/s prefilled during the fault over the "
+            "window before it; recovery = time after the repair until a 10 s window is back at 90% of that level.")  # fmt: skip
+    return f'<section id="faults"><h2>Faults</h2><p class="note">{_esc(note)}</p>{_table(head, rows)}</section>'
+
+
 def render_html(runs: list[ReportRun]) -> str:
     """The complete report page as one self-contained HTML string."""
     if not runs:
@@ -363,7 +381,8 @@ def render_html(runs: list[ReportRun]) -> str:
         _scenario_section(runs),
         _summary_section(runs, slo),
         _bounds_section(runs, fig),
-        f'<section id="throughput"><h2>Throughput over time</h2>{fig(F.throughput_figure(ts))}</section>',
+        f'<section id="throughput"><h2>Throughput over time</h2>{fig(F.shade_faults(F.throughput_figure(ts), sums))}</section>',
+        _faults_section(runs),
         '<section id="latency"><h2>Latency distributions against the SLO</h2>'
         + fig(F.latency_cdf_figure(rounds, "ttft_s", slo[0]))
         + fig(F.latency_cdf_figure(rounds, "tpot_s", slo[1]))
@@ -381,7 +400,7 @@ def render_html(runs: list[ReportRun]) -> str:
             for r in runs
         )
         + "</section>",
-        f'<section id="storage"><h2>Storage throughput</h2>{fig(F.storage_throughput_figure(ts))}</section>',
+        f'<section id="storage"><h2>Storage throughput</h2>{fig(F.shade_faults(F.storage_throughput_figure(ts), sums))}</section>',
         f'<section id="memory"><h2>HBM and DRAM buffer occupancy</h2>{fig(F.occupancy_figure(ts))}</section>',
         f'<section id="breakdown"><h2>TTFT breakdown</h2>{fig(F.ttft_breakdown_figure(sums))}</section>',
     ]

@@ -372,3 +372,20 @@ def bounds_figure(summary: RunSummary) -> go.Figure:
     fig.update_xaxes(title_text="sustainable rounds per second (rounds/s)")
     fig.update_yaxes(title_text="resource (binding in red)")
     return _layout(fig, title, height=max(280, 120 + 40 * len(res)))
+
+
+def shade_faults(fig: go.Figure, summaries: RunSummary | Mapping[str, RunSummary]) -> go.Figure:
+    """Shade each configured fault's interval (start_s to end_s, or to the run's end) on a time-series figure."""
+    seen: set[tuple] = set()
+    for s in _summaries(summaries).values():
+        end_run = s.sim_time_s
+        for f in s.faults:
+            key = (f.kind, f.node, f.gpu, f.start_s, f.end_s)
+            if key in seen:
+                continue
+            seen.add(key)
+            x1 = f.end_s if f.end_s is not None else max(end_run, f.start_s)
+            what = f"{f.node}{'' if f.gpu is None else f'.gpu{f.gpu}'} {f.kind}"
+            fig.add_vrect(x0=f.start_s, x1=x1, fillcolor="#E45756", opacity=0.12, line_width=0,
+                          annotation_text=what, annotation_position="top left")  # fmt: skip
+    return fig
