@@ -1007,6 +1007,16 @@ def _register_planning() -> None:
 _register_planning()
 
 
+def _register_calibration() -> None:
+    """Add the ``calibrate`` command (dualpath_twin/calibration/cli.py)."""
+    from dualpath_twin.calibration.cli import register
+
+    register(app)
+
+
+_register_calibration()
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="dualpath-twin")
