@@ -128,8 +128,8 @@ class JobRegistry:
 
     def warm_up(self) -> None:
         """Start the forkserver (importing the simulator once) in the background so the first run starts fast."""
-        if self.mode != "process" or self._warm:
-            return
+        if self.mode != "process" or self._warm or mp.parent_process() is not None:
+            return  # never from inside a child process (it would start a process while bootstrapping)
         self._warm = True
 
         def start() -> None:
