@@ -35,6 +35,7 @@ def main() -> None:
     ]
     if PLANNING.is_file():
         pages.append(st.Page(str(PAGES / "planning.py"), title="Planning", icon=":material/calculate:"))
+    pages.append(st.Page(str(PAGES / "calibration.py"), title="Calibration", icon=":material/straighten:"))
     pages.append(st.Page(str(PAGES / "about.py"), title="About", icon=":material/help:"))
 
     with st.sidebar:

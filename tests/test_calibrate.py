@@ -251,3 +251,29 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert [p["twin"] for p in rec.residuals] == [p.twin for p in res.points]
     assert rec.result["verdict"] == res.verdict
     assert df["fit_id"].to_list() == [fid] and df["rms_residual_pct"][0] == pytest.approx(res.rms_residual_pct)
+
+
+def test_dashboard_page_fits_saves_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from dualpath_twin.ui import backend
+
+    monkeypatch.setenv("DUALPATH_TWIN_DB", str(tmp_path / "ui.duckdb"))
+    backend._STORES.clear()
+    at = AppTest.from_file(str(ROOT / "dualpath_twin" / "ui" / "pages" / "calibration.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("no stored fits" in i.value for i in at.info)
+    assert at.selectbox(key="cal_file").value == EXAMPLE.name
+    at.button(key="cal_fit").click().run()
+    assert not at.exception, at.exception
+    saved = [c.value for c in at.caption if c.value.startswith("saved as ")]
+    assert saved
+    fid = saved[0].removeprefix("saved as ")
+    charts = at.get("plotly_chart")
+    assert charts, "the measured-vs-twin chart is drawn"
+    fig = json.loads(charts[0].proto.spec)
+    assert len(fig["data"][0]["x"]) == len(cal.load(EXAMPLE).points)
+    at.run()  # the stored-fits tab now lists it
+    assert at.selectbox(key="cal_pick").value == fid
+    assert not at.exception
+    backend._STORES.clear()
