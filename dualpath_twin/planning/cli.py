@@ -90,6 +90,29 @@ def capacity_table(results: list[CapacityResult]) -> Table:
     return t
 
 
+def _pd_advice(sc: scn.Scenario, pd: str, measure: str, policy: str | None, json_out: bool) -> None:
+    """``size --pd``: advise a P/D split from a run and show the neighbouring splits measured."""
+    from dualpath_twin.planning.pd_advice import advise_pd, parse_splits
+
+    splits = None if pd.strip().lower() == "all" else parse_splits(pd)
+    adv = advise_pd(sc, splits, policy=policy, measure=measure)
+    if json_out:
+        _emit_json(adv.model_dump(mode="json"))
+        return
+    t = Table(title=f"P/D splits for {sc.name} ({adv.policy}); advised {adv.advised}")
+    for col in ("split", "estimated rounds/s", "per node", "side balance", "bound rounds/s", "measured rounds/s",
+                "measured per node", "GPU busy P / D", "JCT s"):
+        t.add_column(col)
+    for c in adv.candidates:
+        busy = (f"{c.measured_gpu_busy_prefill:.0%} / {c.measured_gpu_busy_decode:.0%}"
+                if c.measured_gpu_busy_prefill is not None and c.measured_gpu_busy_decode is not None else "-")
+        t.add_row(c.label + (" *" if c.label == adv.advised else ""), _fmt(c.estimated_rounds_per_s), _fmt(c.estimated_per_node),
+                  _fmt(c.estimated_balance, digits=".2f"), _fmt(c.bound_rounds_per_s), _fmt(c.measured_rounds_per_s),
+                  _fmt(c.measured_per_node), busy, _fmt(c.jct_s, digits=".1f"))
+    Console().print(t)
+    typer.echo(adv.text)
+
+
 def register(app: typer.Typer) -> None:
     """Add the planning commands to the main typer app."""
 
@@ -229,8 +252,8 @@ def register(app: typer.Typer) -> None:
     @app.command("size")
     def size_cmd(
         scenario: Annotated[Path, typer.Argument(help="scenario TOML")],
-        target_aps: Annotated[float, typer.Option("--target-aps", help="arrival rate to serve within SLO, agents/s")],
-        vary: Annotated[list[str], typer.Option("--vary", "-v", help="axis to size: path=values (ranges ok), repeatable")],
+        target_aps: Annotated[float | None, typer.Option("--target-aps", help="arrival rate to serve within SLO, agents/s")] = None,
+        vary: Annotated[list[str] | None, typer.Option("--vary", "-v", help="axis to size: path=values (ranges ok), repeatable")] = None,
         cost_file: Annotated[Path | None, typer.Option("--cost-file", help="cost table TOML (default data/costs.toml)")] = None,
         policy: Annotated[str | None, typer.Option("--policy", "-p", help="loading design (default: the scenario's)")] = None,
         capacity: Annotated[str, typer.Option("--capacity", help="measure capacity for: none, meets (default) or all configurations")] = "meets",
@@ -246,12 +269,19 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         sets: SetOpt = None,
         html: HtmlOpt = None,
+        pd: Annotated[str | None, typer.Option("--pd", help="P/D advice instead: candidate splits, e.g. 1:1,2:1,1:2, or 'all' (every split of the scenario's node count)")] = None,
+        pd_measure: Annotated[str, typer.Option("--pd-measure", help="P/D advice: simulate the advised split's neighbours (default), all candidates, or none")] = "neighbours",
     ) -> None:
-        """Cheapest configurations meeting the SLO at --target-aps, and the cost vs capacity Pareto front."""
+        """Cheapest configurations meeting the SLO at --target-aps, and the cost vs capacity Pareto front; --pd: which P/D split keeps both sides busy."""
         with _guard():
             sc = _load(scenario, sets)
             if policy:
                 check_policies([policy], sc)
+            if pd is not None:
+                _pd_advice(sc, pd, pd_measure, policy, json_out)
+                return
+            if target_aps is None or not vary:
+                raise PlanningError("size needs --target-aps and at least one --vary axis (or --pd for P/D advice)")
             axes = parse_grid(vary)
             if capacity not in ("none", "meets", "all"):
                 raise PlanningError(f"--capacity {capacity!r}: use none, meets or all")
