@@ -225,14 +225,15 @@ def fit(ms: MeasurementSet, max_nfev: int = 400) -> CalibrationResult:
     for k, f in enumerate(paths):
         if np.linalg.norm(j0[:, k]) < IDENTIFIABLE_MIN:
             unident.add(f)
-    values = dict(start)
     res_x: dict[str, float] = dict(start)
-    for _ in range(len(paths) + 1):
+    readmitted: set[str] = set()
+    for _ in range(2 * len(paths) + 1):
         free = [f for f in paths if f not in unident]
         if not free:
             res_x = dict(start)
             break
-        x0 = np.array([start[f] / scale[f] for f in free])
+        x_from = {**start, **{f: res_x[f] for f in free}}
+        x0 = np.array([x_from[f] / scale[f] for f in free])
         lb = np.array([ms.bounds[f][0] / scale[f] for f in free])
         ub = np.array([ms.bounds[f][1] / scale[f] for f in free])
 
@@ -243,11 +244,15 @@ def fit(ms: MeasurementSet, max_nfev: int = 400) -> CalibrationResult:
         res_x = {**start, **{f: float(ui * scale[f]) for f, ui in zip(free, sol.x, strict=True)}}
         if not sol.success:
             notes.append(f"least_squares stopped: {sol.message}")
-        jf = jac_at(res_x, free)
-        newly = {f for k, f in enumerate(free) if np.linalg.norm(jf[:, k]) < IDENTIFIABLE_MIN}
-        if not newly:
+        # at the solution: free fields that stopped mattering leave; excluded ones that matter now come back (once)
+        jall = jac_at(res_x, paths)
+        sens = {f: float(np.linalg.norm(jall[:, k])) for k, f in enumerate(paths)}
+        newly = {f for f in free if sens[f] < IDENTIFIABLE_MIN}
+        back = {f for f in unident if sens[f] >= IDENTIFIABLE_MIN and f not in readmitted}
+        if not newly and not back:
             break
-        unident |= newly
+        unident = (unident | newly) - back
+        readmitted |= back
     values = res_x
     free = [f for f in paths if f not in unident]
     r = residuals(values)
@@ -261,8 +266,15 @@ def fit(ms: MeasurementSet, max_nfev: int = 400) -> CalibrationResult:
             f" ({sigma_rel:.1%}): the 1-sigma errors assume the stated error and are optimistic; the twin misses a"
             " term these measurements see, or a measurement is off"
         )
-    jf = jac_at(values, free)
-    cov = np.linalg.pinv(jf.T @ jf) * sigma_rel**2 if free else np.zeros((0, 0))
+    def at_bound(f: str) -> bool:
+        lo, hi = ms.bounds[f]
+        tol = 1e-6 * max(hi - lo, 1e-12) if math.isfinite(hi - lo) else 1e-9 * max(abs(values[f]), 1.0)
+        return values[f] - lo <= tol or hi - values[f] <= tol
+
+    # errors and correlations of the interior fields (a field pinned at a bound is held fixed there)
+    inner = [f for f in free if not at_bound(f)]
+    jf = jac_at(values, inner)
+    cov = np.linalg.pinv(jf.T @ jf) * sigma_rel**2 if inner else np.zeros((0, 0))
     fields: list[FieldFit] = []
     jall = jac_at(values, paths)
     for k, f in enumerate(paths):
@@ -275,16 +287,16 @@ def fit(ms: MeasurementSet, max_nfev: int = 400) -> CalibrationResult:
                 note="these measurements do not depend on it; left at its start value (measure a regime it limits)",
             ))  # fmt: skip
             continue
-        i = free.index(f)
-        sig = float(math.sqrt(max(cov[i, i], 0.0)) * scale[f])
         verdict, note = "fitted", ""
-        span = hi - lo
-        if math.isfinite(span) and (values[f] - lo <= 1e-6 * max(span, 1e-12) or hi - values[f] <= 1e-6 * max(span, 1e-12)):
+        if at_bound(f):
+            sig = None
             verdict = "at bound"
             note = f"the fit wants it beyond [{lo:g}, {hi:g}]: the twin misses a term these measurements see"
         else:
+            i = inner.index(f)
+            sig = float(math.sqrt(max(cov[i, i], 0.0)) * scale[f])
             corr = [
-                free[j] for j in range(len(free))
+                inner[j] for j in range(len(inner))
                 if j != i and cov[i, i] > 0 and cov[j, j] > 0 and abs(cov[i, j] / math.sqrt(cov[i, i] * cov[j, j])) > CONFOUNDED_CORR
             ]  # fmt: skip
             if corr:
