@@ -277,3 +277,33 @@ def test_dashboard_page_fits_saves_and_lists(tmp_path: Path, monkeypatch: pytest
     assert at.selectbox(key="cal_pick").value == fid
     assert not at.exception
     backend._STORES.clear()
+
+
+def test_bounds_narrow_the_fit_and_serving_is_reported() -> None:
+    doc = {
+        "fit": ["network.snic_efficiency"],
+        "bounds": {"network.snic_efficiency": [0.8, 0.95]},
+        "storage_read": [{"read_gbytes_per_s_per_client": 35.0}],  # 0.7 of the line rate: below the narrowed range
+        "serving": {"ttft_p50_s": 1.2, "tpot_p50_ms": 40.0},
+    }
+    res = cal.fit(cal.parse(tomli_w.dumps(doc)))
+    f = res.fields[0]
+    assert (f.low, f.high) == (0.8, 0.95) and f.fitted == pytest.approx(0.8) and f.verdict == "at bound"
+    assert res.serving == {"ttft_p50_s": 1.2, "tpot_p50_ms": 40.0, "note": ""}
+    with pytest.raises(cal.CalibrationError, match=r"bounds.network.snic_efficiency = \[0.8, 1.5\]: outside"):
+        cal.parse(tomli_w.dumps({**doc, "bounds": {"network.snic_efficiency": [0.8, 1.5]}}))
+
+
+def test_entry_set_predicts_on_its_own_scenario() -> None:
+    """An entry's ``set`` changes the scenario its points are predicted on (here: twice the storage NICs)."""
+    doc = {
+        "fit": ["network.snic_efficiency"],
+        "storage_read": [
+            {"read_gbytes_per_s_per_client": 40.0},
+            {"read_gbytes_per_s_per_client": 80.0, "set": {"network.snics_per_node": 2}},
+        ],
+    }
+    res = cal.fit(cal.parse(tomli_w.dumps(doc)))
+    assert res.fields[0].fitted == pytest.approx(0.8, rel=1e-6)
+    assert [p.twin for p in res.points] == pytest.approx([40.0, 80.0], rel=1e-6)
+    assert res.rms_residual_pct == pytest.approx(0.0, abs=1e-6)

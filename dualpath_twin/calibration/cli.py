@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualpath_twin.calibration.fit import CalibrationResult, fit
-from dualpath_twin.calibration.measurements import CalibrationError, check_fit_paths, load
+from dualpath_twin.calibration.measurements import CalibrationError, load, refit_paths
 from dualpath_twin.cli_errors import guard as _guard
 
 
@@ -69,14 +69,7 @@ def register(app: typer.Typer) -> None:
                 raise CalibrationError(["MEASUREMENTS: give the measurements TOML file (or --list)"])
             ms = load(measurements)
             if fit_fields:
-                paths = [p.strip() for it in fit_fields for p in it.split(",") if p.strip()]
-                problems = [p.replace("fit[", "--fit[") for p in check_fit_paths(paths)]
-                if problems:
-                    raise CalibrationError(problems, str(measurements))
-                from dualpath_twin.calibration.measurements import _bounds_of
-
-                ms.fit_paths = paths
-                ms.bounds = {p: ms.bounds.get(p) or _bounds_of(*p.split(".")) for p in paths}
+                refit_paths(ms, [p.strip() for it in fit_fields for p in it.split(",") if p.strip()])
             result = fit(ms)
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)

@@ -464,6 +464,19 @@ def _points_of(
     ]
 
 
+def refit_paths(ms: MeasurementSet, paths: list[str], option: str = "--fit") -> MeasurementSet:
+    """Replace the fitted fields of a measurement set (e.g. from the CLI), keeping the file's bounds for fields in both."""
+    problems = [p.replace("fit[", f"{option}[", 1) for p in check_fit_paths(paths)]
+    if not paths:
+        problems.append(f"{option}: name at least one field to fit")
+    clash = sorted({k for kind in MEASUREMENT_ARRAYS for e in getattr(ms.spec, kind) for k in e.set} & set(paths))
+    if problems or clash:
+        raise CalibrationError(problems + [f"{option} {c}: set by an entry's set table; remove it there" for c in clash], ms.source)
+    ms.fit_paths = list(paths)
+    ms.bounds = {p: ms.bounds.get(p) or _bounds_of(*p.split(".")) for p in paths}
+    return ms
+
+
 def load(path: str | Path) -> MeasurementSet:
     """Read and validate a measurement file; relative paths in it resolve against its folder."""
     p = Path(path)
