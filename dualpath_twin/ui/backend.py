@@ -40,7 +40,9 @@ def _optional(module: str) -> Any | None:
 
 def bundled_scenarios() -> list[Path]:
     """Every scenario TOML shipped under scenarios/ (examples first, then paper configurations)."""
-    found = sorted(SCENARIO_DIR.glob("**/*.toml"), key=lambda p: (p.parent.name != "examples", str(p)))
+    # scenarios/calibration/ holds measurement files for `calibrate` (the Calibration page), not scenarios
+    files = [p for p in SCENARIO_DIR.glob("**/*.toml") if p.parent.name != "calibration"]
+    found = sorted(files, key=lambda p: (p.parent.name != "examples", str(p)))
     return found
 
 

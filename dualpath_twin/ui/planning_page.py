@@ -37,7 +37,7 @@ POLICIES = list(scn.POLICY_NAMES)
 
 
 def _scenario_picker(key: str) -> scn.Scenario | None:
-    files = sorted(SCENARIO_DIR.glob("*/*.toml"))
+    files = sorted(p for p in SCENARIO_DIR.glob("*/*.toml") if p.parent.name != "calibration")  # measurement files
     labels = [str(p.relative_to(SCENARIO_DIR)) for p in files]
     default = labels.index("examples/online-serving.toml") if "examples/online-serving.toml" in labels else 0
     choice = st.selectbox("scenario", labels + ["upload..."], index=default, key=f"{key}_sc")
