@@ -17,18 +17,24 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "calibration"
 
 def fit_figure(points: list[dict[str, Any]]) -> go.Figure:
     """Measured vs twin per point (twin / measured, start and fitted) and the fitted residuals in %."""
-    names = [f"{i}. {p['name']}" for i, p in enumerate(points, 1)]
+    def short(i: int, p: dict[str, Any]) -> str:
+        b = p["inputs"].get("batch_per_gpu")
+        return f"#{i} {p['kind'].replace('_', ' ')}" + (f" b={b}" if b is not None else "")
+
+    names = [short(i, p) for i, p in enumerate(points, 1)]
+    hover = [f"{p['name']}<br>{p['quantity']}: measured {p['measured']:.4g}, twin {p['twin']:.4g}" for p in points]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("twin / measured (1 = exact)", "residual after the fit, %"))  # fmt: skip
     fig.add_bar(x=names, y=[p["twin_start"] / p["measured"] for p in points], name="twin at start", row=1, col=1,
-                marker_color="#bbbbbb")  # fmt: skip
-    fig.add_bar(x=names, y=[p["twin"] / p["measured"] for p in points], name="twin fitted", row=1, col=1, marker_color="#1f77b4")
+                marker_color="#bbbbbb", hovertext=hover)  # fmt: skip
+    fig.add_bar(x=names, y=[p["twin"] / p["measured"] for p in points], name="twin fitted", row=1, col=1, marker_color="#1f77b4",
+                hovertext=hover)  # fmt: skip
     fig.add_hline(y=1.0, line_dash="dot", row=1, col=1)
     res = [0.0 if p.get("reference") else p["residual_pct"] for p in points]
     fig.add_bar(x=names, y=res, name="residual %", row=2, col=1, showlegend=False,
                 marker_color=["#2ca02c" if abs(r) <= 5 else "#d62728" for r in res],
-                hovertext=[f"measured {p['measured']:.4g}, twin {p['twin']:.4g} ({p['quantity']})" for p in points])  # fmt: skip
-    fig.update_layout(barmode="group", height=560, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": 1.08})
+                hovertext=hover)  # fmt: skip
+    fig.update_layout(barmode="group", height=560, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.12})
     return fig
 
 
