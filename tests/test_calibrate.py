@@ -123,6 +123,8 @@ def test_out_of_range_measurement_hits_a_bound() -> None:
          ["[[prefill]] #1 (line 1)", "batch_per_gpu = 0", "greater than or equal to 1"]),
         ("[[prefill]]\nbatch_per_gpu = 1\ncontext_tokens = 10\nnew_tokens = 5\ntokens_per_s_node = 1.0\n",
          ["[[prefill]] #1", "counts", "required"]),
+        ("[[prefill]]\nbatch_per_gpu = [1, 0]\ncontext_tokens = 10\nnew_tokens = 5\ntokens_per_s_node = [1.0, 2.0]\ncounts = \"new\"\n",
+         ["[[prefill]] #1 (line 1): batch_per_gpu (point 2) = 0: must be greater than or equal to 1"]),
         ("[[decode]]\nbatch_per_gpu = 1\ncontext_tokens = 10\n", ["[[decode]] #1", "exactly one of step_ms"]),
         ("[[decode]]\nbatch_per_gpu = 1\ncontext_tokens = 10\nstep_msec = 3.0\nstep_ms = 2.0\n", ["step_msec", "did you mean step_ms"]),
         ("[[storage_read]]\nread_gbytes_per_s_per_client = 40.0\n\n[[storage_read]]\nread_gbytes_per_s_per_client = -1\n",

@@ -271,17 +271,30 @@ def _where(lines: dict[tuple[str, int], int], kind: str, idx: int) -> str:
     return f"[[{kind}]] #{idx + 1}" + (f" (line {no})" if no else "")
 
 
+def _branch(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None, tuple[Any, ...]]:
+    """Split an error location at pydantic's union-branch tag: (field, branch, rest)."""
+    for i, x in enumerate(loc):
+        if isinstance(x, str) and (x in ("int", "float") or x.startswith(("list[", "constrained-"))):
+            return tuple(loc[:i]), x, tuple(loc[i + 1 :])
+    return tuple(loc), None, ()
+
+
 def _format(err: ValidationError, lines: dict[tuple[str, int], int]) -> list[str]:
     errors = err.errors()
-    # a field that is "a number or an array of numbers" fails both branches: keep the branch the value took
-    by_loc: dict[tuple[Any, ...], int] = {}
+    # a field that is "a number or an array of numbers" fails both union branches: keep the branch the
+    # value took (an array if the list branch complains about an element, else a scalar)
+    is_array: dict[tuple[Any, ...], bool] = {}
     for e in errors:
-        key = tuple(x for x in e["loc"] if not (isinstance(x, str) and (x in ("int", "float") or x.startswith("list["))))
-        by_loc[key] = by_loc.get(key, 0) + 1
+        fld, br, rest = _branch(tuple(e["loc"]))
+        if br is not None and br.startswith("list[") and rest:
+            is_array[fld] = True
     kept = []
     for e in errors:
-        key = tuple(x for x in e["loc"] if not (isinstance(x, str) and (x in ("int", "float") or x.startswith("list["))))
-        if by_loc[key] > 1 and e["type"] == "list_type":
+        fld, br, rest = _branch(tuple(e["loc"]))
+        if br is None:
+            kept.append(e)
+            continue
+        if is_array.get(fld, False) != br.startswith("list["):
             continue
         kept.append(e)
     out = []
@@ -291,7 +304,10 @@ def _format(err: ValidationError, lines: dict[tuple[str, int], int]) -> list[str
         loc = [x for x in loc if not (x in ("int", "float", "str") or x.startswith(("list[", "constrained-", "function-")))]
         if len(loc) >= 2 and loc[0] in MEASUREMENT_ARRAYS and loc[1].isdigit():
             where = _where(lines, loc[0], int(loc[1]))
-            fld = ".".join(loc[2:])
+            parts = loc[2:]
+            if len(parts) == 2 and parts[1].isdigit():  # an element of an array field
+                parts = [f"{parts[0]} (point {int(parts[1]) + 1})"]
+            fld = ".".join(parts)
         else:
             where, fld = "", ".".join(loc)
         val = e.get("input")
@@ -307,8 +323,7 @@ def _format(err: ValidationError, lines: dict[tuple[str, int], int]) -> list[str
             out.append(f"{where + ': ' if where else ''}{fld}: required; add it")
             continue
         head = f"{where}: " if where else ""
-        out.append(f"{head}{fld + ' = ' + shown if fld else shown}: {msg}")
-    # a value failing both union branches (scalar and list) is reported twice: keep one line each
+        out.append(f"{head}{fld + ' = ' + shown + ': ' if fld else ''}{msg}")
     return list(dict.fromkeys(out))
 
 
