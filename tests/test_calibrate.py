@@ -223,6 +223,12 @@ def test_cli_end_to_end_writes_saves_and_lists(tmp_path: Path) -> None:
     assert written["network"]["snic_efficiency"] == pytest.approx(TRUTH["network.snic_efficiency"], rel=0.02)
     r = CliRunner().invoke(app, ["calibrate", "--list", "--db", str(db), "--json"])
     assert r.exit_code == 0 and [x["fit_id"] for x in json.loads(r.stdout)] == [obj["fit_id"]]
+    again = tmp_path / "again.toml"
+    r = CliRunner().invoke(app, ["calibrate", "--show", obj["fit_id"][:12], "--db", str(db), "-o", str(again)])
+    assert r.exit_code == 0, r.output
+    assert "measured vs twin" in r.stdout and again.read_text() == out.read_text()  # the stored fit rewrites the same file
+    r = CliRunner().invoke(app, ["calibrate", "--show", "cal-nope", "--db", str(db)])
+    assert r.exit_code == 2 and "no calibration 'cal-nope'" in r.output
     r = CliRunner().invoke(app, ["calibrate", str(m), "--no-save", "--fit", "compute.gemm_mfu"])
     assert r.exit_code == 0, r.output
     assert "fitted fields" in r.stdout and "measured vs twin" in r.stdout and "verdict:" in r.stdout

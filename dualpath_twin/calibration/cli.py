@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         db: Annotated[Path | None, typer.Option("--db", envvar="DUALPATH_TWIN_DB", help="result store; default data/twin.duckdb")] = None,
         no_save: Annotated[bool, typer.Option("--no-save", help="do not save the fit in the store")] = False,
         list_fits: Annotated[bool, typer.Option("--list", help="list the fits saved in the store and exit")] = False,
+        show: Annotated[str | None, typer.Option("--show", help="print a stored fit (id or unique prefix); with -o, write its calibration TOML")] = None,
     ) -> None:
         """Fit the twin's [compute]/[network] efficiency fields to measurements of your cluster (least squares).
 
@@ -65,17 +66,23 @@ def register(app: typer.Typer) -> None:
             if list_fits:
                 _list(db, json_out)
                 return
-            if measurements is None:
-                raise CalibrationError(["MEASUREMENTS: give the measurements TOML file (or --list)"])
-            ms = load(measurements)
-            if fit_fields:
-                refit_paths(ms, [p.strip() for it in fit_fields for p in it.split(",") if p.strip()])
-            result = fit(ms)
+            fit_id = None
+            if show is not None:
+                if measurements is not None:
+                    raise CalibrationError(["--show prints a stored fit: drop MEASUREMENTS, or drop --show to fit it"])
+                fit_id, result = _load_stored(db, show)
+                no_save = True
+            elif measurements is None:
+                raise CalibrationError(["MEASUREMENTS: give the measurements TOML file (or --list, --show FIT_ID)"])
+            else:
+                ms = load(measurements)
+                if fit_fields:
+                    refit_paths(ms, [p.strip() for it in fit_fields for p in it.split(",") if p.strip()])
+                result = fit(ms)
             if output is not None:
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.write_text(result.to_toml(), encoding="utf-8")
                 typer.echo(f"wrote {output} (include it in a scenario: calibration = \"{output.name}\")", err=True)
-            fit_id = None
             if not no_save:
                 fit_id = _save(db, result)
                 typer.echo(f"saved fit {fit_id} (dashboard: Calibration page; `dualpath-twin calibrate --list`)", err=True)
@@ -113,6 +120,19 @@ def _save(db: Path | None, result: CalibrationResult) -> str:
         )  # fmt: skip
     finally:
         store.close()
+
+
+def _load_stored(db: Path | None, fit_id: str) -> tuple[str, CalibrationResult]:
+    """A stored fit as a CalibrationResult (its measurement file text restored)."""
+    from dualpath_twin.store import open_store
+    from dualpath_twin.store.calibrations import load_calibration
+
+    store = open_store(db)
+    try:
+        rec = load_calibration(store, fit_id)
+    finally:
+        store.close()
+    return rec.fit_id, CalibrationResult.model_validate({**rec.result, "measurements_text": rec.measurements_toml})
 
 
 def _list(db: Path | None, json_out: bool) -> None:
