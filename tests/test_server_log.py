@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,24 @@ ROOT = Path(__file__).resolve().parents[1]
 websockets = pytest.importorskip("websockets")
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+
+def _run_async(coro):  # noqa: ANN001, ANN202
+    """asyncio.run in a fresh thread: the browser tests' sync Playwright keeps an event loop running in this one."""
+    out: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread
+            out["error"] = err
+
+    t = threading.Thread(target=target, name="server-log-session")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out.get("value")
 
 
 def _free_port() -> int:
@@ -133,10 +152,10 @@ def test_page_load_and_a_job_leave_no_traceback(server: tuple[int, Path, Path]) 
     assert _get(f"http://127.0.0.1:{port}/") == 200
     assert _get(f"http://127.0.0.1:{port}/_stcore/health") == 200
     # page load: app.py runs, the job server's warm-up child starts
-    buttons = asyncio.run(_session(port, None, timeout_s=120))
+    buttons = _run_async(_session(port, None, timeout_s=120))
     assert "Run comparison" in buttons
     # a job from the builder, simulated in the dashboard's child process
-    asyncio.run(_session(port, "Run comparison", timeout_s=120))
+    _run_async(_session(port, "Run comparison", timeout_s=120))
     deadline = time.monotonic() + 300
     runs: list[tuple[str, str]] = []
     while time.monotonic() < deadline:
