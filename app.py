@@ -42,6 +42,9 @@ def main() -> None:
         st.markdown("### dualpath-twin")
         st.caption("Digital twin of prefill/decode-disaggregated LLM clusters loading KV-cache from storage: "
                    "Basic vs layer-wise vs DualPath vs Oracle.")
+    from dualpath_twin.ui import costs
+
+    costs.editor()  # the session's cost table, for every page
 
     st.navigation(pages).run()
 

@@ -10,6 +10,7 @@ import plotly.io as pio
 import polars as pl
 from plotly.subplots import make_subplots
 
+from dualpath_twin.palette import FAILS, MEETS, NEUTRAL, policy_color
 from dualpath_twin.planning.capacity import CapacityResult
 from dualpath_twin.planning.sensitivity import SensitivityResult
 from dualpath_twin.planning.sizing import SizingResult
@@ -66,9 +67,8 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
 def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity search: measured SLO curve") -> go.Figure:
     """TTFT p90, TPOT p90 and SLO attainment against arrival rate per policy, pass/fail markers, capacity lines."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=["TTFT p90 (s)", "TPOT p90 (ms)", "SLO attainment"])
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
     for i, r in enumerate(results):
-        color = palette[i % len(palette)]
+        color = policy_color(r.policy, i)
         xs = [p.aps for p in r.curve]
         symbols = ["circle" if p.meets else "x" for p in r.curve]
         hover = [f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})" for p in r.curve]
@@ -105,7 +105,7 @@ def pareto_chart(result: SizingResult) -> go.Figure:
     label = [", ".join(f"{k.split('.')[-1]}={r[k]}" for k in result.axes) for r in df.iter_rows(named=True)]
     df = df.with_columns(pl.Series("label", label))
     fig = go.Figure()
-    for status, color in (("meets", "#2ca02c"), ("fails", "#d62728"), ("pruned", "#bbbbbb"), ("error", "#000000")):
+    for status, color in (("meets", MEETS), ("fails", FAILS), ("pruned", NEUTRAL), ("error", "#000000")):
         sub = df.filter(pl.col("status") == status)
         if sub.height == 0:
             continue

@@ -276,14 +276,15 @@ _SUMMARY_ROWS = (
     ("sim_time_s", "simulated time", "s"), ("rounds", "rounds completed", ""),
     ("prompt_tokens_per_s", "prompt throughput", "tokens/s"), ("generated_tokens_per_s", "generated throughput", "tokens/s"),
     ("rounds_per_s", "rounds per second", "rounds/s"), ("ttft_s.p50", "TTFT p50", "s"), ("ttft_s.p99", "TTFT p99", "s"),
-    ("tpot_s.p50", "TPOT p50", "s"), ("tpot_s.p99", "TPOT p99", "s"), ("slo_attainment", "SLO attainment", "share"),
+    ("tpot_s.p50", "TPOT p50", "ms"), ("tpot_s.p99", "TPOT p99", "ms"), ("slo_attainment", "SLO attainment", "share"),
     ("snic_imbalance", "SNIC load imbalance (max/avg)", ""), ("bottleneck", "bottleneck", ""),
 )  # fmt: skip
 
 
 def _summary_section(runs: list[ReportRun], slo: tuple[float, float]) -> str:
     flats = [r.summary.flat() for r in runs]
-    rows = [[_esc(f"{lab} ({unit})" if unit else lab)] + [_esc(_fmt(f.get(key))) for f in flats]
+    rows = [[_esc(f"{lab} ({unit})" if unit else lab)]
+            + [_esc(_fmt(F.metric_value(f, key) if key in F.METRIC_SCALE else f.get(key))) for f in flats]
             for key, lab, unit in _SUMMARY_ROWS]  # fmt: skip
     note = f"SLO: TTFT ≤ {slo[0]:g} s and TPOT ≤ {slo[1] * 1000:g} ms per round."
     return (
@@ -324,10 +325,10 @@ def _comparison_section(runs: list[ReportRun], fig: _Figs) -> str:
     base = F.pick_baseline(list(sums))
     rows = []
     for key, (lab, unit, higher) in F.COMPARISON_METRICS.items():
-        b = sums[base].flat().get(key)
+        b = F.metric_value(sums[base].flat(), key)
         cells = [_esc(f"{lab} ({unit})")]
         for r in runs:
-            v = r.summary.flat().get(key)
+            v = F.metric_value(r.summary.flat(), key)
             ratio = (
                 f" <span class='note'>({v / b:.2f}x)</span>"
                 if (v is not None and b) and r.label != base

@@ -16,15 +16,10 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from dualpath_twin.palette import FALLBACK as _FALLBACK
+from dualpath_twin.palette import POLICY_COLORS
 from dualpath_twin.results import RunSummary
 
-POLICY_COLORS: dict[str, str] = {
-    "basic": "#E45756",
-    "layerwise": "#F58518",
-    "dualpath-split": "#72B7B2",  # before "dualpath": policy_of matches names inside labels in this order
-    "dualpath": "#4C78A8",
-    "oracle": "#54A24B",
-}
 ROLE_COLORS: dict[str, str] = {"prefill": "#9467BD", "decode": "#17BECF", "cluster": "#7F7F7F"}
 BREAKDOWN_COLORS: dict[str, str] = {
     "queue": "#BAB0AC",
@@ -32,7 +27,6 @@ BREAKDOWN_COLORS: dict[str, str] = {
     "read": "#E45756",
     "prefill": "#4C78A8",
 }
-_FALLBACK = ["#B279A2", "#FF9DA6", "#9D755D", "#72B7B2", "#EECA3B", "#BAB0AC"]
 _DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]
 _GRID = {"gridcolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "linecolor": "#BBBBBB", "automargin": True}
 # a small white template: the stock "plotly_white" is deep-copied per figure (~0.2 s each)
@@ -325,9 +319,21 @@ COMPARISON_METRICS: dict[str, tuple[str, str, bool]] = {
     "rounds_per_s": ("rounds per second", "rounds/s", True),
     "jct_s": ("job completion time", "s", False),
     "ttft_s.p99": ("TTFT p99", "s", False),
-    "tpot_s.p99": ("TPOT p99", "s", False),
+    "tpot_s.p99": ("TPOT p99", "ms", False),
     "slo_attainment": ("SLO attainment", "share", True),
 }
+
+METRIC_SCALE: dict[str, float] = {"tpot_s.p50": 1000.0, "tpot_s.p90": 1000.0, "tpot_s.p99": 1000.0,
+                                  "tpot_s.mean": 1000.0}  # fmt: skip
+"""Factor from a RunSummary.flat() value to the unit shown (TPOT is stored in s, shown in ms everywhere)."""
+
+
+def metric_value(flat: Mapping[str, object], metric: str) -> float | None:
+    """``flat[metric]`` in its display unit (TPOT in ms), or None."""
+    v = flat.get(metric)
+    if not isinstance(v, int | float):
+        return None
+    return float(v) * METRIC_SCALE.get(metric, 1.0)
 
 
 def pick_baseline(labels: list[str], policies: Mapping[str, str] | None = None) -> str:
@@ -340,19 +346,25 @@ def pick_baseline(labels: list[str], policies: Mapping[str, str] | None = None) 
 
 def comparison_figure(
     summaries: Mapping[str, RunSummary], metric: str = "generated_tokens_per_s", baseline: str | None = None,
-    policies: Mapping[str, str] | None = None,
+    policies: Mapping[str, str] | None = None, ratios: bool = True,
 ) -> go.Figure:  # fmt: skip
-    """One bar per run for a summary metric, annotated with its ratio to the baseline run."""
+    """One bar per run for a summary metric, annotated with its ratio to the baseline run (``ratios=False``: values only)."""
     labels = list(summaries)
     base = baseline or pick_baseline(labels, policies)
     name, unit, _ = COMPARISON_METRICS.get(metric, (metric, "", True))
-    vals = [summaries[lab].flat().get(metric) for lab in labels]
-    b = summaries[base].flat().get(metric) if base in summaries else None
-    text = [f"{v / b:.2f}x" if (v is not None and b) else "" for v in vals]
+    vals = [metric_value(summaries[lab].flat(), metric) for lab in labels]
+    b = metric_value(summaries[base].flat(), metric) if base in summaries else None
+    if ratios:
+        text = [f"{v / b:.2f}x" if (v is not None and b) else "" for v in vals]
+    else:
+        text = [f"{v:,.4g}" if v is not None else "" for v in vals]
     styles = run_styles(labels, policies)
     fig = go.Figure(go.Bar(x=labels, y=[v or 0 for v in vals], marker_color=[styles[lab][0] for lab in labels],
                            text=text, textposition="outside"))  # fmt: skip
     fig.update_yaxes(title_text=f"{name} ({unit})")
+    if not ratios:
+        fig.update_xaxes(title_text="run (different scenarios: no ratios)")
+        return _layout(fig, f"{name.capitalize()} per run", height=380)
     fig.update_xaxes(title_text=f"run (ratio vs {base})")
     return _layout(fig, f"{name.capitalize()}: comparison vs {base}", height=380)
 

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import tomllib
-
 import polars as pl
 import streamlit as st
 
+from dualpath_twin.comparison import comparison_verdict, scenario_diff
 from dualpath_twin.report import figures as F
 from dualpath_twin.ui import backend, results_page, state, widgets
 
 
-def _scenario_key(scenario_toml: str) -> str:
-    """The scenario without its policy name (runs of one comparison differ only there)."""
-    try:
-        data = tomllib.loads(scenario_toml)
-    except tomllib.TOMLDecodeError:
-        return scenario_toml
-    data.get("policy", {}).pop("name", None)
-    return json.dumps(data, sort_keys=True)
+def _shared_time_axis(figs: list, t_max_s: float) -> None:
+    """Give the small multiples one time axis (0 .. the longest run) so they line up."""
+    for f in figs:
+        if t_max_s > 0:
+            f.update_xaxes(range=[0, t_max_s])
+        f.update_layout(title={"font": {"size": 14}}, margin={"t": 70})
 
 
 def render() -> None:
@@ -53,10 +49,18 @@ def render() -> None:
         return
     labels = results_page.short_labels(runs)
     summaries = [r.summary for r in runs]
-    if len({_scenario_key(r.scenario_toml) for r in runs}) > 1:
-        st.caption("The selected runs use different scenarios: ratios compare unlike clusters or workloads.")
-    widgets.show_ratios(summaries)
-    st.dataframe(widgets.headline_rows(summaries, labels), hide_index=True, width="stretch")
+    verdict = comparison_verdict([r.scenario_toml for r in runs])
+    if not verdict.like_for_like:
+        st.warning(f"**No design ratios: the selected runs use different scenarios.** {verdict.label}. "
+                   "A throughput ratio across different clusters or workloads says nothing about the designs; "
+                   "select runs of one scenario (the history's diff columns show what differs).")
+        diff = scenario_diff([r.scenario_toml for r in runs], [r.summary.policy for r in runs])
+        st.dataframe(pl.DataFrame([{"run": lb, **row} for lb, row in zip(labels, diff.rows, strict=True)]),
+                     hide_index=True, width="stretch")
+    else:
+        widgets.show_ratios(summaries)
+    st.dataframe(widgets.headline_rows(summaries, labels, scenarios=[r.scenario_toml for r in runs]),
+                 hide_index=True, width="stretch")
     widgets.show_verdicts(summaries)
     results_page.export_buttons([r.run_id for r in runs], "dp_exp_cmp")
 
@@ -69,9 +73,11 @@ def render() -> None:
     st.subheader("Overlaid")
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(F.comparison_figure(sums, "generated_tokens_per_s", base, pol), width="stretch", key="dp_c_gen")
+        st.plotly_chart(F.comparison_figure(sums, "generated_tokens_per_s", base, pol, ratios=verdict.like_for_like),
+                        width="stretch", key="dp_c_gen")
     with c2:
-        st.plotly_chart(F.comparison_figure(sums, "prompt_tokens_per_s", base, pol), width="stretch", key="dp_c_pr")
+        st.plotly_chart(F.comparison_figure(sums, "prompt_tokens_per_s", base, pol, ratios=verdict.like_for_like),
+                        width="stretch", key="dp_c_pr")
     st.plotly_chart(F.throughput_figure(ts, pol), width="stretch", key="dp_c_tp")
     c1, c2 = st.columns(2)
     with c1:
@@ -84,9 +90,12 @@ def render() -> None:
         st.plotly_chart(F.ttft_breakdown_figure(sums), width="stretch", key="dp_c_bd")
         st.plotly_chart(F.occupancy_figure(ts, pol), width="stretch", key="dp_c_occ")
     st.subheader("Side by side: NIC utilisation")
-    cols = st.columns(min(3, len(runs)))
+    st.caption("One row per run, on one time axis (0 to the longest run's simulated time).")
+    t_max_s = max((float(r.timeseries["t_s"].max() or 0.0) for r in runs if r.timeseries.height), default=0.0)
     for i, (lb, r) in enumerate(zip(labels, runs, strict=True)):
-        with cols[i % len(cols)]:
-            st.plotly_chart(F.nic_heatmap_figure(r.timeseries, "snic_rx_util", f" - {lb}"), width="stretch",
-                            key=f"dp_c_hs_{i}")
-            st.plotly_chart(F.nic_utilization_figure(r.timeseries, f" - {lb}"), width="stretch", key=f"dp_c_nic_{i}")
+        figs = [F.nic_heatmap_figure(r.timeseries, "snic_rx_util", f" - {lb}"),
+                F.nic_utilization_figure(r.timeseries, f" - {lb}")]
+        _shared_time_axis(figs, t_max_s)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figs[0], width="stretch", key=f"dp_c_hs_{i}")
+        c2.plotly_chart(figs[1], width="stretch", key=f"dp_c_nic_{i}")

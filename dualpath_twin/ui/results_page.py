@@ -20,10 +20,14 @@ from dualpath_twin.ui import backend, state, widgets
 COMPARE_PAGE = "dualpath_twin/ui/pages/compare.py"
 HISTORY_COLUMNS = {
     "run_id": "run id", "created_at": "started", "status": "status", "scenario_name": "scenario",
-    "policy": "policy", "generated_tokens_per_s": "gen tok/s", "prompt_tokens_per_s": "prompt tok/s",
-    "jct_s": "JCT (s)", "ttft_p99_s": "TTFT p99 (s)", "tpot_p99_s": "TPOT p99 (s)",
-    "slo_attainment": "SLO attainment", "bottleneck": "bottleneck", "error": "error",
+    "policy": "policy", "topology": "topology", "NICs": "NICs", "model": "model", "kv format": "KV format",
+    "workload": "workload", "agents": "agents", "seed": "seed", "other": "other differences",
+    "generated_tokens_per_s": "gen tok/s", "prompt_tokens_per_s": "prompt tok/s",
+    "jct_s": "JCT (s)", "ttft_p99_s": "TTFT p99 (s)", "tpot_p99_ms": "TPOT p99 (ms)",
+    "slo_attainment": "SLO attainment (%)", "bottleneck": "bottleneck", "error": "error",
 }
+"""History columns (store column -> shown name); the scenario-diff columns (comparison.scenario_diff)
+appear only when they vary among the listed runs, so a sweep's runs are told apart."""
 
 
 @dataclass
@@ -38,8 +42,14 @@ class RunData:
 
 
 def list_runs() -> pl.DataFrame:
-    """All runs in the store, newest first (empty frame when the store is unavailable)."""
-    return backend.store().list_runs()
+    """All runs in the store, newest first, with the scenario-diff columns (comparison.runs_with_diff)."""
+    from dualpath_twin.comparison import runs_with_diff
+
+    store = backend.store()
+    try:
+        return runs_with_diff(store)
+    except Exception:  # noqa: BLE001 - the plain listing still works without the diff columns
+        return store.list_runs()
 
 
 @st.cache_data(max_entries=32, show_spinner="Loading run...")
@@ -54,7 +64,10 @@ def run_label(row: dict) -> str:
     """Human label of a history row: policy, scenario, start time, status."""
     created = row.get("created_at")
     when = created.strftime("%m-%d %H:%M:%S") if isinstance(created, datetime) else str(created or "")
-    return f"{row.get('policy')} | {row.get('scenario_name')} | {when} | {row.get('status')} | {row.get('run_id')}"
+    diff = " ".join(str(row[c]) for c in ("topology", "NICs", "model", "workload", "agents", "seed", "other")
+                    if row.get(c))
+    return (f"{row.get('policy')} | {row.get('scenario_name')}{f' [{diff}]' if diff else ''} | {when} | "
+            f"{row.get('status')} | {row.get('run_id')}")
 
 
 def short_labels(runs: list[RunData]) -> list[str]:
@@ -105,6 +118,10 @@ def selection_picker(df: pl.DataFrame, key: str) -> list[str]:
 
 
 def _history(df: pl.DataFrame) -> None:
+    if "tpot_p99_s" in df.columns:
+        df = df.with_columns((pl.col("tpot_p99_s") * 1000).round(2).alias("tpot_p99_ms"))
+    if "slo_attainment" in df.columns:
+        df = df.with_columns((pl.col("slo_attainment") * 100).round(1))
     cols = [c for c in HISTORY_COLUMNS if c in df.columns]
     view = df.select(cols).rename({c: HISTORY_COLUMNS[c] for c in cols})
     st.dataframe(view, hide_index=True, width="stretch", height=min(400, 40 + 35 * max(1, view.height)))
@@ -131,6 +148,18 @@ def _tiles(s: RunSummary, slo_ttft_s: float, slo_tpot_ms: float) -> None:
     c[4].metric("SLO attainment", f"{100 * s.slo_attainment:.1f}%" if s.slo_attainment is not None else "-")
 
 
+def _cost_tiles(s: RunSummary, scenario_toml: str) -> None:
+    """$/hour of the cluster, $ per M generated and prompt tokens, generated tokens per $ (session cost table)."""
+    from dualpath_twin.ui import costs
+
+    cells = costs.cells(s, scenario_toml)
+    c = st.columns(len(cells))
+    for col, (k, v) in zip(c, cells.items(), strict=True):
+        col.metric(k, v)
+    st.caption("Cost from the session's cost table (sidebar **Cost table**; defaults data/costs.toml)"
+               + (" - **edited**" if costs.is_edited() else ""))
+
+
 def slo_of(run: RunData) -> tuple[float, float]:
     """The run's TTFT (s) and TPOT (ms) SLO from its stored scenario (defaults 4 s / 50 ms)."""
     import tomllib
@@ -151,6 +180,7 @@ def _detail(run: RunData) -> None:
                    "its figures cover the simulated time it reached.")
     widgets.show_verdicts([s])
     _tiles(s, ttft_slo, tpot_slo_ms)
+    _cost_tiles(s, run.scenario_toml)
     rounds = {s.policy: run.rounds}
     ts = {s.policy: run.timeseries}
     sums = {s.policy: s}

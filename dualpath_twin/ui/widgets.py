@@ -7,13 +7,12 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from dualpath_twin.palette import CHIP as _CHIP
 from dualpath_twin.results import RunSummary
-
-_CHIP = {"basic": "red", "layerwise": "orange", "dualpath": "blue", "oracle": "green", "dualpath-split": "violet"}  # as figures.POLICY_COLORS
 
 
 def policy_chip(policy: str) -> str:
-    """Markdown for a policy name on its colour (the hue of figures.POLICY_COLORS)."""
+    """Markdown for a policy name on its colour (the hue of palette.POLICY_COLORS)."""
     return f":{_CHIP.get(policy, 'gray')}-background[**{policy}**]"
 
 
@@ -21,8 +20,9 @@ def _r(v: float | None, nd: int = 3) -> float | None:
     return None if v is None else round(float(v), nd)
 
 
-def headline_rows(summaries: list[RunSummary], labels: list[str] | None = None) -> pl.DataFrame:
-    """One row per run: throughput, JCT, latency percentiles, SLO attainment, bound and bottleneck."""
+def headline_rows(summaries: list[RunSummary], labels: list[str] | None = None,
+                  scenarios: list[str] | None = None) -> pl.DataFrame:
+    """One row per run: throughput, JCT, latency, SLO attainment, bound, bottleneck; cost when ``scenarios`` (TOMLs) given."""
     rows: list[dict[str, Any]] = []
     for i, s in enumerate(summaries):
         bound = s.bound
@@ -44,6 +44,15 @@ def headline_rows(summaries: list[RunSummary], labels: list[str] | None = None) 
             "rounds": s.rounds,
             "bottleneck": s.bottleneck,
         })
+        if scenarios is not None:
+            from dualpath_twin.ui import costs
+
+            v = costs.values(s, scenarios[i])
+            rows[-1].update({
+                "$/hour": _r(v["usd_per_hour"], 2),
+                "$ per M gen tokens": _r(v["usd_per_m_generated_tokens"], 3),
+                "gen tokens per $": _r(v["generated_tokens_per_usd"], 0),
+            })
     return pl.DataFrame(rows)
 
 
