@@ -280,3 +280,53 @@ def test_real_core_comparison_in_a_child_process(ui, monkeypatch):
     assert list(table["policy"]) == ["basic", "dualpath"]
     runs = backend.store().list_runs()
     assert set(runs["status"].to_list()) == {"finished"} and runs.height == 2
+
+
+# ------------------------------------------------------------------ planner views (issue 15)
+
+
+def test_compare_across_scenarios_refuses_ratios_and_history_tells_runs_apart(ui):
+    at = _finished_comparison()  # basic + dualpath on the quick scenario (64 agents)
+    at.switch_page("dualpath_twin/ui/pages/builder.py").run()
+    _number(at, "Agents").set_value(8).run()
+    at.button(key="dp_run_from_builder").click().run()
+    _wait_jobs()
+    at.run()
+    ids = backend.store().list_runs()["run_id"].to_list()
+    assert len(ids) == 4
+    at.switch_page(RESULTS_PAGE).run()
+    hist = at.dataframe[0].value
+    assert sorted(hist["agents"]) == ["64", "64", "8", "8"]  # the diff column tells the two scenarios apart
+    assert "TPOT p99 (ms)" in hist.columns and "TPOT p99 (s)" not in hist.columns
+    by = dict(zip(hist["run id"], hist["agents"], strict=True))
+    pick = [next(r for r in ids if by[r] == "64"), next(r for r in ids if by[r] == "8")]
+    at.session_state["dp_selected_runs"] = pick
+    at.switch_page(COMPARE_PAGE).run()
+    assert not at.exception
+    assert not [m for m in at.metric if m.label.startswith("Throughput")]  # no cross-scenario ratio tile
+    assert any("different scenarios" in w.value and "workload.agents" in w.value for w in at.warning)
+    table = next(d.value for d in at.dataframe if "$/hour" in d.value.columns)
+    assert all(v > 0 for v in table["$/hour"])
+
+
+def test_results_cost_tiles_follow_the_session_cost_table(ui):
+    at = _finished_comparison()
+    at.session_state["dp_selected_runs"] = backend.store().list_runs()["run_id"].to_list()[:1]
+    at.switch_page(RESULTS_PAGE).run()
+    cost = next(m for m in at.metric if m.label == "cost ($/hour)")
+    before = float(cost.value.strip("$/h").replace(",", ""))
+    sc = at.session_state["dp_scenario"]
+    gpu_field = next(n for n in at.number_input if n.label == f"{sc.cluster.gpu} $ per GPU-hour")
+    gpu_field.set_value(gpu_field.value * 2).run()
+    after = float(next(m for m in at.metric if m.label == "cost ($/hour)").value.strip("$/h").replace(",", ""))
+    assert after > before, (before, after)
+    assert any("edited" in c.value for c in at.caption)
+
+
+def test_one_palette_for_capacity_chart_and_run_figures():
+    from dualpath_twin import palette
+    from dualpath_twin.report import figures as F
+
+    assert F.POLICY_COLORS is palette.POLICY_COLORS
+    assert palette.policy_color("dualpath") == F.run_styles(["dualpath"])["dualpath"][0]
+    assert palette.policy_color("basic (quick, abc)") == palette.POLICY_COLORS["basic"]
