@@ -143,7 +143,7 @@ def test_search_run_on_the_page_is_saved_and_selected(db: Path, monkeypatch: pyt
     stored = list_capacity(open_store(db))
     assert stored.height == 1 and stored["policies"].to_list() == [["basic", "dualpath"]]
     rec = load_capacity(open_store(db), stored["search_id"][0])
-    assert rec.spec["source"] == "dashboard" and rec.scenario_name == "online-serving"
+    assert rec.spec["source"] == "dashboard" and rec.scenario_name == "quick"  # the session's scenario (Scenario page) by default
     assert at.selectbox(key="cap_pick").value == rec.search_id
     assert {m.label: m.value for m in at.metric} == {
         f"{r.policy} capacity": f"{r.capacity_aps:.4g} agents/s" for r in rec.results

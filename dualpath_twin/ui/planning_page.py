@@ -34,15 +34,27 @@ from dualpath_twin.ui import backend
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 POLICIES = list(scn.POLICY_NAMES)
+SESSION = "the scenario from the Scenario page"
 
 
 def _scenario_picker(key: str) -> scn.Scenario | None:
     files = sorted(p for p in SCENARIO_DIR.glob("*/*.toml") if p.parent.name != "calibration")  # measurement files
     labels = [str(p.relative_to(SCENARIO_DIR)) for p in files]
-    default = labels.index("examples/online-serving.toml") if "examples/online-serving.toml" in labels else 0
-    choice = st.selectbox("scenario", labels + ["upload..."], index=default, key=f"{key}_sc")
+    choice = st.selectbox("scenario", [SESSION] + labels + ["upload..."], index=0, key=f"{key}_sc",
+                          help="the scenario built or uploaded on the Scenario page (with its edits), a bundled file, "
+                               "or an upload")
     try:
-        if choice == "upload...":
+        if choice == SESSION:
+            from dualpath_twin.ui import state
+
+            if state.problems():
+                st.error("The scenario on the Scenario page has problems to fix first: " + "; ".join(state.problems()))
+                return None
+            sc = state.scenario()
+            st.caption(f"Planning on **{sc.name}** from the Scenario page: {sc.cluster.prefill_nodes}P"
+                       f"{sc.cluster.decode_nodes}D x{sc.cluster.gpus_per_node} {sc.cluster.gpu}, "
+                       f"{sc.workload.agents:,} agents")
+        elif choice == "upload...":
             up = st.file_uploader("scenario TOML", type=["toml"], key=f"{key}_up")
             if up is None:
                 return None
