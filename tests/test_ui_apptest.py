@@ -330,3 +330,14 @@ def test_one_palette_for_capacity_chart_and_run_figures():
     assert F.POLICY_COLORS is palette.POLICY_COLORS
     assert palette.policy_color("dualpath") == F.run_styles(["dualpath"])["dualpath"][0]
     assert palette.policy_color("basic (quick, abc)") == palette.POLICY_COLORS["basic"]
+
+
+def test_report_download_is_named_after_scenario_designs_and_date(ui):
+    from datetime import date
+
+    from dualpath_twin.ui import results_page
+
+    _finished_comparison()
+    ids = backend.store().list_runs()["run_id"].to_list()
+    name = results_page.report_file_name(ids)
+    assert name == f"dualpath-quick-basic-vs-dualpath-{date.today().isoformat()}.html"

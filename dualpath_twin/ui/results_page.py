@@ -230,6 +230,20 @@ def report_html(run_ids: list[str]) -> bytes:
         return path.read_bytes()
 
 
+def report_file_name(run_ids: list[str]) -> str:
+    """'dualpath-<scenario>-<designs>-<YYYY-MM-DD>.html' for the report of these runs (from the store's listing)."""
+    import re
+
+    try:
+        df = backend.store().list_runs().filter(pl.col("run_id").is_in(run_ids))
+        scen = "+".join(dict.fromkeys(str(x) for x in df["scenario_name"].to_list() if x)) or "runs"
+        designs = "-vs-".join(p for p in POLICY_NAMES if p in set(df["policy"].to_list())) or "runs"
+    except Exception:  # noqa: BLE001 - a name is still needed
+        scen, designs = "runs", "report"
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", f"dualpath-{scen}-{designs}-{date.today().isoformat()}").strip("-")
+    return f"{slug[:120]}.html"
+
+
 def export_buttons(run_ids: list[str], key: str) -> None:
     """Download buttons: the HTML report of the runs and each run's data as Parquet or CSV."""
     from dualpath_twin import report
@@ -237,7 +251,7 @@ def export_buttons(run_ids: list[str], key: str) -> None:
     c1, c2, c3 = st.columns(3)
     with c1:
         if hasattr(report, "build_report"):
-            st.download_button("Download HTML report", lambda: report_html(run_ids), file_name="dualpath-report.html",
+            st.download_button("Download HTML report", lambda: report_html(run_ids), file_name=report_file_name(run_ids),
                                mime="text/html", key=f"{key}_html", icon=":material/description:", on_click="ignore")
         else:
             st.caption("HTML report: dualpath_twin.report.build_report is not available yet")
