@@ -522,7 +522,7 @@ def validate(
             "",
         ]
         lines += _comment_block("derived values", extra["derived"])
-        lines += _comment_block("bottleneck-free P/D range (SYSTEM.md §4)", extra["pd_range"])
+        lines += _comment_block("bottleneck-free P/D range (DualPath paper)", extra["pd_range"])
         bounds = extra["bounds"]
         if "unavailable" in bounds:
             lines += _comment_block("analytic bounds", bounds)

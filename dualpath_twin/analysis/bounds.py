@@ -33,7 +33,7 @@ RESOURCE_LABELS = {
 
 @dataclass
 class PdRange:
-    """Where a scenario's P/D ratio sits against DualPath's bottleneck-free range (SYSTEM.md §4)."""
+    """Where a scenario's P/D ratio sits against DualPath's bottleneck-free range (DualPath paper)."""
 
     s: float
     lower: float

@@ -5,7 +5,7 @@ Conventions (docs/catalog.md explains each choice):
   routers, optional q/k/v biases); norms and small biases are ignored (< 0.1%).
 - ``linear_flops_per_token`` = 2 x (active params - input embedding - LM head): the embedding is
   a lookup and prefill computes logits for a request's last token only.
-- Attention FLOPs per new token at context L (SYSTEM.md section 3): GQA 4 x heads x head_dim x L
+- Attention FLOPs per new token at context L (DualPath paper, docs/catalog.md): GQA 4 x heads x head_dim x L
   per layer (L capped at the window for sliding-window layers); MLA 2 x heads x (kv_lora_rank +
   rope + kv_lora_rank) x L' per layer with L' = min(L, sparse_topk) for sparse attention, plus
   the indexer 2 x indexer_heads x indexer_head_dim x L per layer.

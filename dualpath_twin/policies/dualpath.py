@@ -1,4 +1,4 @@
-"""DualPath: both read paths and the two-level scheduler of SYSTEM.md §5."""
+"""DualPath: both read paths and the two-level scheduler of the DualPath paper (arXiv 2602.21548)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Calibration of the paper datasets against SYSTEM.md §6 (run: python -m dualpath_twin.workload.calibrate).
+"""Calibration of the paper datasets against the DualPath paper's published dataset statistics (run: python -m dualpath_twin.workload.calibrate).
 
 Metric definitions (docs/workloads.md explains why these make the published table consistent):
 rounds = mean rounds per trajectory; append and generated per round = mean over trajectories of
@@ -20,7 +20,7 @@ from dualpath_twin.workload.types import Workload
 
 @dataclass
 class DatasetMetrics:
-    """The §6 table's columns for one workload, plus the alternative (pooled) definitions."""
+    """The published dataset table's columns for one workload, plus the alternative (pooled) definitions."""
 
     rounds: float
     append_tokens: float
@@ -42,7 +42,7 @@ class DatasetMetrics:
 
 
 def dataset_metrics(wl: Workload) -> DatasetMetrics:
-    """Compute the §6 columns of a multi-round workload."""
+    """Compute the published dataset columns of a multi-round workload."""
     n = wl.n_trajectories
     counts = np.diff(wl.round_offsets)
     tid = np.repeat(np.arange(n), counts)

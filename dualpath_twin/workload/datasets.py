@@ -79,7 +79,7 @@ def stratified_normal(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 class Targets(_Strict):
-    """Published averages a dataset is calibrated to (SYSTEM.md §6); definitions in docs/workloads.md."""
+    """Published averages a dataset is calibrated to (DualPath paper); definitions in docs/workloads.md."""
 
     rounds: float
     append_tokens: float
@@ -113,7 +113,7 @@ class AgenticSpec(_Strict):
 
 
 class ClaudeCodeSpec(_Strict):
-    """Claude Code sessions (shaped on the WEKA traces, /work/shared/traces/README.md §2)."""
+    """Claude Code sessions (shaped on the WEKA traces, the public WEKA Claude Code traces data card)."""
 
     kind: Literal["claude-code"]
     description: str = ""
