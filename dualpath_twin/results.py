@@ -82,6 +82,18 @@ class FaultEffect(BaseModel):
     recovery_s: float | None = None  # after end_s until a 10 s window is back at >= 90% of before
 
 
+class CacheEffect(BaseModel):
+    """What the DRAM cache tier ([cache]) did: hits served from DRAM and the storage-NIC relief."""
+
+    capacity_gb: float | None = None  # None: unbounded
+    scope: str = "pooled"
+    hit_ratio_tokens: float = 0.0  # prompt tokens served from the cache / prompt tokens (finished rounds)
+    share_of_hits: float = 0.0  # cached / hit tokens
+    bytes_from_cache: float = 0.0  # KV bytes read from a node's DRAM instead of storage (the bytes saved)
+    snic_read_bytes: float = 0.0  # KV bytes still read through storage NICs
+    snic_relief: float = 0.0  # bytes_from_cache / (bytes_from_cache + snic_read_bytes)
+
+
 class RunSummary(BaseModel):
     """Headline figures of one run (the CLI's --json run object)."""
 
@@ -115,6 +127,7 @@ class RunSummary(BaseModel):
     bound: Bound | None = None
     steady_state: bool | None = None
     faults: list[FaultEffect] = Field(default_factory=list)  # the scenario's [[faults]] and their effect
+    cache: CacheEffect | None = None  # the DRAM cache tier, when configured
     sim_events: int = 0
     wall_s: float = 0.0
 

@@ -234,6 +234,18 @@ class RunConfig(_Strict):
     )
 
 
+class CacheConfig(_Strict):
+    """A DRAM cache tier in front of storage (Mooncake-style): hit blocks served from a node's DRAM over the compute network."""
+
+    capacity_gb: float | None = Field(
+        None, gt=0, description="DRAM for cached KV blocks, GB: in total (pooled) or on each node (per_node); unset = unbounded"
+    )
+    scope: Literal["pooled", "per_node"] = Field(
+        "pooled", description="pooled: one cache across the cluster; per_node: each node caches its share of the blocks"
+    )
+    eviction: Literal["lru"] = Field("lru", description="eviction policy (least recently used, per block)")
+
+
 FAULT_KINDS = ("snic_down", "snic_degraded", "cnic_down", "cnic_degraded", "node_lost", "slow_storage", "straggler_gpu")
 
 
@@ -296,6 +308,7 @@ class Scenario(_Strict):
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     faults: list[FaultConfig] = Field(default_factory=list, description="faults and degradations ([[faults]] tables); empty = none")
+    cache: CacheConfig | None = Field(None, description="DRAM cache tier in front of storage ([cache]); unset = none")
 
     @field_validator("faults")
     @classmethod

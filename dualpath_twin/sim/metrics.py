@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from dualpath_twin.analysis.bounds import RESOURCE_LABELS
-from dualpath_twin.results import Bound, Percentiles, RunSummary
+from dualpath_twin.results import Bound, CacheEffect, Percentiles, RunSummary
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.sim.faults import fault_effects
 
@@ -59,6 +59,21 @@ def _pct(s: pl.Series) -> Percentiles:
         p90=float(s.quantile(0.9, "linear")),
         p99=float(s.quantile(0.99, "linear")),
         mean=float(s.mean()),
+    )
+
+
+def _cache_effect(sc: Scenario, world, rounds: pl.DataFrame, side_bytes: dict[str, float]) -> CacheEffect:
+    """Hit ratio, bytes served from DRAM and the storage-NIC relief of the DRAM cache tier (finished rounds)."""
+    done = rounds["done_s"].is_not_null().to_numpy()
+    ctok = float(np.asarray(world.cache_tok, dtype=np.float64)[done].sum())
+    prompt = float(rounds["prompt_tokens"].to_numpy()[done].sum())
+    hit = float(rounds["hit_tokens"].to_numpy()[done].sum())
+    cb = float(world.cache_bytes[done].sum())
+    snic = side_bytes["pe"] + side_bytes["de"]
+    return CacheEffect(
+        capacity_gb=sc.cache.capacity_gb, scope=sc.cache.scope,
+        hit_ratio_tokens=ctok / prompt if prompt else 0.0, share_of_hits=ctok / hit if hit else 0.0,
+        bytes_from_cache=cb, snic_read_bytes=snic, snic_relief=cb / (cb + snic) if cb + snic > 0 else 0.0,
     )
 
 
@@ -185,6 +200,7 @@ def summarize(
         bound=bound,
         steady_state=steady,
         faults=fault_effects(sc.faults, rounds, end_t) if sc.faults else [],
+        cache=_cache_effect(sc, world, rounds, side_bytes) if sc.cache is not None else None,
         sim_events=sim_events,
         wall_s=wall_s,
     )

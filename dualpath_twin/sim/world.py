@@ -23,6 +23,7 @@ from simpy.core import EmptySchedule, StopSimulation
 
 from dualpath_twin.policies.base import Policy, RequestInfo
 from dualpath_twin.scenario import Scenario
+from dualpath_twin.sim.cache import plan_cache
 from dualpath_twin.sim.calls import TimedCall, call_later
 from dualpath_twin.sim.cost import CostModel, ep_group_nodes
 from dualpath_twin.sim.decoder import DecodeEngine
@@ -225,6 +226,13 @@ class World:
         self.slow_reads: dict[int, tuple[float, float]] = {}  # node -> (extra latency s, share of reads)
         self.pe_slow: dict[int, float] = {}  # straggling prefill engine -> step time factor
         self.faults = FaultInjector(self, sc.faults) if sc.faults else None
+        # DRAM cache tier ([cache]): per round, hit tokens read from a node's DRAM instead of storage
+        self.cache_tok: list[int] | None = None
+        if sc.cache is not None:
+            plan = plan_cache(wl, sc.cache.capacity_gb, sc.cache.scope, self.P + self.D, self.kv, self.block)
+            self.cache_tok = plan.cached_tokens.tolist()
+            self.cache_holder = plan.holder.tolist()
+            self.cache_bytes = np.zeros(nr)  # bytes each round read from the cache
 
     # ================================================================ view for policies
     def pe_tok(self, pe: int) -> float:
@@ -539,6 +547,9 @@ class World:
     def _read(self, req: Req, node: int, nbytes: float) -> None:
         """Storage -> SNIC rx -> DRAM after the I/O latency (event callbacks, no process)."""
         env = self.env
+        if self.cache_tok is not None and req.parts_left == 0 and self.cache_tok[req.rid] > 0:
+            self._cached_read(req, node, nbytes)
+            return
         col = self.col["read_start_s"]
         if req.parts_left == 0 or col[req.rid] != col[req.rid]:  # a split read starts with its first part
             col[req.rid] = env.now
@@ -551,6 +562,42 @@ class World:
             call_later(env, lat, lambda _e: self._read_flow(req, node, nbytes))
         else:
             self._read_flow(req, node, nbytes)
+
+    def _cached_read(self, req: Req, node: int, nbytes: float) -> None:
+        """A read with cached blocks: those from the holder's DRAM (over the CNICs), the rest from storage, in parallel."""
+        env = self.env
+        rid = req.rid
+        self.col["read_start_s"][rid] = env.now
+        cbytes = self.cache_tok[rid] * self.kv  # type: ignore[index]
+        sbytes = max(nbytes - cbytes, 0.0)
+        self.cache_bytes[rid] += cbytes
+        left = [2 if sbytes > 0 else 1]
+
+        def one() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                self._read_done(req, node, sbytes)
+
+        holder = self.cache_holder[rid]
+        k = rid % len(self.nodes[node].cnic_rx)
+        key = ("cache", holder, node, k)
+        links = self._routes.get(key)
+        if links is None:
+            nd, hd = self.nodes[node], self.nodes[holder]
+            path = [nd.dram] if holder == node else [hd.dram, hd.cnic_tx[k], *self._fab(), nd.cnic_rx[k], nd.dram]
+            links = self._add_route(key, path)
+        self.net.transfer(cbytes, links, "cache", on_done=one)
+        if sbytes > 0:
+            if self.io_latency_s > 0:
+                call_later(env, self.io_latency_s, lambda _e: self._read_flow_part(node, sbytes, one))
+            else:
+                self._read_flow_part(node, sbytes, one)
+
+    def _read_flow_part(self, node: int, nbytes: float, on_done: Callable[[], None]) -> None:
+        nd = self.nodes[node]
+        key = ("read", node)
+        links = self._routes.get(key) or self._add_route(key, [*self._storage(self.storage_read), nd.snic_rx, nd.dram])
+        self.net.transfer(nbytes, links, "read", on_done=on_done)
 
     def _read_flow(self, req: Req, node: int, nbytes: float) -> None:
         nd = self.nodes[node]

@@ -76,6 +76,7 @@ def build_workload(sc: Scenario, base_dir: Path | None = None, *, skip_bad_lines
             block_tokens=bt,
             time_scale=w.trace_time_scale,
             skip_bad_lines=skip_bad_lines,
+            block_keys=sc.cache is not None,  # the DRAM cache tier looks blocks up by id
         )
         scale_trace(wl, w.append_scale, w.gen_scale)
         if w.max_context_tokens is not None:

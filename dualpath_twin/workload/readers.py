@@ -207,8 +207,18 @@ def _round_down(tokens: int, block_tokens: int) -> int:
 # ---------------------------------------------------------------- Mooncake
 
 
+def _key_meta(keys: array, koff: array, order: np.ndarray) -> dict[str, np.ndarray]:
+    """The block-key meta of a trace: keys flat in file order, their offsets per line, each round's line."""
+    return {
+        "block_keys": np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, dtype=np.int64),
+        "block_key_offsets": np.frombuffer(koff, dtype=np.int64),
+        "block_order": order,  # per round: its position (line) in the file
+    }
+
+
 def read_mooncake(
-    path: str | Path, *, block_tokens: int = 64, time_scale: float = 1.0, skip_bad_lines: bool = False
+    path: str | Path, *, block_tokens: int = 64, time_scale: float = 1.0, skip_bad_lines: bool = False,
+    block_keys: bool = False,
 ) -> Workload:
     """Read a Mooncake JSONL trace: one open-loop single-round trajectory per request.
 
@@ -223,6 +233,7 @@ def read_mooncake(
     last_ts = -math.inf
     lead_blocks = total_blocks = 0
     clamped_out = 0
+    keys, koff = array("q"), array("q", [0])  # block_keys: every request's block ids, flat (the DRAM cache tier)
     for n, text, problem in _lines(p):
         try:
             if problem:
@@ -255,6 +266,9 @@ def read_mooncake(
         prompt.append(inp)
         hit.append(_round_down(min(lead * MOONCAKE_BLOCK_TOKENS, inp), block_tokens))
         gen.append(max(out, 1))
+        if block_keys:
+            keys.extend(ids)
+            koff.append(len(keys))
     nreq = len(prompt)
     offsets = array("q", range(nreq + 1))
     meta = {
@@ -264,6 +278,8 @@ def read_mooncake(
         "zero_output_clamped": clamped_out,
         "block_tokens": block_tokens,
     }
+    if block_keys:
+        meta.update(_key_meta(keys, koff, np.arange(nreq, dtype=np.int64)))
     delay = array("d", bytes(8 * nreq))
     return _finish(p.stem, p, skips, arrival, offsets, prompt, hit, gen, delay, True, meta)
 
@@ -368,6 +384,7 @@ class _Ctx:
     gen: list[int] = field(default_factory=list)
     delay: list[float] = field(default_factory=list)
     last_i: int = -1
+    order: list[int] = field(default_factory=list)  # per round: its position in the file
 
 
 def _expand_runs(runs: Any) -> list[int]:
@@ -392,7 +409,9 @@ def _expand_runs(runs: Any) -> list[int]:
     return ids
 
 
-def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines: bool = False) -> Workload:
+def read_claude_code(
+    path: str | Path, *, block_tokens: int = 64, skip_bad_lines: bool = False, block_keys: bool = False
+) -> Workload:
     """Read the re-encoded Claude Code ``requests.jsonl``: one closed-loop trajectory per (trace, ctx).
 
     Hits = leading 64-token blocks already seen in the same conversation (sub-agents share its
@@ -419,9 +438,12 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
     ctxs: dict[str, _Ctx] = {}
     prev_t: dict[str, float] = {}
     lead_blocks = total_blocks = 0
+    keys, koff = array("q"), array("q", [0])  # block_keys: every call's block keys, flat, in file order
+    order: list[int] = []
 
     def flush() -> None:
         for cname, c in ctxs.items():
+            order.extend(c.order)
             arrival.append(c.start_s)
             prompt.extend(c.prompt)
             hit.extend(c.hit)
@@ -478,6 +500,11 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
         c.prompt.append(inp)
         c.hit.append(_round_down(min(lead * CLAUDE_CODE_BLOCK_TOKENS, inp), block_tokens))
         c.gen.append(max(out, 1))
+        if block_keys:
+            base = len(done_convs) << 40  # ids are per conversation
+            keys.extend([h + base for h in ids] if base else ids)
+            c.order.append(len(koff) - 1)  # the call's position in the file
+            koff.append(len(keys))
         if think is None:
             think = max(0.0, t - prev_t.get(ctx, t))
         c.delay.append(think if c.last_i >= 0 else 0.0)
@@ -494,6 +521,8 @@ def read_claude_code(path: str | Path, *, block_tokens: int = 64, skip_bad_lines
         "conversations": len(done_convs) + (1 if conv is not None else 0),
         "block_tokens": block_tokens,
     }
+    if block_keys:
+        meta.update(_key_meta(keys, koff, np.asarray(order, dtype=np.int64)))
     return _finish(p.stem, p, skips, arrival, offsets, prompt, hit, gen, delay, False, meta)
 
 
@@ -533,18 +562,23 @@ def read_trace(
     block_tokens: int = 64,
     time_scale: float = 1.0,
     skip_bad_lines: bool = False,
+    block_keys: bool = False,
 ) -> Workload:
-    """Read any supported trace (``fmt`` = auto | mooncake | azure | claude-code) into a Workload."""
+    """Read any supported trace (``fmt`` = auto | mooncake | azure | claude-code) into a Workload.
+
+    ``block_keys`` also keeps every round's prefix block ids (for the DRAM cache tier, [cache]).
+    """
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "mooncake":
         return read_mooncake(
-            path, block_tokens=block_tokens, time_scale=time_scale, skip_bad_lines=skip_bad_lines
+            path, block_tokens=block_tokens, time_scale=time_scale, skip_bad_lines=skip_bad_lines,
+            block_keys=block_keys,
         )
     if fmt == "azure":
         return read_azure(path, time_scale=time_scale, skip_bad_lines=skip_bad_lines)
     if fmt == "claude-code":
-        return read_claude_code(path, block_tokens=block_tokens, skip_bad_lines=skip_bad_lines)
+        return read_claude_code(path, block_tokens=block_tokens, skip_bad_lines=skip_bad_lines, block_keys=block_keys)
     raise WorkloadError(
         f"unknown trace format {fmt!r}; use one of auto, {', '.join(TRACE_FORMATS)}", str(path)
     )

@@ -82,6 +82,9 @@ def truncate_context(wl: Workload, max_context_tokens: int) -> int:
         per_traj = wl.meta.get(key)
         if isinstance(per_traj, list) and len(per_traj) == n:
             wl.meta[key] = [x for x, k in zip(per_traj, live, strict=True) if k]
+    order = wl.meta.get("block_order")  # per round: its line in the trace (keys stay indexed by line)
+    if order is not None and len(order) == len(keep):
+        wl.meta["block_order"] = np.asarray(order)[keep]
     return dropped
 
 
