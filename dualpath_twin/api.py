@@ -82,6 +82,22 @@ def _events_so_far(env) -> int:
         return 0
 
 
+class _StopCheck:
+    """Stands in for the cancel event: set when the user cancels or ``stop_when(world)`` gives a reason."""
+
+    def __init__(self, world, cancel: threading.Event | None, stop_when: Callable[[object], str | None]) -> None:
+        self.world, self.cancel, self.stop_when = world, cancel, stop_when
+        self.reason: str | None = None
+
+    def is_set(self) -> bool:
+        """True once cancelled or once the verdict is certain (the reason is kept)."""
+        if self.cancel is not None and self.cancel.is_set():
+            return True
+        if self.reason is None:
+            self.reason = self.stop_when(self.world)
+        return self.reason is not None
+
+
 def simulate(
     scenario: Scenario,
     policy: str | None = None,
@@ -91,8 +107,14 @@ def simulate(
     progress_interval_s: float = 0.5,
     check_invariants: bool = False,
     workload=None,
+    stop_when: Callable[[object], str | None] | None = None,
 ) -> RunResult:
-    """Run one simulation of ``scenario`` (policy overrides ``scenario.policy.name``)."""
+    """Run one simulation of ``scenario`` (policy overrides ``scenario.policy.name``).
+
+    ``stop_when(world)`` (opt-in, used by the capacity search's early stop) is polled with the
+    cancel checks; when it returns a reason the run stops there with status "truncated" and
+    ``status_reason`` "stopped early: <reason>". Without it the run is unchanged.
+    """
     from dualpath_twin.analysis.bounds import compute_bound
     from dualpath_twin.policies import get_policy
     from dualpath_twin.sim.cost import build_cost_model
@@ -113,7 +135,10 @@ def simulate(
     world = World(sc, wl, pol, cost)
     per_cnic = (sc.cluster.prefill_nodes + sc.cluster.decode_nodes) <= 16
     sampler = Sampler(sc.run.sample_interval_s, progress, progress_interval_s, per_cnic=per_cnic)
-    run_world(world, sc.run.max_sim_time_s, sampler, sc.run.wall_budget_s, cancel)
+    stopper = _StopCheck(world, cancel, stop_when) if stop_when is not None else None
+    run_world(world, sc.run.max_sim_time_s, sampler, sc.run.wall_budget_s, stopper or cancel)
+    if stopper is not None and stopper.reason:
+        world.status, world.stop_reason = "truncated", f"stopped early: {stopper.reason}"
     events = _events_so_far(world.env)
     if getattr(world.net, "driven", False):
         events += world.net.wakeups  # network completions run by the loop itself, not as SimPy events

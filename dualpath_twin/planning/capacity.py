@@ -142,17 +142,71 @@ def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> t
     return float(prev.mean()), float(last.mean())
 
 
+_QUANTILE = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def ttft_violation_certain(world, crit: SloCriterion, sc: Scenario) -> str | None:
+    """Why the run's TTFT percentile will exceed the limit whatever happens next, or None if not yet certain.
+
+    A round's TTFT is final once its first token is out, and a round still waiting has TTFT at
+    least ``now - arrival``. With ``k`` such rounds over the limit among the run's ``N`` rounds,
+    the linear-interpolated quantile q over all N rounds is over the limit once
+    ``k >= N - floor(q (N - 1))`` (both interpolation neighbours are then over it).
+    """
+    import numpy as np
+
+    lim_s, _ = crit.limits(sc)
+    n = int(world.rounds_total)
+    if n == 0:
+        return None
+    arr = world.col["arrival_s"]
+    ft = world.col["first_token_s"]
+    with np.errstate(invalid="ignore"):
+        late = int(np.count_nonzero(ft - arr > lim_s))
+        late += int(np.count_nonzero(np.isnan(ft) & (world.env.now - arr > lim_s)))
+    need = n - math.floor(_QUANTILE[crit.percentile] * (n - 1))
+    if late >= need:
+        return (f"slo violated: {late} of {n} rounds already have TTFT > {lim_s:g} s, "
+                f"so TTFT {crit.percentile} exceeds the limit (t={world.env.now:.0f} s)")
+    return None
+
+
 def measure_rate(
-    sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion, window_s: float | None = None
+    sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion, window_s: float | None = None,
+    early_stop: bool = False,
 ) -> CapacityPoint:
-    """Simulate the scenario online at one rate (agents = aps x window_s when given) and judge it, in this process."""
+    """Simulate the scenario online at one rate (agents = aps x window_s when given) and judge it, in this process.
+
+    ``early_stop`` stops the run as soon as its SLO failure is certain (``ttft_violation_certain``); the
+    point then fails with ``stopped_early="slo violated"``. Without it the run is the plain ``run``.
+    """
     from dualpath_twin import api
 
     sc_at = online_scenario(sc, aps, window_s)
-    res = api.simulate(sc_at, policy)
+    stop = (lambda w: ttft_violation_certain(w, criterion, sc_at)) if early_stop else None
+    res = api.simulate(sc_at, policy, stop_when=stop)
+    reason = res.summary.status_reason or ""
+    if early_stop and reason.startswith("stopped early: "):
+        s = res.summary
+        return CapacityPoint(
+            aps=aps, meets=False, reason=reason, slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90,
+            ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90, steady_state=s.steady_state, status=s.status,
+            prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds, stopped_early="slo violated",
+        )
     measured = res.rounds is not None and res.rounds.height > 0
     trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if measured else None
     return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at, trend, trend_measured=measured)
+
+
+def bound_aps(sc: Scenario, policy: str | None = None, window_s: float | None = None) -> float:
+    """The analytic ceiling in agents/s: the bound's max rounds/s over the workload's mean rounds per agent."""
+    from dualpath_twin import api
+
+    sc_at = online_scenario(sc, sc.workload.arrival_rate_aps, window_s)
+    wl = api.load_workload(sc_at)
+    b = api.bounds(sc_at, policy)
+    rounds_per_agent = wl.n_rounds / max(1, sc_at.workload.agents)
+    return b.max_rounds_per_s / rounds_per_agent
 
 
 def capacity_search(
@@ -169,20 +223,33 @@ def capacity_search(
     batch: int = 1,
     on_point: Callable[[CapacityPoint], None] | None = None,
     window_s: float | None = None,
+    early_stop: bool = False,
+    from_bound: bool = False,
 ) -> CapacityResult:
     """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel.
 
     Each rate runs ``aps x window_s`` agents so that the load is sustained for ``window_s``
     seconds whatever the rate (default window: the scenario's agents / arrival_rate_aps).
+    ``early_stop`` stops each run once its SLO failure is certain; ``from_bound`` starts the search
+    at half the analytic ceiling (``bound_aps``) instead of the scenario's rate, unless ``start_aps`` is given.
     """
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
-    start = start_aps or sc.workload.arrival_rate_aps
-    toml = sc.to_toml()
     window = window_s if window_s is not None else arrival_window_s(sc)
+    notes0: list[str] = []
+    if start_aps:
+        start = start_aps
+    elif from_bound:
+        ceiling = bound_aps(sc, pol, window)
+        start = 0.5 * ceiling
+        notes0.append(f"started at half the analytic ceiling {ceiling:.3g} agents/s")
+    else:
+        start = sc.workload.arrival_rate_aps
+    toml = sc.to_toml()
 
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
-        tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window) for r in rates]
+        tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window,
+                      early_stop=early_stop) for r in rates]
         outs = (
             list(executor.map(run_rate_task, tasks))
             if executor is not None and len(tasks) > 1
@@ -199,6 +266,10 @@ def capacity_search(
     lo, hi, curve, converged, notes = bracket_and_bisect(
         evaluate, start, tolerance, batch, min_aps, max_aps, max_evaluations
     )
+    notes = notes0 + notes
+    stopped = sum(1 for p in curve if p.stopped_early)
+    if stopped:
+        notes.append(f"{stopped} failing run(s) stopped early once their SLO failure was certain")
     errors = [p for p in curve if p.status == "error"]
     if errors:
         notes.append(f"{len(errors)} run(s) failed with an error (counted as not meeting the SLO): {errors[0].reason}")
@@ -232,12 +303,15 @@ def capacity_search_many(
     workers: int = 1,
     on_point: Callable[[CapacityPoint], None] | None = None,
     window_s: float | None = None,
+    early_stop: bool = False,
+    from_bound: bool = False,
 ) -> list[CapacityResult]:
     """Capacity per policy: policies in parallel when there are several, else rates in parallel (``workers`` wide)."""
     if len(policies) > 1 and executor is not None and workers > 1:
         tasks = [
             Task(kind="capacity", scenario_toml=sc.to_toml(), policy=p, criterion=criterion, tolerance=tolerance,
-                 start_aps=start_aps, max_evaluations=max_evaluations, window_s=window_s)
+                 start_aps=start_aps, max_evaluations=max_evaluations, window_s=window_s,
+                 early_stop=early_stop, from_bound=from_bound)
             for p in policies
         ]
         out = []
@@ -249,7 +323,7 @@ def capacity_search_many(
     return [
         capacity_search(sc, p, criterion=criterion, tolerance=tolerance, start_aps=start_aps,
                         max_evaluations=max_evaluations, executor=executor, batch=workers, on_point=on_point,
-                        window_s=window_s)
+                        window_s=window_s, early_stop=early_stop, from_bound=from_bound)
         for p in policies
     ]
 
@@ -261,7 +335,7 @@ def run_rate_task(task: Task) -> Outcome:
     try:
         sc = scenario_from_toml(task.scenario_toml)
         assert task.aps is not None, "rate task needs aps"
-        pt = measure_rate(sc, task.aps, task.policy, task.criterion or SloCriterion(), task.window_s)
+        pt = measure_rate(sc, task.aps, task.policy, task.criterion or SloCriterion(), task.window_s, task.early_stop)
         return Outcome(key=task.key, point=pt)
     except Exception as err:  # noqa: BLE001 - reported to the driver, which decides
         return error_outcome(task.key, err)
@@ -281,6 +355,8 @@ def run_capacity_task(task: Task) -> Outcome:
             start_aps=task.start_aps,
             max_evaluations=task.max_evaluations,
             window_s=task.window_s,
+            early_stop=task.early_stop,
+            from_bound=task.from_bound,
         )
         return Outcome(key=task.key, capacity=cap, scenario_toml=task.scenario_toml)
     except Exception as err:  # noqa: BLE001 - reported to the driver, which decides
@@ -330,9 +406,10 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "status": p.status,
                 "rounds": p.rounds,
                 "reason": p.reason,
+                "stopped_early": p.stopped_early,
             })
     schema = {"policy": pl.String, "aps": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
-              "status": pl.String, "rounds": pl.Int64, "reason": pl.String}
+              "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String}
     return pl.DataFrame(rows, schema=schema)

@@ -87,6 +87,7 @@ class CapacityPoint(BaseModel):
     status: str = ""
     prompt_tokens_per_s: float = 0.0
     rounds: int = 0
+    stopped_early: str | None = None  # "slo violated": the run was stopped once its failure was certain
 
     @classmethod
     def from_summary(
@@ -151,6 +152,8 @@ class Task:
     start_aps: float | None = None  # kind "capacity"
     max_evaluations: int = 40  # kind "capacity"
     keep_timeseries: bool = True  # kind "run": return the cluster-level time series (small)
+    early_stop: bool = False  # kinds "rate" and "capacity": stop a run once its SLO failure is certain
+    from_bound: bool = False  # kind "capacity": start at half the analytic ceiling
 
 
 @dataclass
