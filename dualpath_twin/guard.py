@@ -382,7 +382,7 @@ def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario) -> list[str]:
         problems.append(
             f"{field_name} = {value}: the run needs ~{human_bytes(est.memory_bytes)} of memory ({est.rounds:,} rounds),"
             f" above the limit of {human_bytes(limits.max_memory_bytes)} ({limits.source}). Fix: {fix};"
-            f" or raise the limit (--max-memory-gb / {ENV_MAX_MEMORY_GB}), or pass --yes to run anyway"
+            f" or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or tick 'Run anyway' on the dashboard's Scenario page"
         )
     if est.wall_s > limits.max_wall_s:
         fix = fix_size
@@ -395,7 +395,7 @@ def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario) -> list[str]:
             f"{field_name} = {value}: the run is expected to take ~{human_seconds(est.wall_s)} of wall time"
             f" ({est.rounds:,} rounds x {est.policies} polic{'y' if est.policies == 1 else 'ies'}), above the limit of"
             f" {human_seconds(limits.max_wall_s)} ({limits.source}){budget}. Fix: {fix}; or raise the limit"
-            f" (--max-wall-s / {ENV_MAX_WALL_S}), or pass --yes to run anyway"
+            f" ({ENV_MAX_WALL_S} or the settings file), or tick 'Run anyway' on the dashboard's Scenario page"
         )
     return problems
 
@@ -446,7 +446,7 @@ def guard_many(
         problems.append(
             f"{len(ests)} runs: expected ~{human_seconds(total_wall)} of wall time in total on {w} worker(s), above the limit of"
             f" {human_seconds(lim.max_wall_s)} ({lim.source}). Fix: fewer grid points or a smaller workload.agents; or raise"
-            f" the limit (--max-wall-s / {ENV_MAX_WALL_S}), or pass --yes to run anyway"
+            f" the limit ({ENV_MAX_WALL_S} or the settings file), or tick 'Run anyway' on the dashboard's Scenario page"
         )
     if problems and not force:
         raise RunTooLarge(problems, big, lim)
@@ -457,19 +457,24 @@ def guard_many(
 
 
 class MemoryWatchdog:
-    """Poll this process's resident memory (psutil) and call ``on_exceed`` once it passes ``limit_bytes``.
+    """Poll this process's resident memory (psutil); past ``limit_bytes`` set :attr:`event`, past 1.25x call ``on_hard``.
 
-    Used inside a worker process (a dashboard job's child, a compare worker): ``on_exceed`` sets the
-    run's cancel event with a reason, so the run stops and is recorded as failed instead of taking the
-    machine down. ``exceeded`` holds the reason afterwards.
+    Used inside a worker process (a dashboard job's child, a compare worker): pass
+    ``EitherEvent(cancel, dog.event)`` as the run's cancel, so a run over its budget stops (soft:
+    the simulation returns at its next check) and the caller records it as failed with
+    :attr:`exceeded` as the reason. Work that cannot be cancelled (building a huge workload) keeps
+    growing; at ``hard_factor`` x the budget ``on_hard(reason)`` runs (the job child reports the
+    failure and exits) so the machine never runs out of memory.
     """
 
-    def __init__(self, limit_bytes: float, on_exceed, interval_s: float = 0.25) -> None:  # noqa: ANN001
+    def __init__(self, limit_bytes: float, on_hard=None, interval_s: float = 0.2, hard_factor: float = 1.25) -> None:  # noqa: ANN001
         self.limit_bytes = float(limit_bytes)
-        self.on_exceed = on_exceed
+        self.on_hard = on_hard
         self.interval_s = interval_s
+        self.hard_factor = hard_factor
         self.exceeded = ""
         self.peak_bytes = 0.0
+        self.event = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dualpath-memory-watchdog", daemon=True)
 
@@ -481,6 +486,14 @@ class MemoryWatchdog:
         self._stop.set()
         self._thread.join(timeout=2)
 
+    def reason(self, rss: float) -> str:
+        """The failure message for a run stopped at ``rss`` bytes."""
+        return (
+            f"stopped: the run's memory reached {human_bytes(rss)}, above its budget of {human_bytes(self.limit_bytes)}"
+            f" (limit: {ENV_MAX_MEMORY_GB}, default {DEFAULT_MEMORY_FRACTION:.0%} of available memory);"
+            " lower workload.agents or raise the limit"
+        )
+
     def _loop(self) -> None:
         try:
             import psutil
@@ -491,13 +504,29 @@ class MemoryWatchdog:
         while not self._stop.wait(self.interval_s):
             rss = float(proc.memory_info().rss)
             self.peak_bytes = max(self.peak_bytes, rss)
-            if rss > self.limit_bytes:
-                self.exceeded = (
-                    f"stopped: the run's memory reached {human_bytes(rss)}, above its budget of"
-                    f" {human_bytes(self.limit_bytes)} ({ENV_MAX_MEMORY_GB} / --max-memory-gb); lower workload.agents"
-                )
-                self.on_exceed(self.exceeded)
+            if rss > self.limit_bytes and not self.event.is_set():
+                self.exceeded = self.reason(rss)
+                self.event.set()
+            if rss > self.hard_factor * self.limit_bytes and self.on_hard is not None:
+                self.exceeded = self.reason(rss)
+                self.on_hard(self.exceeded)
                 return
+
+
+class EitherEvent:
+    """A cancel flag set when any of its events is (the user's cancel, the memory watchdog's)."""
+
+    def __init__(self, *events: object) -> None:
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        """True once any event is set."""
+        return any(e.is_set() for e in self.events)  # type: ignore[attr-defined]
+
+    def set(self) -> None:
+        """Set the first event (the user's cancel)."""
+        if self.events:
+            self.events[0].set()  # type: ignore[attr-defined]
 
 
 def memory_budget_bytes(limits: Limits | None = None, share: int = 1) -> float:

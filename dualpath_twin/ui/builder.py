@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from dualpath_twin import guard
 from dualpath_twin.results import Bound
 from dualpath_twin.scenario import POLICY_NAMES, Scenario, ScenarioError, from_toml
 from dualpath_twin.ui import backend, explainer, state
@@ -291,12 +292,17 @@ def render() -> None:
     st.session_state[state.K_SCENARIO] = sc
     st.divider()
     _policy_picker()
+    force = _run_guard(sc)
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:
         if st.button("Run comparison", type="primary", key="dp_run_from_builder", disabled=not state.policies()):
-            job = REGISTRY.start(sc, state.policies())
-            st.session_state[state.K_JOB] = job.job_id
-            st.switch_page(RUN_PAGE)
+            try:
+                job = REGISTRY.start(sc, state.policies(), force=force)
+            except guard.RunTooLarge as err:
+                st.error("Run refused before it started:\n\n" + "\n".join(f"- {p}" for p in err.problems))
+            else:
+                st.session_state[state.K_JOB] = job.job_id
+                st.switch_page(RUN_PAGE)
     with c2:
         st.download_button("Download scenario TOML", sc.to_toml(), file_name=f"{_slug(sc.name)}.toml",
                            mime="application/toml", on_click="ignore", key="dp_dl_toml")
@@ -305,6 +311,23 @@ def render() -> None:
         st.caption(f"{c.prefill_nodes}P{c.decode_nodes}D x {c.gpus_per_node} {c.gpu}, {sc.model.name}, "
                    f"{sc.workload.agents} agents ({sc.workload.mode}, {sc.workload.dataset if sc.workload.kind == 'synthetic' else 'trace'})")
     _derived(sc)
+
+
+def _run_guard(sc: Scenario) -> bool:
+    """Show the run's estimated memory and wall time (guard.estimate_run, no work done); above the limits
+    show the problems and a "run anyway" box. Returns whether the user chose to run anyway."""
+    try:
+        est = guard.estimate_run(sc, state.policies() or 1)
+        limits = guard.get_limits()
+    except Exception as err:  # noqa: BLE001 - the estimate is advisory
+        st.caption(f"run size estimate unavailable: {err}")
+        return False
+    problems = guard.check_estimate(est, limits, sc)
+    st.caption(f"Estimated run: {est.text()}; limits: {limits.text()}")
+    if not problems:
+        return False
+    st.error("This run is above the limits:\n\n" + "\n".join(f"- {p}" for p in problems))
+    return st.checkbox("Run anyway (above the limits)", key="dp_run_force", value=False)
 
 
 def _slug(name: str) -> str:

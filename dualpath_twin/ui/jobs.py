@@ -113,10 +113,17 @@ class JobRegistry:
         self._ids = itertools.count(1)
         self._warm = False
 
-    def start(self, scenario: Scenario, policies: list[str]) -> Job:
-        """Queue a job that simulates ``scenario`` under each policy in turn; returns immediately."""
+    def start(self, scenario: Scenario, policies: list[str], *, force: bool = False) -> Job:
+        """Queue a job that simulates ``scenario`` under each policy in turn; returns immediately.
+
+        Raises ``guard.RunTooLarge`` (problems naming the field and the fix) when the run's
+        estimated memory or wall time exceeds the limits, unless ``force``.
+        """
         if not policies:
             raise ValueError("choose at least one policy to run")
+        from dualpath_twin import guard
+
+        guard.guard_run(scenario, list(policies), workers=1, force=force)
         job_id = f"job{next(self._ids)}-{int(time.time())}"
         job = Job(job_id, scenario, list(policies), {p: PolicyRun(p) for p in policies})
         job.thread = threading.Thread(target=self._work, args=(job,), name=f"dualpath-{job_id}", daemon=True)
@@ -198,7 +205,10 @@ class JobRegistry:
         ctx = _context()
         reports = ctx.Queue()
         cancel = ctx.Event()
-        child = ctx.Process(target=_child_main, args=(job.scenario.to_toml(), job.policies, reports, cancel),
+        from dualpath_twin import guard
+
+        budget = guard.memory_budget_bytes()  # read here: the forkserver child keeps the env it started with
+        child = ctx.Process(target=_child_main, args=(job.scenario.to_toml(), job.policies, reports, cancel, budget),
                             name=f"dualpath-{job.job_id}", daemon=True)
         child.start()
         pending = list(job.policies)
@@ -330,19 +340,36 @@ def _noop() -> None:
     """Child that does nothing (starts the forkserver)."""
 
 
-def _child_main(scenario_toml: str, policies: list[str], reports: object, cancel: object) -> None:
-    """Child process: simulate each policy, forwarding throttled, downsampled progress and the results."""
-    from dualpath_twin import api
+def _child_main(scenario_toml: str, policies: list[str], reports: object, cancel: object,
+                budget_bytes: float | None = None) -> None:
+    """Child process: simulate each policy, forwarding throttled, downsampled progress and the results.
+
+    A guard.MemoryWatchdog holds the process to ``budget_bytes`` (default: the guard's memory
+    limit): a run over it stops and is reported as failed with the reason; past 1.25x (e.g. while
+    building a huge workload, which cannot be cancelled) every pending policy is reported failed
+    and the process exits.
+    """
+    from dualpath_twin import api, guard
     from dualpath_twin.scenario import from_toml
     from dualpath_twin.store import downsample_frame
 
     sc = from_toml(scenario_toml, check_catalog=False)
+    budget = budget_bytes if budget_bytes is not None else guard.memory_budget_bytes()
+
+    def die(reason: str, todo: list[str]) -> None:
+        """Over 1.25x the memory budget in uncancellable work: report every pending policy failed and exit."""
+        for p in todo:
+            reports.put(("error", p, reason))
+        time.sleep(0.5)  # let the queue's feeder thread flush
+        os._exit(3)
+
     loader = getattr(api, "load_workload", None)
     try:
-        extra = {"workload": loader(sc)} if loader is not None else {}
+        with guard.MemoryWatchdog(budget, on_hard=lambda r: die(r, list(policies))):
+            extra = {"workload": loader(sc)} if loader is not None else {}
     except Exception:  # noqa: BLE001 - simulate() reports the same problem per policy
         extra = {}
-    for policy in policies:
+    for i, policy in enumerate(policies):
         if cancel.is_set():
             reports.put(("skipped", policy, "cancelled before it started"))
             continue
@@ -360,10 +387,14 @@ def _child_main(scenario_toml: str, policies: list[str], reports: object, cancel
             reports.put(("progress", policy, Progress(p.sim_time_s, p.rounds_done, p.rounds_total, p.wall_s, ts)))
 
         try:
-            result = api.simulate(sc, policy, progress=on_progress, cancel=cancel, **extra)
+            with guard.MemoryWatchdog(budget, on_hard=lambda r, todo=list(policies[i:]): die(r, todo)) as dog:
+                result = api.simulate(sc, policy, progress=on_progress, cancel=guard.EitherEvent(cancel, dog.event), **extra)
         except Exception as err:  # noqa: BLE001 - reported to the dashboard
             traceback.print_exc()
             reports.put(("error", policy, f"{type(err).__name__}: {err}"))
+            continue
+        if dog.exceeded:  # stopped by the memory budget: a failure, not a user's cancel
+            reports.put(("error", policy, dog.exceeded))
             continue
         reports.put(("result", policy, result))
 

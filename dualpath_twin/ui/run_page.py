@@ -6,6 +6,7 @@ import time
 
 import streamlit as st
 
+from dualpath_twin import guard
 from dualpath_twin.scenario import POLICY_NAMES
 from dualpath_twin.ui import live_figures, state, widgets
 from dualpath_twin.ui.jobs import REGISTRY, Job
@@ -35,8 +36,13 @@ def _controls() -> None:
     with c2:
         if st.button("Run comparison", type="primary", key="dp_run_start", disabled=not state.policies(),
                      width="stretch"):
-            job = REGISTRY.start(sc, state.policies())
-            st.session_state[state.K_JOB] = job.job_id
+            try:
+                job = REGISTRY.start(sc, state.policies())
+            except guard.RunTooLarge as err:
+                st.error("Run refused before it started (change the scenario, or tick 'Run anyway' on the Scenario "
+                         "page):\n\n" + "\n".join(f"- {p}" for p in err.problems))
+            else:
+                st.session_state[state.K_JOB] = job.job_id
 
 
 def _pick_job() -> Job | None:
