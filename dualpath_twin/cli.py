@@ -552,8 +552,7 @@ def _print_paths(as_json: bool) -> None:
         for part in p.split("."):
             node = node.get(part) if isinstance(node, dict) else None
             info = model.model_fields[part]
-            ann = info.annotation
-            model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            model = scn.table_model(info.annotation)
         rows.append({"path": p, "default": node, "description": info.description if info else ""})
     _print_json(rows)
 

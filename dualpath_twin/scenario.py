@@ -14,7 +14,8 @@ import hashlib
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -398,16 +399,22 @@ def _known_keys(path: str) -> list[str]:
     return sorted(m.model_fields) if m else []
 
 
+def table_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a field that is a TOML table (``CacheConfig`` for ``CacheConfig | None``), else None."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return next((a for a in members if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
 def all_paths() -> list[str]:
     """Every dotted path a scenario accepts (leaves only)."""
     out: list[str] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
-            ann = field.annotation
             p = f"{prefix}{name}"
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, p + ".")
+            sub = table_model(field.annotation)  # an optional table ([cache]) has the paths of its model
+            if sub is not None:
+                walk(sub, p + ".")
             else:
                 out.append(p)
 

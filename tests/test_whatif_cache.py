@@ -113,3 +113,16 @@ def test_cache_schema() -> None:
         plan_cache(api.load_workload(_quick_with_cache(None)), None, "per_node", 6, 1.0, 64).cached_tokens,
         plan_cache(api.load_workload(_quick_with_cache(None)), None, "pooled", 6, 1.0, 64).cached_tokens,
     )
+
+
+def test_cache_fields_are_settable_paths() -> None:
+    """--set cache.capacity_gb works on a scenario with [cache] and adds the table to one without; bad values name the field."""
+    from dualpath_twin.scenario import ScenarioError, all_paths, apply_overrides, load
+
+    assert "cache.capacity_gb" in all_paths()
+    sc = apply_overrides(load("scenarios/examples/whatif-cache.toml"), {"cache.capacity_gb": 50.0})
+    assert sc.cache is not None and sc.cache.capacity_gb == 50.0
+    plain = apply_overrides(load("scenarios/examples/quick.toml"), {"cache.scope": "per_node"})
+    assert plain.cache is not None and plain.cache.scope == "per_node"
+    with pytest.raises(ScenarioError, match="cache.capacity_gb"):
+        apply_overrides(load("scenarios/examples/quick.toml"), {"cache.capacity_gb": -1.0})

@@ -76,17 +76,10 @@ def plan_cache(wl: Workload, capacity_gb: float | None, scope: str, n_nodes: int
         ks = keys[r].tolist()  # Python ints: numpy scalars are slow dict keys
         nh = min(int(hit_blocks[r]), len(ks))
         lead = 0
-        if n_lru == 1:
-            lru = lrus[0]
-            for k in ks[:nh]:
-                if k not in lru:
-                    break
-                lead += 1
-        else:
-            for k in ks[:nh]:
-                if k not in lrus[k % n_lru]:
-                    break
-                lead += 1
+        for k in ks[:nh]:
+            if k not in lrus[k % n_lru]:
+                break
+            lead += 1
         if lead:
             tok = min(lead * ktok, hit_tok[r])
             tok -= tok % block_tokens
@@ -97,7 +90,7 @@ def plan_cache(wl: Workload, capacity_gb: float | None, scope: str, n_nodes: int
             continue
         # the round's blocks become the most recently used, in order (hits touched, new ones inserted)
         for k in ks:
-            lru = lrus[k % n_lru] if n_lru > 1 else lrus[0]
+            lru = lrus[k % n_lru]
             if k in lru:
                 lru.move_to_end(k)
             else:

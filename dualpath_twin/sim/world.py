@@ -594,16 +594,14 @@ class World:
                 self._read_flow_part(node, sbytes, one)
 
     def _read_flow_part(self, node: int, nbytes: float, on_done: Callable[[], None]) -> None:
+        """Storage -> the node's SNIC rx -> DRAM, calling ``on_done`` when the bytes have landed."""
         nd = self.nodes[node]
         key = ("read", node)
         links = self._routes.get(key) or self._add_route(key, [*self._storage(self.storage_read), nd.snic_rx, nd.dram])
         self.net.transfer(nbytes, links, "read", on_done=on_done)
 
     def _read_flow(self, req: Req, node: int, nbytes: float) -> None:
-        nd = self.nodes[node]
-        key = ("read", node)
-        links = self._routes.get(key) or self._add_route(key, [*self._storage(self.storage_read), nd.snic_rx, nd.dram])
-        self.net.transfer(nbytes, links, "read", on_done=lambda: self._read_done(req, node, nbytes))
+        self._read_flow_part(node, nbytes, lambda: self._read_done(req, node, nbytes))
 
     def _read_done(self, req: Req, node: int, nbytes: float) -> None:
         self.read_inflight[node] -= 1

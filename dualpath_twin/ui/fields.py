@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from dualpath_twin.scenario import Scenario
+from dualpath_twin.scenario import Scenario, table_model
 
 _ACRONYMS = {
     "snic": "SNIC", "snics": "SNICs", "cnic": "CNIC", "cnics": "CNICs", "dram": "DRAM", "hbm": "HBM",
@@ -123,9 +123,9 @@ def _field(path: str) -> Any:
     for i, part in enumerate(parts):
         info = model.model_fields[part]
         if i < len(parts) - 1:
-            ann = info.annotation
-            assert isinstance(ann, type) and issubclass(ann, BaseModel), path
-            model = ann
+            sub = table_model(info.annotation)
+            assert sub is not None, path
+            model = sub
     return info
 
 

@@ -113,7 +113,7 @@ class AgenticSpec(_Strict):
 
 
 class ClaudeCodeSpec(_Strict):
-    """Claude Code sessions (shaped on the WEKA traces, the public WEKA Claude Code traces data card)."""
+    """Claude Code sessions (shaped on the public WEKA Claude Code traces and their data card)."""
 
     kind: Literal["claude-code"]
     description: str = ""
