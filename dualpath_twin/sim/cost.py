@@ -28,10 +28,12 @@ read the LM head too. docs/model.md lists every term and the source of every def
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dualpath_twin.scenario import Scenario, ep_group_nodes
+
+_MEMO_MAX = 65536  # entries per memo table before it is cleared (bounds memory on long runs)
 
 
 @dataclass
@@ -91,6 +93,12 @@ class CostModel:
     decode_extra_flops_per_token: float = 0.0  # the LM head, computed for every decoded token
     tokens_per_decode_step: float = 1.0  # tokens a request emits per decode step (no speculative decoding)
     straggler: float = 1.0  # multiplies this engine's compute time (a slow GPU; 1 = nominal)
+    # memo tables of the batch-dependent terms (pure functions of the fields above, computed in the
+    # same order, so a memoised step equals the computed one bit for bit); cleared when large
+    _memo_decode: dict[int, tuple[float, float, float, float, float, float]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo_gpu: dict[float, tuple[float, float, float]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo_moe: dict[tuple[float, int], float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo_a2a: dict[tuple[float, int, int], float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---------------------------------------------------------------- pieces
     def _roof(self, w_bytes: float, flops: float) -> float:
@@ -110,9 +118,17 @@ class CostModel:
         """Routed-expert time of one GPU in one MoE layer (balanced load over the EP group)."""
         if group_tokens <= 0:
             return 0.0
-        hit = self._experts_hit(group_tokens, ep_gpus)
-        flops = group_tokens * self.experts_active / ep_gpus * self.expert_flops_tok
-        return self._roof(hit * self.expert_w_bytes, flops)
+        memo = self._memo_moe
+        key = (group_tokens, ep_gpus)
+        t = memo.get(key)
+        if t is None:
+            hit = self._experts_hit(group_tokens, ep_gpus)
+            flops = group_tokens * self.experts_active / ep_gpus * self.expert_flops_tok
+            t = self._roof(hit * self.expert_w_bytes, flops)
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[key] = t
+        return t
 
     def _cross_node_bytes_layer(self, tokens: float, nodes: int) -> float:
         """All-to-all bytes of ``tokens`` that cross to other nodes in one MoE layer (once per remote node hit)."""
@@ -131,10 +147,18 @@ class CostModel:
         """
         if ep_gpus <= 1 or tokens <= 0 or self.a2a_bytes_tok_layer <= 0:
             return 0.0
-        cross = self._cross_node_bytes_layer(tokens, nodes)
-        intra = tokens * self.a2a_bytes_tok_layer * (ep_gpus - 1) / ep_gpus
-        # RDMA and NVLink run at once (DeepEP forwards over NVLink while RDMA proceeds)
-        return max(cross / self.cnic_bps, intra / self.nvlink_bps) + 2.0 * self.a2a_latency_s
+        memo = self._memo_a2a
+        key = (tokens, nodes, ep_gpus)
+        t = memo.get(key)
+        if t is None:
+            cross = self._cross_node_bytes_layer(tokens, nodes)
+            intra = tokens * self.a2a_bytes_tok_layer * (ep_gpus - 1) / ep_gpus
+            # RDMA and NVLink run at once (DeepEP forwards over NVLink while RDMA proceeds)
+            t = max(cross / self.cnic_bps, intra / self.nvlink_bps) + 2.0 * self.a2a_latency_s
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[key] = t
+        return t
 
     # ---------------------------------------------------------------- prefill
     def attention_flops(self, new_tokens: float, context_start: float) -> float:
@@ -190,18 +214,21 @@ class CostModel:
 
     def _gpu_prefill_s(self, toks: float, attn_s: float, moe_layer_s: float) -> float:
         """Compute seconds of one GPU's forward step (all layers), attention core given."""
-        if toks > 0:
-            per_layer = self._roof(self.attn_w_bytes, toks * self.attn_flops_tok)
-            dense = self._roof(self.dense_mlp_w_bytes, toks * self.dense_mlp_flops_tok) if self.dense_layers else 0.0
-            shared = self._roof(self.shared_w_bytes, toks * self.shared_flops_tok) if self.moe_layers else 0.0
-        else:
-            per_layer = dense = shared = 0.0
-        return (
-            self.layers * (per_layer + self.layer_overhead_s)
-            + attn_s
-            + self.dense_layers * dense
-            + self.moe_layers * (shared + moe_layer_s)
-        )
+        memo = self._memo_gpu
+        terms = memo.get(toks)
+        if terms is None:
+            if toks > 0:
+                per_layer = self._roof(self.attn_w_bytes, toks * self.attn_flops_tok)
+                dense = self._roof(self.dense_mlp_w_bytes, toks * self.dense_mlp_flops_tok) if self.dense_layers else 0.0
+                shared = self._roof(self.shared_w_bytes, toks * self.shared_flops_tok) if self.moe_layers else 0.0
+            else:
+                per_layer = dense = shared = 0.0
+            terms = (self.layers * (per_layer + self.layer_overhead_s), self.dense_layers * dense, shared)
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[toks] = terms
+        layers_s, dense_s, shared = terms
+        return layers_s + attn_s + dense_s + self.moe_layers * (shared + moe_layer_s)
 
     def prefill_uniform_step_s(self, batch_per_gpu: int, new_tokens: int, hit_tokens: int) -> tuple[float, dict[str, float]]:
         """Step of ``batch_per_gpu`` equal requests on every GPU of a prefill EP group, with a breakdown."""
@@ -242,24 +269,41 @@ class CostModel:
         """
         if batch <= 0:
             return 0.0, 0.0
-        ep = self.decode_ep_gpus
-        proj = self._roof(self.attn_w_bytes, batch * self.attn_flops_tok)
+        terms = self._memo_decode.get(batch)
+        if terms is None:
+            terms = self._decode_terms(batch)
+        layers_s, lm_s, dense_s, moe_s, comm, cross_s = terms
         core = max(kv_read_bytes / self.hbm_bps, attn_flops / (self.peak_attn_flops * self.attention_mfu))
-        comp = self.layers * (proj + self.layer_overhead_s) + core
-        comp += self._roof(self.lm_head_w_bytes, batch * self.lm_head_flops_tok)
+        comp = layers_s + core
+        comp += lm_s
         if self.dense_layers:
-            comp += self.dense_layers * self._roof(self.dense_mlp_w_bytes, batch * self.dense_mlp_flops_tok)
-        comm = 0.0
+            comp += dense_s
         if self.moe_layers:
-            moe = self._moe_layer_s(batch * ep, ep)
-            comp += self.moe_layers * (self._roof(self.shared_w_bytes, batch * self.shared_flops_tok) + moe)
-            comm = self.moe_layers * self._a2a_layer_s(batch, self.decode_nodes_per_group, ep)
+            comp += moe_s
         comp *= self.straggler
         step = self._with_comm(comp, comm, self.decode_ep_overlap) + self.step_overhead_s
-        cross_s = 0.0
-        if comm > 0 and self.decode_nodes_per_group > 1:
-            cross_s = self.moe_layers * self._cross_node_bytes_layer(batch, self.decode_nodes_per_group) / self.cnic_bps
         return step, (min(cross_s / step, 1.0) if step > 0 else 0.0)
+
+    def _decode_terms(self, batch: int) -> tuple[float, float, float, float, float, float]:
+        """The terms of a decode step that depend on the batch size only (memoised per batch)."""
+        ep = self.decode_ep_gpus
+        proj = self._roof(self.attn_w_bytes, batch * self.attn_flops_tok)
+        layers_s = self.layers * (proj + self.layer_overhead_s)
+        lm_s = self._roof(self.lm_head_w_bytes, batch * self.lm_head_flops_tok)
+        dense_s = self.dense_layers * self._roof(self.dense_mlp_w_bytes, batch * self.dense_mlp_flops_tok) if self.dense_layers else 0.0
+        moe_s = comm = cross_s = 0.0
+        if self.moe_layers:
+            moe = self._moe_layer_s(batch * ep, ep)
+            moe_s = self.moe_layers * (self._roof(self.shared_w_bytes, batch * self.shared_flops_tok) + moe)
+            comm = self.moe_layers * self._a2a_layer_s(batch, self.decode_nodes_per_group, ep)
+            if comm > 0 and self.decode_nodes_per_group > 1:
+                cross_s = self.moe_layers * self._cross_node_bytes_layer(batch, self.decode_nodes_per_group) / self.cnic_bps
+        terms = (layers_s, lm_s, dense_s, moe_s, comm, cross_s)
+        memo = self._memo_decode
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[batch] = terms
+        return terms
 
     def decode_uniform_step_s(self, batch_per_gpu: int, context_tokens: int) -> tuple[float, dict[str, float]]:
         """Decode step of ``batch_per_gpu`` requests at ``context_tokens`` each, with a breakdown."""
