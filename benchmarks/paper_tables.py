@@ -23,10 +23,14 @@ DESIGNS = ("basic", "layerwise", "dualpath", "oracle")
 def _one(path: str, kv: str, design: str) -> tuple[str, str, str, dict[str, float | str]]:
     """Run one design of one scenario at one KV format and keep the table's numbers."""
     from dualpath_twin import api
-    from dualpath_twin.scenario import apply_overrides, load
+    from dualpath_twin.scenario import ScenarioError, apply_overrides, load
 
-    sc = apply_overrides(load(path), {"model.kv_format": kv})
-    s = api.simulate(sc, design).summary
+    try:
+        sc = apply_overrides(load(path), {"model.kv_format": kv})
+        s = api.simulate(sc, design).summary
+    except ScenarioError as err:  # e.g. a request's KV no longer fits a decode GPU at this format
+        lines = [ln.strip(" -") for ln in str(err).splitlines()[1:] if ln.strip()]
+        return path, kv, design, {"error": lines[0] if lines else str(err)}
     tpot = getattr(s, "tpot_ms", None)
     tpot_ms = tpot.p50 if tpot is not None else s.tpot_s.p50 * 1000.0
     return path, kv, design, {
@@ -56,21 +60,30 @@ def main() -> None:
         for f in futs:
             p, k, d, row = f.result()
             res.setdefault((p, k), {})[d] = row
-            print(f"  {Path(p).stem} {k} {d}: JCT {row['jct_s']:.0f} s", file=sys.stderr, flush=True)
+            done = f"JCT {row['jct_s']:.0f} s" if "error" not in row else f"refused: {row['error']}"
+            print(f"  {Path(p).stem} {k} {d}: {done}", file=sys.stderr, flush=True)
     lines = [
         "| scenario | KV | JCT basic (s) | layerwise | DualPath | Oracle | DualPath / Basic | Oracle / Basic |"
         " DualPath TTFT p50 (s) | TPOT p50 (ms) | SLO | bound binds (DualPath) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    refused: list[str] = []
     for p in paths:
         for k in kvs:
             r = res[(p, k)]
+            errs = {d: r[d]["error"] for d in DESIGNS if "error" in r[d]}
+            if errs:
+                lines.append(f"| {Path(p).stem} | {k} | refused before the run (see below) |" + " |" * 9)
+                refused.append(f"- {Path(p).stem} at {k}: {next(iter(errs.values()))}")
+                continue
             b, lw, dp, orc = (r[d]["jct_s"] for d in DESIGNS)
             lines.append(
                 f"| {Path(p).stem} | {k} | {b:,.0f} | {lw:,.0f} | {dp:,.0f} | {orc:,.0f} | {b / dp:.2f}x | {b / orc:.2f}x |"
                 f" {r['dualpath']['ttft_p50_s']:.2f} | {r['dualpath']['tpot_p50_ms']:.1f} | {r['dualpath']['slo']:.3f} |"
                 f" {r['dualpath']['binding']} |"
             )
+    if refused:
+        lines += ["", "Refused scenarios (the twin checks memory before it runs):", *refused]
     table = "\n".join(lines)
     print(table)
     print(f"\n{len(paths) * len(kvs) * len(DESIGNS)} runs in {time.perf_counter() - t0:.0f} s wall, {args.jobs} processes",
