@@ -50,13 +50,19 @@ def use_fake_core() -> bool:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory, use_fake_core: bool) -> Iterator[str]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the dashboard server of this test session writes its console (stdout and stderr)."""
+    return tmp_path_factory.mktemp("server") / "streamlit.log"
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory, use_fake_core: bool, server_log: Path) -> Iterator[str]:
     """Start the dashboard on a free localhost port with a temporary store; yield its URL."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's /usr/bin/chromium is not installed (apt-get install -y chromium)")
     port = _free_port()
     env = {**os.environ, "DUALPATH_TWIN_DB": str(tmp_path_factory.mktemp("store") / "browser.duckdb")}
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log = server_log
     cmd = [sys.executable, str(ROOT / "tests" / "browser" / "serve.py"), str(port)]
     if use_fake_core:
         cmd.append("--fake-core")
