@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dualpath_twin.analysis.bounds import RESOURCE_LABELS
+from dualpath_twin.analysis.verdict import measured_utilisation, offered_load_text, verdict
 from dualpath_twin.results import Bound, CacheEffect, Percentiles, RunSummary
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.sim.faults import fault_effects
@@ -133,29 +133,18 @@ def summarize(
         "pe": float(rounds["bytes_read_pe_snic"].sum()),
         "de": float(rounds["bytes_read_de_snic"].sum()),
     }
-    # observed bottleneck: the busiest resource class
-    observed = {
-        "snic_read": max(snic_read.values()) / max(sc.network.snic_efficiency, 1e-9),
-        "prefill_compute": gpu["prefill"],
-        "decode": gpu["decode"],
-        "pe_cnic": max(cnic["prefill_rx"], cnic["prefill_tx"]),
-        "de_cnic": max(cnic["decode_rx"], cnic["decode_tx"]),
-    }
-    if world.policy.zero_io:
-        observed.pop("snic_read")
-    obs = max(observed, key=observed.get)
-    label = RESOURCE_LABELS.get(obs, obs)
-    sentence = (
-        f"Under {world.policy.name}, the busiest resource was {label} ({observed[obs]:.0%} busy); "
-        f"the analytic bound says {RESOURCE_LABELS.get(bound.binding_resource, bound.binding_resource)} binds "
-        f"at {bound.max_rounds_per_s:.1f} rounds/s (achieved {n_done / span:.1f})."
+    # the verdict: only resources that are busy AND near their bound bind (dualpath_twin.analysis.verdict)
+    util = measured_utilisation(
+        snic_read, snic_write, cnic, prefill_nodes=sc.cluster.prefill_nodes, decode_nodes=sc.cluster.decode_nodes,
+        de_side_reads=world.policy.de_side_reads, snic_efficiency=sc.network.snic_efficiency,
+        cnic_efficiency=sc.network.cnic_efficiency,
     )
-    if bound.binding_resource == "snic_read" and world.policy.name in ("basic", "layerwise"):
-        sentence += " Storage NIC reads on prefill nodes limit this design: DualPath or faster SNICs would help."
-    elif bound.binding_resource == "prefill_compute":
-        sentence += " More prefill GPUs (a higher P/D ratio) would raise throughput."
-    elif bound.binding_resource == "decode":
-        sentence += " More decode GPUs or HBM would raise throughput."
+    delays = np.asarray(world.wl.delay_s, dtype=np.float64)
+    load = offered_load_text(sc.workload.mode, world.wl.n_trajectories, sc.workload.arrival_rate_aps,
+                             float(delays.mean()) if delays.size else 0.0)
+    v = verdict(world.policy.name, n_done / span, bound, util, offered_load=load,
+                de_side_reads=world.policy.de_side_reads, zero_io=world.policy.zero_io)
+    obs, sentence = v.bottleneck, v.sentence
     steady = None
     if sc.workload.mode == "online" and n_done:
         # compare the two windows before the last agent arrives: after it the load drains, and
