@@ -114,3 +114,15 @@ def test_paper_scenario_storage_binds_basic_at_2048_agents() -> None:
     assert s.bottleneck == "snic_read", s.bottleneck_sentence
     assert "storage NIC reads" in s.bottleneck_sentence and "DualPath" in s.bottleneck_sentence
     assert "No resource is saturated" not in s.bottleneck_sentence
+
+
+def test_summary_verdict_is_recomputable_from_the_summary_numbers() -> None:
+    """The run's sentence is the rule applied to the utilisations it reports (GPU busy included)."""
+    sc = S.apply_overrides(S.load(ROOT / "scenarios" / "paper" / "ds27b-1p1d-64k.toml"), {"workload.agents": 256})
+    s = simulate(sc, "oracle").summary
+    util = V.measured_utilisation(s.snic_read_utilization, s.snic_write_utilization, s.cnic_utilization,
+                                  prefill_nodes=1, decode_nodes=1, de_side_reads=True,
+                                  snic_efficiency=sc.network.snic_efficiency, cnic_efficiency=sc.network.cnic_efficiency)
+    assert util["decode"] == pytest.approx(s.cnic_utilization["gpu_busy_decode"]) and util["decode"] > 0.5
+    v = V.verdict("oracle", s.rounds_per_s, s.bound, util, offered_load=V.offered_load_text("offline", 256), zero_io=True)
+    assert v.sentence == s.bottleneck_sentence and v.bottleneck == s.bottleneck

@@ -135,7 +135,7 @@ def summarize(
     }
     # the verdict: only resources that are busy AND near their bound bind (dualpath_twin.analysis.verdict)
     util = measured_utilisation(
-        snic_read, snic_write, cnic, prefill_nodes=sc.cluster.prefill_nodes, decode_nodes=sc.cluster.decode_nodes,
+        snic_read, snic_write, cnic | {f"gpu_busy_{k}": v for k, v in gpu.items()}, prefill_nodes=sc.cluster.prefill_nodes, decode_nodes=sc.cluster.decode_nodes,
         de_side_reads=world.policy.de_side_reads, snic_efficiency=sc.network.snic_efficiency,
         cnic_efficiency=sc.network.cnic_efficiency,
     )
