@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,15 @@ from dualpath_twin.results import RunResult, RunSummary
 from dualpath_twin.scenario import SloConfig
 from dualpath_twin.store import Store, downsample_frame
 
-__all__ = ["ReportError", "ReportRun", "build_report", "build_report_from_results", "render_html"]
+__all__ = [
+    "ReportError", "ReportRun", "build_report", "build_report_from_results", "render_html", "report_filename",
+    "report_filename_for",
+]
 
 MAX_POINTS = 2000
+DESIGN_PATH = "policy.name"
 SECTIONS = (
+    "executive",
     "scenario",
     "summary",
     "bounds",
@@ -57,6 +63,32 @@ class ReportRun:
     timeseries: pl.DataFrame
     scenario_toml: str
     run_id: str = ""
+
+
+def report_filename(
+    scenarios: str | list[str], designs: list[str], when: date | None = None, suffix: str = ".html"
+) -> str:
+    """Suggested report file name: 'dualpath-<scenario>-<design>-vs-<design>-<YYYY-MM-DD>.html'.
+
+    Scenario names are joined with '+', designs ordered as the designs are listed everywhere
+    (basic, layerwise, dualpath, oracle, dualpath-split; unknown ones after), and every
+    character outside letters, digits and '._+-' becomes '-'. At most 120 characters before the suffix.
+    """
+    from dualpath_twin.scenario import POLICY_NAMES
+
+    names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
+    scen = "+".join(dict.fromkeys(n for n in names if n)) or "runs"
+    uniq = list(dict.fromkeys(d for d in designs if d))
+    ordered = [p for p in POLICY_NAMES if p in uniq] + [d for d in uniq if d not in POLICY_NAMES]
+    day = (when or datetime.now(UTC).date()).isoformat()
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", f"dualpath-{scen}-{'-vs-'.join(ordered) or 'runs'}-{day}")
+    slug = re.sub(r"-{2,}", "-", slug).strip("-")
+    return slug[:120] + (suffix if suffix.startswith(".") else f".{suffix}")
+
+
+def report_filename_for(summaries: list[RunSummary], when: date | None = None, suffix: str = ".html") -> str:
+    """:func:`report_filename` for these runs' scenario names and designs."""
+    return report_filename([s.scenario_name for s in summaries], [s.policy for s in summaries], when, suffix)
 
 
 def _labels(summaries: list[RunSummary], run_ids: list[str]) -> list[str]:
@@ -173,8 +205,20 @@ h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 pre{background:#f8f8f8;padding:10px;overflow:auto;font-size:12px}.note{color:#666;font-size:13px}
-.fig{margin:12px 0;page-break-inside:avoid}.bottleneck{background:#fff6e5;border-left:4px solid #F58518;padding:8px 12px}
+.fig{margin:12px 0;page-break-inside:avoid;break-inside:avoid}.bottleneck{background:#fff6e5;border-left:4px solid #F58518;padding:8px 12px}
+.exec{background:#f4f8fb;border:1px solid #cfe0ee;padding:4px 16px 12px}.exec p{margin:8px 0}.best{font-weight:bold}
+@media print{
+  body{max-width:none;margin:0;font-size:11pt}
+  .modebar,.modebar-container{display:none!important}
+  h1,h2,h3{break-after:avoid;page-break-after:avoid}
+  .fig,table,pre,.exec,.bottleneck{break-inside:avoid;page-break-inside:avoid}
+  section{break-inside:auto}
+  a{color:inherit;text-decoration:none}
+}
+@page{margin:14mm}
 """
+PRINT_CSS_MARKER = "@media print"
+"""The report's print rules start with this (tests look for it)."""
 
 _SCENARIO_FIELDS = (
     ("cluster.prefill_nodes", "prefill nodes"), ("cluster.decode_nodes", "decode nodes"),
@@ -183,7 +227,7 @@ _SCENARIO_FIELDS = (
     ("workload.dataset", "dataset"), ("workload.mode", "mode"), ("workload.agents", "agents"),
     ("workload.arrival_rate_aps", "arrival rate (agents/s)"), ("network.snic_gbps", "storage NIC (Gbit/s)"),
     ("network.cnic_gbps", "compute NIC (Gbit/s)"), ("network.dram_gbps", "DRAM bandwidth (Gbit/s)"),
-    ("policy.name", "policy"), ("slo.ttft_s", "SLO TTFT (s)"), ("slo.tpot_ms", "SLO TPOT (ms)"), ("run.seed", "seed"),
+    ("policy.name", "design (policy)"), ("slo.ttft_s", "SLO TTFT (s)"), ("slo.tpot_ms", "SLO TPOT (ms)"), ("run.seed", "seed"),
 )  # fmt: skip
 
 
@@ -246,27 +290,54 @@ class _Figs:
         return f'<div class="fig">{div}</div>'
 
 
+def _differences(runs: list[ReportRun]) -> list[str]:
+    """Scenario paths that differ between the runs: the design first, then every other varying field."""
+    from dualpath_twin.comparison import differing_paths
+
+    if len(runs) < 2:
+        return []
+    tomls = [r.scenario_toml for r in runs]
+    return [DESIGN_PATH] + [p for p in differing_paths(tomls) if p != DESIGN_PATH]
+
+
 def _scenario_section(runs: list[ReportRun]) -> str:
-    seen: dict[str, list[str]] = {}
-    for r in runs:
-        seen.setdefault(r.scenario_toml, []).append(r.label)
-    parts = ['<section id="scenario"><h2>Scenario</h2>']
-    for toml_text, labels in seen.items():
-        d = _toml_dict(toml_text)
-        name = d.get("name") or runs[0].summary.scenario_name or "unnamed"
-        parts.append(f"<h3>{_esc(name)} <span class='note'>(runs: {_esc(', '.join(labels))})</span></h3>")
-        if d.get("description"):
-            parts.append(f"<p>{_esc(d['description'])}</p>")
-        rows = [
-            [_esc(lab), _esc(_fmt(_get(d, path)))]
-            for path, lab in _SCENARIO_FIELDS
-            if _get(d, path) is not None
+    """ONE scenario table (the fields the runs share) plus a table of what differs per run."""
+    from dualpath_twin.comparison import _normalised, flatten_toml
+
+    diff = _differences(runs)
+    d = _toml_dict(runs[0].scenario_toml)
+    name = d.get("name") or runs[0].summary.scenario_name or "unnamed"
+    parts = [f'<section id="scenario"><h2>Scenario: {_esc(name)}</h2>']
+    if d.get("description"):
+        parts.append(f"<p>{_esc(d['description'])}</p>")
+    rows = [
+        [_esc(lab), _esc(_fmt(_get(d, path)))]
+        for path, lab in _SCENARIO_FIELDS
+        if _get(d, path) is not None and path not in diff
+        and not (path == "workload.arrival_rate_aps" and _get(d, "workload.mode") != "online")
+    ]
+    if rows:
+        shared = " (shared by every run)" if len(runs) > 1 else ""
+        parts.append(f"<h3>Scenario{_esc(shared)}</h3>" + _table(["field", "value"], rows))
+    if diff:
+        flats = _normalised([flatten_toml(r.scenario_toml) for r in runs])
+        labels = dict(_SCENARIO_FIELDS)
+        drows = [
+            [_esc(labels.get(path, path))]
+            + [_esc(_fmt(f.get(path))) for f in flats]
+            for path in diff
         ]
-        if rows:
-            parts.append(_table(["field", "value"], rows))
-        parts.append(
-            f"<details><summary>Scenario TOML</summary><pre>{_esc(toml_text or '(not recorded)')}</pre></details>"
-        )
+        parts.append("<h3>Per-design differences</h3>" + _table(["field"] + [r.label for r in runs], drows))
+        if len(diff) > 1:
+            parts.append(
+                "<p class='note'>The runs differ in more than the design, so their ratios are not like-for-like.</p>"
+            )
+    parts.append(
+        f"<details><summary>Scenario TOML ({_esc(runs[0].label)})</summary>"
+        f"<pre>{_esc(runs[0].scenario_toml or '(not recorded)')}</pre></details>"
+    )
+    if len(runs) > 1:
+        parts.append("<p class='note'>The other runs' TOMLs differ from it only in the fields listed above.</p>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -293,7 +364,7 @@ def _summary_section(runs: list[ReportRun], slo: tuple[float, float]) -> str:
     )
 
 
-def _bounds_section(runs: list[ReportRun], fig: _Figs) -> str:
+def _bounds_section(runs: list[ReportRun]) -> str:
     parts = ['<section id="bounds"><h2>Analytic bounds and the binding resource</h2>']
     for r in runs:
         s = r.summary
@@ -315,12 +386,11 @@ def _bounds_section(runs: list[ReportRun], fig: _Figs) -> str:
                 ["max generated tokens/s (bound)", _esc(_fmt(b.max_generated_tokens_per_s))],
             ]
             parts.append(_table(["bound", "value"], rows))
-            parts.append(fig(F.bounds_figure(s)))
     parts.append("</section>")
     return "".join(parts)
 
 
-def _comparison_section(runs: list[ReportRun], fig: _Figs) -> str:
+def _comparison_section(runs: list[ReportRun]) -> str:
     sums = {r.label: r.summary for r in runs}
     base = F.pick_baseline(list(sums))
     rows = []
@@ -341,10 +411,27 @@ def _comparison_section(runs: list[ReportRun], fig: _Figs) -> str:
         '<section id="comparison"><h2>Side-by-side comparison</h2>'
         f"<p class='note'>Ratios are against {_esc(base)}.</p>"
         + _table(["metric"] + [r.label for r in runs] + ["better"], rows)
+        + "</section>"
+    )
+
+
+def _comparison_figures(runs: list[ReportRun], fig: _Figs) -> str:
+    sums = {r.label: r.summary for r in runs}
+    base = F.pick_baseline(list(sums))
+    return (
+        '<section id="comparison-figures"><h2>Side-by-side comparison: figures</h2>'
         + fig(F.comparison_figure(sums, "generated_tokens_per_s", base))
         + fig(F.comparison_figure(sums, "prompt_tokens_per_s", base))
         + "</section>"
     )
+
+
+def _bounds_figures(runs: list[ReportRun], fig: _Figs) -> str:
+    figs = "".join(fig(F.bounds_figure(r.summary)) for r in runs if r.summary.bound is not None)
+    if not figs:
+        return ""
+    return f'<section id="bounds-figures"><h2>Analytic bounds per resource</h2>{figs}</section>'
+
 
 
 def _faults_section(runs: list[ReportRun]) -> str:
@@ -365,6 +452,148 @@ def _faults_section(runs: list[ReportRun]) -> str:
     return f'<section id="faults"><h2>Faults</h2><p class="note">{_esc(note)}</p>{_table(head, rows)}</section>'
 
 
+def _best(runs: list[ReportRun]) -> ReportRun:
+    """The best run: online by SLO attainment (then TTFT p99), offline by JCT (then throughput)."""
+    online = all(r.summary.mode == "online" for r in runs)
+    if online:
+        return max(runs, key=lambda r: (r.summary.slo_attainment or 0.0, -(r.summary.ttft_s.p99 or float("inf"))))
+    if all(r.summary.jct_s for r in runs):
+        return min(runs, key=lambda r: r.summary.jct_s or float("inf"))
+    return max(runs, key=lambda r: r.summary.prompt_tokens_per_s)
+
+
+TIE_TOLERANCE = 0.02
+"""Designs whose throughput and JCT are all within this share of the best are called a tie."""
+
+
+def _tied(runs: list[ReportRun], best: ReportRun) -> bool:
+    """True when every run is within TIE_TOLERANCE of the best on throughput, JCT and SLO attainment."""
+    b = best.summary
+    for r in runs:
+        s = r.summary
+        if b.prompt_tokens_per_s > 0 and abs(s.prompt_tokens_per_s / b.prompt_tokens_per_s - 1) > TIE_TOLERANCE:
+            return False
+        if b.jct_s and s.jct_s and abs(s.jct_s / b.jct_s - 1) > TIE_TOLERANCE:
+            return False
+        if abs((s.slo_attainment or 0.0) - (b.slo_attainment or 0.0)) > TIE_TOLERANCE:
+            return False
+    return True
+
+
+def _economics(runs: list[ReportRun]) -> dict[str, Any]:
+    """Each run's cost figures, or the reason they are unavailable (a string)."""
+    from dualpath_twin.economics import try_run_economics
+
+    out: dict[str, Any] = {}
+    for r in runs:
+        out[r.label] = try_run_economics(r.summary, r.scenario_toml) if r.scenario_toml else "cost unavailable: no scenario recorded"
+    return out
+
+
+def _binding_text(s: RunSummary) -> str:
+    from dualpath_twin.analysis.bounds import RESOURCE_LABELS
+    from dualpath_twin.analysis.verdict import OFFERED_LOAD
+
+    if s.bottleneck == OFFERED_LOAD:
+        return "none (offered load)"
+    return RESOURCE_LABELS.get(s.bottleneck, s.bottleneck) or "–"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _ratio_phrase(best: RunSummary, other: RunSummary, other_label: str) -> str:
+    parts = []
+    if other.prompt_tokens_per_s > 0:
+        parts.append(f"{best.prompt_tokens_per_s / other.prompt_tokens_per_s:.2f}x {other_label}'s throughput")
+    if best.jct_s and other.jct_s:
+        parts.append(f"{best.jct_s / other.jct_s:.2f}x its JCT")
+    return " and ".join(parts)
+
+
+def _executive_section(runs: list[ReportRun], slo: tuple[float, float]) -> str:
+    """The question, the answer (best design vs the others), cost, the binding resource and SLO attainment."""
+    from dualpath_twin.comparison import comparison_verdict
+
+    d = _toml_dict(runs[0].scenario_toml)
+    name = d.get("name") or runs[0].summary.scenario_name or "unnamed"
+    designs = [r.label for r in runs]
+    if len(runs) > 1:
+        question = f"On scenario {name}, which design does best: {', '.join(designs)}?"
+    else:
+        question = f"How does {designs[0]} perform on scenario {name}?"
+    best = _best(runs)
+    b = best.summary
+    head = f"{best.label}: {_fmt(b.prompt_tokens_per_s)} prompt tokens/s, {_fmt(b.generated_tokens_per_s)} generated tokens/s"
+    if b.jct_s:
+        head += f", JCT {_fmt(b.jct_s)} s"
+    if b.slo_attainment is not None:
+        head += f", SLO attainment {_pct(b.slo_attainment)}"
+    others = [_ratio_phrase(b, r.summary, r.label) for r in runs if r is not best]
+    others = [o for o in others if o]
+    if len(runs) > 1 and _tied(runs, best):
+        answer = (
+            f"No design is clearly better: all are within {TIE_TOLERANCE:.0%} of each other "
+            f"(best {head}; that is {'; '.join(others)})."
+        )
+    elif len(runs) > 1:
+        answer = f"Best design: {head}" + (f"; that is {'; '.join(others)}." if others else ".")
+        verdict = comparison_verdict([r.scenario_toml for r in runs])
+        if not verdict.like_for_like:
+            answer += f" Caution: {verdict.label}."
+    else:
+        answer = head + "."
+    econ = _economics(runs)
+    have_cost = any(not isinstance(e, str) for e in econ.values())
+    header = ["design", "prompt tokens/s", "generated tokens/s", "JCT (s)", "TTFT p99 (s)", "SLO attainment"]
+    if have_cost:
+        header += ["$/hour", "$ per M generated tokens", "$ per M prompt tokens"]
+    header.append("binding resource")
+    rows = []
+    for r in runs:
+        s = r.summary
+        lab = f"<span class='best'>{_esc(r.label)}</span>" if r is best else _esc(r.label)
+        row = [lab, _esc(_fmt(s.prompt_tokens_per_s)), _esc(_fmt(s.generated_tokens_per_s)), _esc(_fmt(s.jct_s)),
+               _esc(_fmt(s.ttft_s.p99)), _esc(_pct(s.slo_attainment))]  # fmt: skip
+        if have_cost:
+            e = econ[r.label]
+            if isinstance(e, str):
+                row += ["–", "–", "–"]
+            else:
+                row += [_esc(f"${e.usd_per_hour:,.2f}"), _esc(_money(e.usd_per_m_generated_tokens)),
+                        _esc(_money(e.usd_per_m_prompt_tokens))]  # fmt: skip
+        row.append(_esc(_binding_text(s)))
+        rows.append(row)
+    cost_note = ""
+    if have_cost:
+        src = next(e.cost_source for e in econ.values() if not isinstance(e, str))
+        cost_note = f"Costs from the cost table ({Path(src).name if src else 'defaults'}); they are assumptions for comparing designs, not quotes."
+    else:
+        reasons = sorted({e for e in econ.values() if isinstance(e, str)})
+        cost_note = "; ".join(reasons)
+    binding = "".join(
+        f"<p class='bottleneck'><b>{_esc(r.label)}</b>: {_esc(r.summary.bottleneck_sentence or 'no bottleneck verdict recorded')}</p>"
+        for r in runs
+    )
+    slo_text = f"SLO: TTFT ≤ {slo[0]:g} s and TPOT ≤ {slo[1] * 1000:g} ms per round. Attainment: " + ", ".join(
+        f"{r.label} {_pct(r.summary.slo_attainment)}" for r in runs
+    ) + "."
+    return (
+        '<section id="executive" class="exec"><h2>Executive summary</h2>'
+        f"<p><b>Question.</b> {_esc(question)}</p>"
+        f"<p><b>Answer.</b> {_esc(answer)}</p>"
+        + _table(header, rows)
+        + f"<p class='note'>{_esc(cost_note)}</p>"
+        + "<p><b>Binding resource.</b></p>" + binding
+        + f"<p><b>SLO attainment.</b> {_esc(slo_text)}</p></section>"
+    )
+
+
+def _money(v: float | None) -> str:
+    return "–" if v is None else (f"${v:,.2f}" if v >= 0.1 else f"${v:.3g}")
+
+
 def render_html(runs: list[ReportRun]) -> str:
     """The complete report page as one self-contained HTML string."""
     if not runs:
@@ -374,16 +603,22 @@ def render_html(runs: list[ReportRun]) -> str:
     ts = {r.label: r.timeseries for r in runs}
     rounds = {r.label: r.rounds for r in runs}
     sums = {r.label: r.summary for r in runs}
-    title = "dualpath-twin report: " + ", ".join(r.label for r in runs)
+    scen = ", ".join(dict.fromkeys(r.summary.scenario_name or "unnamed" for r in runs))
+    title = f"dualpath-twin report: {scen} — " + " vs ".join(r.label for r in runs)
     ids = ", ".join(r.run_id for r in runs if r.run_id)
     body = [
         f"<h1>{_esc(title)}</h1><p class='note'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         f"{_esc(f'; runs {ids}') if ids else ''}</p>",
+        _executive_section(runs, slo),
+        # tables first
         _scenario_section(runs),
         _summary_section(runs, slo),
-        _bounds_section(runs, fig),
-        f'<section id="throughput"><h2>Throughput over time</h2>{fig(F.shade_faults(F.throughput_figure(ts), sums))}</section>',
+        _bounds_section(runs),
+        _comparison_section(runs) if len(runs) > 1 else "",
         _faults_section(runs),
+        # then the figures
+        _bounds_figures(runs, fig),
+        f'<section id="throughput"><h2>Throughput over time</h2>{fig(F.shade_faults(F.throughput_figure(ts), sums))}</section>',
         '<section id="latency"><h2>Latency distributions against the SLO</h2>'
         + fig(F.latency_cdf_figure(rounds, "ttft_s", slo[0]))
         + fig(F.latency_cdf_figure(rounds, "tpot_s", slo[1]))
@@ -406,7 +641,7 @@ def render_html(runs: list[ReportRun]) -> str:
         f'<section id="breakdown"><h2>TTFT breakdown</h2>{fig(F.ttft_breakdown_figure(sums))}</section>',
     ]
     if len(runs) > 1:
-        body.append(_comparison_section(runs, fig))
+        body.append(_comparison_figures(runs, fig))
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
