@@ -1,0 +1,70 @@
+"""The capacity command's fast path (--early-stop, --from-bound, both on by default) against the exhaustive search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from dualpath_twin.planning.cli import register
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "scenarios" / "examples" / "online-serving.toml"
+# 4K contexts, 20 s of arrivals per rate; the scenario's own rate (where the exhaustive search starts) is 16 APS
+TINY = ["--set", "workload.max_context_tokens=4096", "--set", "run.online_window_s=10", "--window-s", "20",
+        "--set", "workload.arrival_rate_aps=16",
+        "--policy", "basic", "--tolerance", "0.1", "--workers", "1", "--no-save"]
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Planning commands only."""
+
+    return app
+
+
+def _run(*extra: str) -> dict:
+    res = CliRunner().invoke(_app(), ["capacity", str(SCENARIO), *TINY, "--json", *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_fast_default_matches_exhaustive_and_marks_stopped_runs() -> None:
+    """Default (fast) and --no-early-stop --no-from-bound agree within the tolerance; only the fast one stops runs."""
+    fast = _run()
+    slow = _run("--no-early-stop", "--no-from-bound")
+    assert fast["early_stop"] is True and fast["from_bound"] is True
+    assert slow["early_stop"] is False and slow["from_bound"] is False
+    f, s = fast["capacity"][0], slow["capacity"][0]
+    assert f["converged"] and s["converged"]
+    assert abs(f["capacity_aps"] - s["capacity_aps"]) / max(f["capacity_aps"], s["capacity_aps"]) <= 0.1
+    f_stopped = [p for p in f["curve"] if p["stopped_early"]]
+    assert f_stopped and all(not p["meets"] and p["stopped_early"] == "slo violated" for p in f_stopped)
+    assert not any(p["stopped_early"] for p in s["curve"])
+    # the exhaustive search starts at the scenario's rate, the fast one at half the analytic ceiling
+    assert min(p["aps"] for p in s["curve"]) == 16.0
+    assert any("analytic ceiling" in n for n in f["notes"])
+    assert f["evaluations"] <= s["evaluations"]
+
+
+def test_table_shows_which_runs_stopped_early() -> None:
+    """The text output has a 'stopped' column with 'early' on stopped runs and counts them per design."""
+    res = CliRunner().invoke(_app(), ["capacity", str(SCENARIO), *TINY], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    header = next(ln for ln in out.splitlines() if "APS" in ln and "why" in ln)
+    assert "stopped" in header
+    cells = [[c.strip() for c in ln.split("│")] for ln in out.splitlines() if ln.startswith("│ basic")]
+    col = [c.strip() for c in header.split("┃")].index("stopped")
+    rows = [c for c in cells if c[col] == "early"]
+    assert rows and all(c[3] == "no" and c[-2].startswith("stopped early: slo violated") for c in rows)
+    assert all(c[col] == "-" for c in cells if c not in rows)
+    summary = next(ln for ln in out.splitlines() if ln.startswith("basic: capacity"))
+    n = int(summary.split(" stopped early")[0].rsplit(" ", 1)[1])
+    assert n == len(rows) >= 1
