@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_figures_and_html() -> None:
 
 
 @pytest.mark.usefixtures("fake_sim")
-def test_cli_commands(tmp_path: Path) -> None:
+def test_cli_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = typer.Typer()
     register(app)
     path = tmp_path / "s.toml"
@@ -144,9 +145,16 @@ def test_cli_commands(tmp_path: Path) -> None:
                                  "network.snic_gbps=200..400x2", "--json", "--workers", "1", "--db", str(tmp_path / "t.duckdb")])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["new_runs"] == 4
-    r = CliRunner().invoke(app, ["sweep", str(path), "--grid", "cluster.prefill_nodes=1..2", "--grid",
-                                 "network.snic_gbps=200..400x2", "--json", "--workers", "1", "--db", str(tmp_path / "t.duckdb")])
+    argv = ["sweep", str(path), "--grid", "cluster.prefill_nodes=1..2", "--grid",
+            "network.snic_gbps=200..400x2", "--json", "--workers", "1", "--db", str(tmp_path / "t.duckdb"),
+            "--html", str(tmp_path / "s.html")]
+    monkeypatch.setattr(sys, "argv", ["dualpath-twin", *argv])  # the page records the command as typed
+    r = CliRunner().invoke(app, argv)
     assert json.loads(r.stdout)["new_runs"] == 0
+    page = (tmp_path / "s.html").read_text()
+    # the sweep page carries how it was made, the scenario and every point's row, before the figures
+    assert "sweep" in page and "--grid" in page and "network.snic_gbps=200..400x2" in page
+    assert SC.name in page and page.count("<tr") >= 4 and page.index("<table") < page.index("plotly")
     r = CliRunner().invoke(app, ["sweep", str(path), "--grid", "cluster.prefil_nodes=1,2", "--workers", "1", "--no-save"])
     assert r.exit_code == 2 and "did you mean cluster.prefill_nodes" in r.output
     r = CliRunner().invoke(app, ["size", str(path), "--target-aps", "0.6", "--vary", "cluster.prefill_nodes=1..2",

@@ -165,9 +165,12 @@ def register(app: typer.Typer) -> None:
                     store.close()
             if html is not None:
                 from dualpath_twin.planning.figures import sweep_heatmap
+                from dualpath_twin.report.sweep import cli_command_line, write_sweep_report
 
                 x, y, metric = _heatmap_axes(heatmap, list(axes), objective)
-                _write_html(html, [sweep_heatmap(res.to_frame(), x, y, metric)], f"sweep {res.name}")
+                write_sweep_report(html, res, sc, cli_command_line(), [sweep_heatmap(res.to_frame(), x, y, metric)],
+                                   {"policies": ",".join(pols), "objective": objective, "tolerance": tolerance})
+                typer.echo(f"wrote {html}", err=True)
             if json_out:
                 _emit_json(res.to_json_obj())
                 return
