@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from dualpath_twin.planning.cli import register
+from dualpath_twin.cli.planning import register
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "examples" / "online-serving.toml"

@@ -120,7 +120,7 @@ def core(monkeypatch: pytest.MonkeyPatch) -> FakeCore:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     fake = FakeStore()
-    monkeypatch.setattr(cli, "_open_store", lambda db: fake)
+    monkeypatch.setattr(cli.common, "open_store", lambda db: fake)
     return fake
 
 
@@ -150,7 +150,7 @@ def test_run_no_save_does_not_touch_the_store(core: FakeCore, monkeypatch: pytes
     def boom(db: Any) -> None:
         raise AssertionError("store opened despite --no-save")
 
-    monkeypatch.setattr(cli, "_open_store", boom)
+    monkeypatch.setattr(cli.common, "open_store", boom)
     r = runner.invoke(cli.app, ["run", QUICK, "--json", "--no-save"])
     assert r.exit_code == 0, r.stderr
     assert "run_id" not in _json(r.stdout)
@@ -273,7 +273,7 @@ def test_run_cancellable_sets_cancel_on_interrupt() -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cli._run_cancellable(work, cancel, tick)
+        cli.common.run_cancellable(work, cancel, tick)
     assert cancel.is_set()
 
 
@@ -388,7 +388,7 @@ def test_report_error_keeps_the_run_and_exits_2(
     def no_pdf(store_: Any, run_ids: list[str], results: list[RunResult], out: Path) -> Path:
         raise ReportError("PDF export needs Chromium at /usr/bin/chromium; install it or write .html")
 
-    monkeypatch.setattr(cli, "_write_report", no_pdf)
+    monkeypatch.setattr(cli.common, "write_report", no_pdf)
     r = runner.invoke(cli.app, ["run", QUICK, "--json", "--report", "r.pdf"])
     assert r.exit_code == 2 and "report not written: PDF export needs Chromium" in r.stderr
     assert _json(r.stdout)["run_id"] in store.finished  # the run itself is saved and printed

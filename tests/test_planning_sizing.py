@@ -11,7 +11,7 @@ import typer
 from test_planning_fakes import fake_capacity_aps, fake_sim  # noqa: F401
 from typer.testing import CliRunner
 
-from dualpath_twin.planning.cli import register
+from dualpath_twin.cli.planning import register
 from dualpath_twin.planning.figures import (
     figures_to_html,
     pareto_chart,
