@@ -2,20 +2,36 @@
 
 All of them expose ``concurrent.futures.Executor`` (``submit``/``map``), so sweeps, capacity
 searches and sizing do not care where the work runs.
+
+Lost workers: ``retries`` (default ``DEFAULT_RETRIES``) bounds how often work lost with a dead
+worker process is run again. On Dask the scheduler re-runs a task whose worker died up to
+``retries`` times (``allowed_failures`` of the LocalCluster we start; a remote scheduler uses its
+own ``distributed.scheduler.allowed-failures``, Dask's default 3), and ``submit_all`` resubmits a
+task whose future still fails (``KilledWorker``) up to ``retries`` more times. The local pool
+cannot survive a dead worker (``BrokenProcessPool`` fails every unfinished future):
+``LocalProcessPool.renew`` starts a fresh pool and ``submit_all`` resubmits the unfinished work.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from dualpath_twin.planning.grid import PlanningError
 
 ExecutorKind = Literal["inline", "local", "dask", "ray"]
+T = TypeVar("T")
+
+#: times work lost with a dead worker is run again (per task and per layer, see the module docstring)
+DEFAULT_RETRIES = 2
+
+log = logging.getLogger(__name__)
 
 
 class InlineExecutor(Executor):
@@ -29,6 +45,102 @@ class InlineExecutor(Executor):
         except BaseException as err:  # noqa: BLE001
             fut.set_exception(err)
         return fut
+
+
+class LocalProcessPool(Executor):
+    """A local process pool that ``renew`` replaces by a fresh one after a worker process died."""
+
+    def __init__(self, max_workers: int, mp_context: Any = None, initializer: Callable[..., Any] | None = None,
+                 initargs: tuple[Any, ...] = ()) -> None:
+        self._kw: dict[str, Any] = {"max_workers": max_workers, "mp_context": mp_context,
+                                    "initializer": initializer, "initargs": initargs}
+        self._max_workers = max_workers  # read by sizing to size its waves
+        self._pool = ProcessPoolExecutor(**self._kw)
+        self.generation = 0  # pools started so far minus one; futures are tagged with it
+        self.renewals = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Submit to the current pool."""
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def renew(self, generation: int) -> None:
+        """Replace the pool of ``generation`` (broken: a worker died) by a fresh one; no-op if already renewed."""
+        if generation != self.generation:
+            return
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(**self._kw)
+        self.generation += 1
+        self.renewals += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the current pool down."""
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def submit_all(
+    executor: Executor | None, fn: Callable[[T], Any], items: Sequence[T], *, retries: int = DEFAULT_RETRIES
+) -> Iterator[tuple[T, Any, BaseException | None]]:
+    """Run ``fn(item)`` for every item, yielding ``(item, result, None)`` as each finishes, each item exactly once.
+
+    A future that raises (a lost worker: ``KilledWorker`` on Dask, ``BrokenProcessPool`` locally,
+    after which a ``LocalProcessPool`` is renewed) is resubmitted up to ``retries`` times, then
+    yielded as ``(item, None, error)``. Items already yielded are never run again. An
+    ``InlineExecutor`` (or None) runs the items one by one, lazily, in this process.
+    """
+    if retries < 0:
+        raise PlanningError(f"retries must be >= 0, got {retries}")
+    if executor is None or isinstance(executor, InlineExecutor):
+        for it in items:
+            try:
+                yield it, fn(it), None
+            except Exception as err:  # noqa: BLE001 - reported to the caller like a lost task
+                yield it, None, err
+        return
+    pending: dict[Future, tuple[int, int]] = {}
+    attempts = [0] * len(items)
+
+    def submit(i: int) -> BaseException | None:
+        try:
+            pending[executor.submit(fn, items[i])] = (i, getattr(executor, "generation", 0))
+        except Exception as err:  # noqa: BLE001 - e.g. a broken plain ProcessPoolExecutor
+            return err
+        return None
+
+    failed: list[tuple[int, BaseException]] = []
+    for i in range(len(items)):
+        err = submit(i)
+        if err is not None:
+            failed.append((i, err))
+    try:
+        for i, err in failed:
+            yield items[i], None, err
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            lost: list[tuple[int, int, BaseException]] = []
+            for f in done:
+                i, gen = pending.pop(f)
+                try:
+                    result = f.result()
+                except BaseException as err:  # noqa: BLE001 - CancelledError too
+                    if isinstance(err, KeyboardInterrupt):
+                        raise
+                    lost.append((i, gen, err))
+                    continue
+                yield items[i], result, None
+            for i, gen, err in lost:
+                if isinstance(err, BrokenProcessPool) and hasattr(executor, "renew"):
+                    executor.renew(gen)  # once per broken pool
+                if attempts[i] >= retries:
+                    yield items[i], None, err
+                    continue
+                attempts[i] += 1
+                log.warning("task %d lost (%s: %s); retry %d of %d", i, type(err).__name__, err, attempts[i], retries)
+                again = submit(i)
+                if again is not None:
+                    yield items[i], None, again
+    finally:
+        for f in pending:
+            f.cancel()
 
 
 class _RayExecutor(Executor):
@@ -64,12 +176,22 @@ def default_workers() -> int:
 
 @contextmanager
 def open_executor(
-    kind: ExecutorKind | str = "local", workers: int | None = None, address: str | None = None
+    kind: ExecutorKind | str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    *,
+    retries: int = DEFAULT_RETRIES,
 ) -> Iterator[Executor]:
-    """Open an executor and close it afterwards; ``local`` with one worker runs inline."""
+    """Open an executor and close it afterwards; ``local`` with one worker runs inline.
+
+    ``retries``: on a Dask LocalCluster started here, how often the scheduler re-runs a task
+    whose worker died (``allowed_failures``), and Dask's own ``retries`` for a task that raised.
+    """
     kind = str(kind).lower()
     if workers is not None and workers < 1:
         raise PlanningError(f"--workers must be >= 1, got {workers}")
+    if retries < 0:
+        raise PlanningError(f"retries must be >= 0, got {retries}")
     if kind == "inline" or (kind == "local" and (workers or default_workers()) == 1):
         yield InlineExecutor()
         return
@@ -77,7 +199,7 @@ def open_executor(
         if address:
             raise PlanningError("--address is only for --executor dask or ray; drop it for the local pool")
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        pool = ProcessPoolExecutor(max_workers=workers or default_workers(), mp_context=ctx)
+        pool = LocalProcessPool(workers or default_workers(), ctx)
         try:
             yield pool
         finally:
@@ -92,10 +214,12 @@ def open_executor(
         if address:
             client = Client(address)
         else:
-            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True)
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                                   scheduler_kwargs={"allowed_failures": retries})
             client = Client(cluster)
         try:
-            yield client.get_executor()
+            # pure=False: a resubmitted task gets a fresh key instead of the erred one
+            yield client.get_executor(retries=retries, pure=False)
         finally:
             client.close()
             if cluster is not None:

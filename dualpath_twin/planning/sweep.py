@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -19,7 +19,7 @@ import polars as pl
 
 from dualpath_twin.planning.capacity import CapacityResult, SloCriterion
 from dualpath_twin.planning.common import override
-from dualpath_twin.planning.executors import InlineExecutor
+from dualpath_twin.planning.executors import DEFAULT_RETRIES, submit_all
 from dualpath_twin.planning.grid import PlanningError, expand_grid, point_key
 from dualpath_twin.planning.tasks import Outcome, Task, run_task
 from dualpath_twin.results import RunResult, RunSummary
@@ -192,8 +192,14 @@ def run_sweep(
     criterion: SloCriterion | None = None,
     tolerance: float = 0.05,
     progress: Callable[[SweepProgress], None] | None = None,
+    retries: int = DEFAULT_RETRIES,
 ) -> SweepResult:
-    """Run every grid point x policy (skipping ones finished in ``store``); ``objective='capacity'`` searches capacity per point."""
+    """Run every grid point x policy (skipping ones finished in ``store``); ``objective='capacity'`` searches capacity per point.
+
+    ``retries``: how often a point lost with its worker (Dask ``KilledWorker``, a broken local
+    pool, which is renewed) is resubmitted before it is marked failed; finished points are
+    stored as they arrive and never run again.
+    """
     t0 = time.perf_counter()
     pols = check_policies(policies, sc)
     sid = sweep_id_for(sc, grid, pols, objective)
@@ -233,23 +239,15 @@ def run_sweep(
     counts = {"done": total - len(tasks), "cached": sum(p.status == "cached" for p in res.points), "failed": 0}
     if progress:
         progress(SweepProgress(counts["done"], total, counts["cached"], counts["failed"]))
-    by_key = {t.key: pr for pr, t in tasks}
-    # an inline executor would run every point inside submit(), before any is saved: run those
-    # lazily instead, so each point is stored as soon as it finishes (a crash keeps them)
-    ex = None if isinstance(executor, InlineExecutor) else executor
-    futures = [(ex.submit(run_task, t) if ex is not None else None, t) for _, t in tasks]
-
-    def outcomes():
-        if ex is None:
-            for _, t in futures:
-                yield run_task(t)
+    # each point is stored as soon as it finishes (a crash keeps them); submit_all runs an inline
+    # executor lazily, yields every task exactly once and resubmits the work of a lost worker
+    by_task = {id(t): pr for pr, t in tasks}
+    for t, out, err in submit_all(executor, run_task, [t for _, t in tasks], retries=retries):
+        pr = by_task[id(t)]
+        if err is not None:
+            pr.status, pr.reason = "failed", f"worker lost after {retries} retries: {type(err).__name__}: {err}"
         else:
-            for f in as_completed([f for f, _ in futures]):
-                yield f.result()
-
-    for out in outcomes():
-        pr = by_key[out.key]
-        _absorb(pr, out)
+            _absorb(pr, out)
         if pr.status == "failed":
             counts["failed"] += 1
         elif store is not None and pr.summary is not None:
