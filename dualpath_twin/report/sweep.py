@@ -16,7 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dualpath_twin.report import _CSS, _SCENARIO_FIELDS, _esc, _fmt, _get, _table, _toml_dict
+from dualpath_twin.report.common import CSS, SCENARIO_FIELDS, esc, fmt, get_path, table, toml_dict
 
 __all__ = ["SWEEP_COLUMNS", "cli_command_line", "sweep_report_html", "write_sweep_report"]
 
@@ -49,7 +49,7 @@ def _cell(v: Any) -> str:
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
-    return _fmt(v, 4) if isinstance(v, float) else str(v)
+    return fmt(v, 4) if isinstance(v, float) else str(v)
 
 
 def _results_table(result: Any) -> str:
@@ -59,8 +59,8 @@ def _results_table(result: Any) -> str:
     axes = [a for a in result.grid if a in df.columns]
     cols = axes + [c for c in SWEEP_COLUMNS if c in df.columns and df[c].null_count() < df.height]
     header = axes + [SWEEP_COLUMNS[c] for c in cols[len(axes):]]
-    rows = [[_esc(_cell(row[c])) for c in cols] for row in df.iter_rows(named=True)]
-    return _table(header, rows)
+    rows = [[esc(_cell(row[c])) for c in cols] for row in df.iter_rows(named=True)]
+    return table(header, rows)
 
 
 def _parameters_table(result: Any, extra: dict[str, Any] | None) -> str:
@@ -68,29 +68,29 @@ def _parameters_table(result: Any, extra: dict[str, Any] | None) -> str:
     for p in result.points:
         n_status[p.status] = n_status.get(p.status, 0) + 1
     rows = [
-        ["sweep", _esc(f"{result.name} ({result.sweep_id})")],
-        ["objective", _esc(result.objective)],
-        ["designs", _esc(", ".join(result.policies))],
+        ["sweep", esc(f"{result.name} ({result.sweep_id})")],
+        ["objective", esc(result.objective)],
+        ["designs", esc(", ".join(result.policies))],
     ]
-    rows += [[_esc(f"grid: {axis}"), _esc(", ".join(_cell(v) for v in vals))] for axis, vals in result.grid.items()]
-    rows.append(["points", _esc(f"{len(result.points)} (" + ", ".join(f"{k} {v}" for k, v in sorted(n_status.items())) + ")")])
-    rows.append(["wall time", _esc(f"{result.wall_s:.1f} s")])
-    rows += [[_esc(str(k)), _esc(_cell(v))] for k, v in (extra or {}).items()]
-    return _table(["parameter", "value"], rows)
+    rows += [[esc(f"grid: {axis}"), esc(", ".join(_cell(v) for v in vals))] for axis, vals in result.grid.items()]
+    rows.append(["points", esc(f"{len(result.points)} (" + ", ".join(f"{k} {v}" for k, v in sorted(n_status.items())) + ")")])
+    rows.append(["wall time", esc(f"{result.wall_s:.1f} s")])
+    rows += [[esc(str(k)), esc(_cell(v))] for k, v in (extra or {}).items()]
+    return table(["parameter", "value"], rows)
 
 
 def _scenario_block(scenario: Any) -> str:
     if scenario is None:
         return "<p class='note'>Scenario not recorded.</p>"
     toml_text = scenario if isinstance(scenario, str) else scenario.to_toml()
-    d = _toml_dict(toml_text)
-    rows = [[_esc(lab), _esc(_fmt(_get(d, path)))] for path, lab in _SCENARIO_FIELDS if _get(d, path) is not None]
-    desc = f"<p>{_esc(d['description'])}</p>" if d.get("description") else ""
+    d = toml_dict(toml_text)
+    rows = [[esc(lab), esc(fmt(get_path(d, path)))] for path, lab in SCENARIO_FIELDS if get_path(d, path) is not None]
+    desc = f"<p>{esc(d['description'])}</p>" if d.get("description") else ""
     return (
         desc
-        + (_table(["field", "value"], rows) if rows else "")
+        + (table(["field", "value"], rows) if rows else "")
         + "<p class='note'>Each point overrides the grid axes above; everything else is as below.</p>"
-        + f"<details><summary>Scenario TOML</summary><pre>{_esc(toml_text)}</pre></details>"
+        + f"<details><summary>Scenario TOML</summary><pre>{esc(toml_text)}</pre></details>"
     )
 
 
@@ -107,10 +107,10 @@ def sweep_report_html(
     the sweep (e.g. :func:`cli_command_line`); ``parameters`` extra key/values to list (a dashboard
     without a command line passes its settings here). plotly.js is inlined once.
     """
-    d = _toml_dict(scenario if isinstance(scenario, str) else scenario.to_toml()) if scenario is not None else {}
+    d = toml_dict(scenario if isinstance(scenario, str) else scenario.to_toml()) if scenario is not None else {}
     scen = d.get("name") or result.name
     title = f"dualpath-twin sweep: {result.name}"
-    how = f"<pre>{_esc(command)}</pre>" if command else "<p class='note'>Run from the dashboard or the Python API; the parameters below reproduce it.</p>"
+    how = f"<pre>{esc(command)}</pre>" if command else "<p class='note'>Run from the dashboard or the Python API; the parameters below reproduce it.</p>"
     figs = []
     for i, fig in enumerate(figures):
         h = fig.layout.height or 420
@@ -118,16 +118,16 @@ def sweep_report_html(
                           config={"displaylogo": False, "responsive": True})  # fmt: skip
         figs.append(f'<div class="fig">{div}</div>')
     body = [
-        f"<h1>{_esc(title)}</h1><p class='note'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",
+        f"<h1>{esc(title)}</h1><p class='note'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",
         f'<section id="command"><h2>How it was produced</h2>{how}{_parameters_table(result, parameters)}</section>',
-        f'<section id="scenario"><h2>Scenario: {_esc(scen)}</h2>{_scenario_block(scenario)}</section>',
+        f'<section id="scenario"><h2>Scenario: {esc(scen)}</h2>{_scenario_block(scenario)}</section>',
         f'<section id="results"><h2>Results</h2>{_results_table(result)}</section>',
     ]
     if figs:
         body.append(f'<section id="figures"><h2>Figures</h2>{"".join(figs)}</section>')
     return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
     )
 
 
