@@ -319,28 +319,19 @@ def _env_float(name: str) -> float | None:
 def get_limits(max_memory_gb: float | None = None, max_wall_s: float | None = None) -> Limits:
     """The run limits: explicit arguments (CLI options) > environment > settings file > defaults."""
     file = _settings_file_limits()
-    src = []
-    mem = max_memory_gb
-    if mem is not None:
-        src.append("--max-memory-gb")
-    else:
-        mem = _env_float(ENV_MAX_MEMORY_GB)
-        if mem is not None:
-            src.append(ENV_MAX_MEMORY_GB)
-        elif "max_memory_gb" in file:
-            mem = file["max_memory_gb"]
-            src.append(f"{ENV_SETTINGS} [limits]")
+    src: list[str] = []
+
+    def pick(explicit: float | None, option: str, env: str, key: str) -> float | None:
+        """One limit from the first source that sets it, naming that source in ``src``."""
+        for value, where in ((explicit, option), (_env_float(env), env), (file.get(key), f"{ENV_SETTINGS} [limits]")):
+            if value is not None:
+                src.append(where)
+                return value
+        return None
+
+    mem = pick(max_memory_gb, "--max-memory-gb", ENV_MAX_MEMORY_GB, "max_memory_gb")
     mem_bytes = mem * GB if mem is not None else DEFAULT_MEMORY_FRACTION * available_memory_bytes()
-    wall = max_wall_s
-    if wall is not None:
-        src.append("--max-wall-s")
-    else:
-        wall = _env_float(ENV_MAX_WALL_S)
-        if wall is not None:
-            src.append(ENV_MAX_WALL_S)
-        elif "max_wall_s" in file:
-            wall = file["max_wall_s"]
-            src.append(f"{ENV_SETTINGS} [limits]")
+    wall = pick(max_wall_s, "--max-wall-s", ENV_MAX_WALL_S, "max_wall_s")
     if mem is None or wall is None:
         src.append(f"defaults: {DEFAULT_MEMORY_FRACTION:.0%} of available memory, {DEFAULT_MAX_WALL_S:g} s")
     return Limits(mem_bytes, float(wall if wall is not None else DEFAULT_MAX_WALL_S), ", ".join(src))

@@ -46,28 +46,18 @@ def build_workload(sc: Scenario, base_dir: Path | None = None, *, skip_bad_lines
     seed = sc.run.seed
     if w.kind == "synthetic":
         spec = get_dataset(w.dataset)
-        if isinstance(spec, AgenticSpec):
-            wl = generate_agentic(
-                spec,
-                w.agents,
-                seed,
-                block_tokens=bt,
-                mal_tokens=w.max_context_tokens,
-                append_scale=w.append_scale,
-                gen_scale=w.gen_scale,
-                name=w.dataset,
-            )
-        else:
-            wl = generate_claude_code(
-                spec,
-                w.agents,
-                seed,
-                block_tokens=bt,
-                cap_tokens=w.max_context_tokens,
-                append_scale=w.append_scale,
-                gen_scale=w.gen_scale,
-                name=w.dataset,
-            )
+        # the two generators differ only in what the context cap is called
+        gen, cap = (generate_agentic, "mal_tokens") if isinstance(spec, AgenticSpec) else (generate_claude_code, "cap_tokens")
+        wl = gen(
+            spec,  # type: ignore[arg-type]
+            w.agents,
+            seed,
+            block_tokens=bt,
+            append_scale=w.append_scale,
+            gen_scale=w.gen_scale,
+            name=w.dataset,
+            **{cap: w.max_context_tokens},
+        )
     else:
         path = resolve_trace_path(sc, base_dir)
         wl = read_trace(
