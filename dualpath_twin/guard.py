@@ -35,6 +35,8 @@ ENV_MAX_WALL_S = "DUALPATH_TWIN_MAX_WALL_S"
 ENV_SETTINGS = "DUALPATH_TWIN_SETTINGS"
 DEFAULT_MEMORY_FRACTION = 0.7  # of psutil's available memory
 DEFAULT_MAX_WALL_S = 1800.0
+DASHBOARD_FORCE_HINT = "tick 'Run anyway' on the dashboard's Scenario page"  # how the dashboard overrides a refusal
+CAPACITY_RUNS_TYPICAL = 10  # runs per design of a capacity search (measured 6-11 at 5-10% tolerance), for estimates
 TRACE_COUNT_EXACT_BYTES = 32_000_000  # trace files up to this size have their lines counted exactly
 
 
@@ -356,8 +358,11 @@ def suggested_agents(est: RunEstimate, limits: Limits, sc: Scenario) -> int | No
     return max(1, int(min(caps) * 0.9))
 
 
-def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario) -> list[str]:
-    """Problems (each naming the scenario field, the numbers and the fix) when ``est`` exceeds ``limits``."""
+def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario, force_hint: str = DASHBOARD_FORCE_HINT) -> list[str]:
+    """Problems (each naming the scenario field, the numbers and the fix) when ``est`` exceeds ``limits``.
+
+    ``force_hint`` says how this front end overrides a refusal (the dashboard's tick box, the CLI's --yes).
+    """
     problems: list[str] = []
     w = sc.workload
     field_name = "workload.agents" if w.kind == "synthetic" else "workload.trace_path"
@@ -373,7 +378,7 @@ def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario) -> list[str]:
         problems.append(
             f"{field_name} = {value}: the run needs ~{human_bytes(est.memory_bytes)} of memory ({est.rounds:,} rounds),"
             f" above the limit of {human_bytes(limits.max_memory_bytes)} ({limits.source}). Fix: {fix};"
-            f" or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or tick 'Run anyway' on the dashboard's Scenario page"
+            f" or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or {force_hint}"
         )
     if est.wall_s > limits.max_wall_s:
         fix = fix_size
@@ -386,7 +391,7 @@ def check_estimate(est: RunEstimate, limits: Limits, sc: Scenario) -> list[str]:
             f"{field_name} = {value}: the run is expected to take ~{human_seconds(est.wall_s)} of wall time"
             f" ({est.rounds:,} rounds x {est.policies} polic{'y' if est.policies == 1 else 'ies'}), above the limit of"
             f" {human_seconds(limits.max_wall_s)} ({limits.source}){budget}. Fix: {fix}; or raise the limit"
-            f" ({ENV_MAX_WALL_S} or the settings file), or tick 'Run anyway' on the dashboard's Scenario page"
+            f" ({ENV_MAX_WALL_S} or the settings file), or {force_hint}"
         )
     return problems
 
@@ -399,11 +404,12 @@ def guard_run(
     limits: Limits | None = None,
     force: bool = False,
     base_dir: Path | None = None,
+    force_hint: str = DASHBOARD_FORCE_HINT,
 ) -> RunEstimate:
     """Estimate the run and raise :class:`RunTooLarge` above the limits (unless ``force``); returns the estimate."""
     est = estimate_run(sc, policies, workers=workers, base_dir=base_dir)
     lim = limits or get_limits()
-    problems = check_estimate(est, lim, sc)
+    problems = check_estimate(est, lim, sc, force_hint)
     if problems and not force:
         raise RunTooLarge(problems, est, lim)
     return est
@@ -416,10 +422,13 @@ def guard_many(
     workers: int = 1,
     limits: Limits | None = None,
     force: bool = False,
+    force_hint: str = DASHBOARD_FORCE_HINT,
+    runs_per_scenario: int = 1,
 ) -> RunEstimate | None:
     """Guard a batch (sweep points, capacity rates): each point against the memory limit, the total against the wall limit.
 
-    Returns the largest point's estimate (None for an empty batch). ``workers`` points run at the same time.
+    Returns the largest point's estimate (None for an empty batch). ``workers`` points run at the same time;
+    each scenario is run ``runs_per_scenario`` times (a capacity search runs one scenario at several rates).
     """
     if not scenarios:
         return None
@@ -431,13 +440,13 @@ def guard_many(
     w = max(1, workers)
     if big.memory_bytes * min(w, len(ests)) > lim.max_memory_bytes:
         scaled = RunEstimate(**{**big.__dict__, "memory_bytes": big.memory_bytes * min(w, len(ests))})
-        problems += [p for p in check_estimate(scaled, lim, scenarios[i]) if "memory" in p]
-    total_wall = sum(e.wall_s for e in ests) / w
+        problems += [p for p in check_estimate(scaled, lim, scenarios[i], force_hint) if "memory" in p]
+    total_wall = sum(e.wall_s for e in ests) * max(1, runs_per_scenario) / w
     if total_wall > lim.max_wall_s:
         problems.append(
-            f"{len(ests)} runs: expected ~{human_seconds(total_wall)} of wall time in total on {w} worker(s), above the limit of"
+            f"{len(ests) * max(1, runs_per_scenario):,} runs: expected ~{human_seconds(total_wall)} of wall time in total on {w} worker(s), above the limit of"
             f" {human_seconds(lim.max_wall_s)} ({lim.source}). Fix: fewer grid points or a smaller workload.agents; or raise"
-            f" the limit ({ENV_MAX_WALL_S} or the settings file), or tick 'Run anyway' on the dashboard's Scenario page"
+            f" the limit ({ENV_MAX_WALL_S} or the settings file), or {force_hint}"
         )
     if problems and not force:
         raise RunTooLarge(problems, big, lim)

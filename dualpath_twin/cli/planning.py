@@ -16,11 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from dualpath_twin import scenario as scn
+from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_size
 from dualpath_twin.cli_errors import guard as _guard
+from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
+from dualpath_twin.planning.common import override
 from dualpath_twin.planning.executors import default_workers, open_executor
-from dualpath_twin.planning.grid import PlanningError, parse_grid
-from dualpath_twin.planning.sensitivity import sensitivity
+from dualpath_twin.planning.grid import PlanningError, expand_grid, parse_grid
+from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
 from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
 
@@ -135,6 +138,9 @@ def register(app: typer.Typer) -> None:
         sets: SetOpt = None,
         html: HtmlOpt = None,
         heatmap: Annotated[str | None, typer.Option("--heatmap", help="with --html: X,Y,METRIC axes of the heatmap, e.g. cluster.prefill_nodes,network.snic_gbps,capacity_aps")] = None,
+        yes: YesOpt = False,
+        max_memory_gb: MaxMemOpt = None,
+        max_wall_s: MaxWallOpt = None,
     ) -> None:
         """Run a scenario over the cartesian product of grid axes and policies; resumable through the store."""
         with _guard():
@@ -143,6 +149,8 @@ def register(app: typer.Typer) -> None:
             pols = check_policies(_split(policies), sc)
             if objective not in ("run", "capacity"):
                 raise PlanningError(f"--objective {objective!r}: use run or capacity")
+            check_size(_points(sc, axes, pols), workers=workers or default_workers(), yes=yes, max_memory_gb=max_memory_gb,
+                       max_wall_s=max_wall_s, runs_per_scenario=CAPACITY_RUNS_TYPICAL if objective == "capacity" else 1)
             store = None if (no_save or objective == "capacity") else _store(db)
             n_points = len(pols)
             for v in axes.values():
@@ -217,6 +225,9 @@ def register(app: typer.Typer) -> None:
         db: Annotated[Path | None, typer.Option("--db", envvar="DUALPATH_TWIN_DB", help="result store; default data/twin.duckdb")] = None,
         no_save: Annotated[bool, typer.Option("--no-save", help="do not save the search in the store")] = False,
         name: Annotated[str | None, typer.Option("--name", help="name of the saved search (default: scenario name)")] = None,
+        yes: YesOpt = False,
+        max_memory_gb: MaxMemOpt = None,
+        max_wall_s: MaxWallOpt = None,
     ) -> None:
         """Highest online arrival rate (agents/s) meeting the SLO, by doubling then bisection; prints the measured curve.
 
@@ -231,6 +242,8 @@ def register(app: typer.Typer) -> None:
             pols = check_policies(_split(policy), sc)
             crit = _criterion(percentile, min_attainment, require_steady)
             n = workers or default_workers()
+            check_size([sc.with_policy(p) for p in pols], workers=n, yes=yes, max_memory_gb=max_memory_gb,
+                       max_wall_s=max_wall_s, runs_per_scenario=min(max_evaluations, CAPACITY_RUNS_TYPICAL))
 
             def on_point(p: CapacityPoint) -> None:
                 early = ", stopped early" if p.stopped_early else ""
@@ -293,13 +306,18 @@ def register(app: typer.Typer) -> None:
         html: HtmlOpt = None,
         pd: Annotated[str | None, typer.Option("--pd", help="P/D advice instead: candidate splits, e.g. 1:1,2:1,1:2, or 'all' (every split of the scenario's node count)")] = None,
         pd_measure: Annotated[str, typer.Option("--pd-measure", help="P/D advice: simulate the advised split's neighbours (default), all candidates, or none")] = "neighbours",
+        yes: YesOpt = False,
+        max_memory_gb: MaxMemOpt = None,
+        max_wall_s: MaxWallOpt = None,
     ) -> None:
         """Cheapest configurations meeting the SLO at --target-aps, and the cost vs capacity Pareto front; --pd: which P/D split keeps both sides busy."""
         with _guard():
             sc = _load(scenario, sets)
             if policy:
                 check_policies([policy], sc)
+            limits = {"yes": yes, "max_memory_gb": max_memory_gb, "max_wall_s": max_wall_s}
             if pd is not None:
+                check_size([sc], workers=workers or default_workers(), runs_per_scenario=3, **limits)  # the advised split and two neighbours
                 _pd_advice(sc, pd, pd_measure, policy, json_out)
                 return
             if target_aps is None or not vary:
@@ -308,6 +326,9 @@ def register(app: typer.Typer) -> None:
             if capacity not in ("none", "meets", "all"):
                 raise PlanningError(f"--capacity {capacity!r}: use none, meets or all")
             costs = load_costs(cost_file)
+            cands = _points(sc, axes, [policy or sc.policy.name])
+            n_cap = {"none": 0, "meets": min(top, len(cands)), "all": len(cands)}[capacity]  # capacity searches
+            check_size(cands + cands[:n_cap] * CAPACITY_RUNS_TYPICAL, workers=workers or default_workers(), **limits)
 
             def on_progress(p: SizingProgress) -> None:
                 if p.last is not None:
@@ -359,12 +380,19 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         sets: SetOpt = None,
         html: HtmlOpt = None,
+        yes: YesOpt = False,
+        max_memory_gb: MaxMemOpt = None,
+        max_wall_s: MaxWallOpt = None,
     ) -> None:
         """Capacity (online) or JCT (offline) when each hardware parameter moves +/-50%: a tornado chart."""
         with _guard():
             sc = _load(scenario, sets)
             if policy:
                 check_policies([policy], sc)
+            n_params = len(_split(param)) or len(DEFAULT_PARAMETERS)
+            per_run = CAPACITY_RUNS_TYPICAL if sc.workload.mode == "online" else 1  # online: a capacity search per move
+            check_size([sc.with_policy(policy) if policy else sc] * (1 + 2 * n_params), workers=workers or default_workers(),
+                       yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s, runs_per_scenario=per_run)
 
             def on_progress(done: int, total: int) -> None:
                 _err.print(f"  {done}/{total} runs", end="\r")
@@ -388,6 +416,18 @@ def register(app: typer.Typer) -> None:
             Console().print(t)
             for s in res.skipped:
                 typer.echo(f"  skipped {s}", err=True)
+
+
+def _points(sc: scn.Scenario, axes: dict[str, list[Any]], pols: list[str]) -> list[scn.Scenario]:
+    """The scenario of every (grid point, policy) a planning command will run; invalid points are left out (skipped later)."""
+    out = []
+    for point in expand_grid(axes):
+        for pol in pols:
+            try:
+                out.append(override(sc, {**point, "policy.name": pol}))
+            except scn.ScenarioError:
+                continue
+    return out
 
 
 def _heatmap_axes(spec: str | None, axes: list[str], objective: str) -> tuple[str, str, str]:

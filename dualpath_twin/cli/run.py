@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from dualpath_twin.cli.common import (
     try_report,
     with_skip_bad_lines,
 )
+from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_size
 from dualpath_twin.cli_errors import die, guard
 from dualpath_twin.results import RunResult
 
@@ -62,6 +64,9 @@ def run(
     ] = False,
     skip_bad_lines: SkipBadOpt = False,
     quiet: QuietOpt = False,
+    yes: YesOpt = False,
+    max_memory_gb: MaxMemOpt = None,
+    max_wall_s: MaxWallOpt = None,
 ) -> None:
     """Simulate one scenario under one policy and print its summary."""
     with guard():
@@ -69,6 +74,7 @@ def run(
         chk.precheck(checks)
         sc = with_skip_bad_lines(load_scenario(scenario, set_, policy), skip_bad_lines)
         pol = sc.policy.name
+        check_size([sc], [pol], yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s)
         workload = report_skipped(sc)
         from dualpath_twin import api
 
@@ -158,6 +164,9 @@ def compare(
     ] = False,
     skip_bad_lines: SkipBadOpt = False,
     quiet: QuietOpt = False,
+    yes: YesOpt = False,
+    max_memory_gb: MaxMemOpt = None,
+    max_wall_s: MaxWallOpt = None,
 ) -> None:
     """Run several policies on the same scenario and seed; print them side by side with ratios."""
     with guard():
@@ -172,6 +181,8 @@ def compare(
         checks = chk.parse_checks(check or [])
         chk.precheck(checks, pols)
         sc = with_skip_bad_lines(load_scenario(scenario, set_), skip_bad_lines)
+        n_workers = workers if workers is not None else min(len(pols), os.cpu_count() or 1)  # as api.compare
+        check_size([sc], pols, workers=n_workers, yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s)
         report_skipped(sc)
         from dualpath_twin import api
 

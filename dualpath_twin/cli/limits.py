@@ -1,0 +1,70 @@
+"""The run-size guard of the CLI: every command that simulates estimates its memory and wall time first.
+
+Above the limits (``--max-memory-gb`` / ``--max-wall-s``, else the environment, the settings file
+or the defaults; see ``dualpath_twin.guard``) the command refuses before any work starts, with
+exit 2 and the scenario field and the fix named, unless ``--yes`` is given (then it warns and runs).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dualpath_twin import guard as g
+from dualpath_twin.cli_errors import die
+from dualpath_twin.scenario import Scenario
+
+CLI_FORCE_HINT = "pass --yes to run anyway (or --max-memory-gb / --max-wall-s for this command)"
+
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="run even when the estimated memory or wall time is above the limits")
+]
+MaxMemOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-memory-gb",
+        min=0.001,
+        help=f"memory limit for this command, GB (default: {g.ENV_MAX_MEMORY_GB}, the settings file, "
+        f"or {g.DEFAULT_MEMORY_FRACTION:.0%} of available memory)",
+    ),
+]
+MaxWallOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-wall-s",
+        min=0.001,
+        help=f"wall-time limit for this command, s (default: {g.ENV_MAX_WALL_S}, the settings file, or {g.DEFAULT_MAX_WALL_S:g})",
+    ),
+]
+
+
+def check_size(
+    scenarios: list[Scenario],
+    policies: int | list[str] = 1,
+    *,
+    workers: int = 1,
+    yes: bool = False,
+    max_memory_gb: float | None = None,
+    max_wall_s: float | None = None,
+    runs_per_scenario: int = 1,
+) -> g.RunEstimate | None:
+    """Refuse (exit 2, the field and the fix named) a command whose runs exceed the limits, unless ``yes``.
+
+    One scenario run once is guarded as a run of ``policies`` on ``workers`` processes; several
+    (sweep points, capacity rates) as a batch: the largest point against memory, the total against wall time.
+    """
+    try:
+        limits = g.get_limits(max_memory_gb, max_wall_s)
+        if len(scenarios) == 1 and runs_per_scenario == 1:
+            return g.guard_run(scenarios[0], policies, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT)
+        return g.guard_many(scenarios, policies, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
+                            runs_per_scenario=runs_per_scenario)  # fmt: skip
+    except g.RunTooLarge as err:
+        if not yes:
+            die(str(err))
+        typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
+        return err.estimate
+    except ValueError as err:  # a limit in the environment or settings file that is not a number
+        die(str(err))
+    return None
