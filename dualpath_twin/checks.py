@@ -7,7 +7,7 @@ Grammar (whitespace is free)::
     op     := ">=" | "<=" | ">" | "<" | "==" | "!="
     number := a decimal or scientific literal, e.g. 0.99, 4000, 1e-3
 
-A metric is a dotted key of ``RunSummary.flat()``; in a comparison also ``ratio.<name>``
+A metric is a dotted key of ``RunSummary.flat()`` (plus ``tpot_ms.p50``... = TPOT in ms, as tables show it); in a comparison also ``ratio.<name>``
 (``CompareResult.ratios``) and ``<policy>.<metric>``. An unqualified metric in a comparison is
 checked for every policy of the comparison (it must hold for all).
 """
@@ -138,15 +138,19 @@ def _unknown(c: Check, metric: str, known: list[str], prefix: str = "") -> str:
 
 
 def run_metrics(summary: RunSummary) -> dict[str, Any]:
-    """Metrics available to checks on a single run."""
-    return summary.flat()
+    """Metrics available to checks on a single run: ``RunSummary.flat()`` plus TPOT in ms (``tpot_ms.p99``)."""
+    out = summary.flat()
+    for k, v in list(out.items()):
+        if k.startswith("tpot_s.") and isinstance(v, int | float):
+            out["tpot_ms." + k.split(".", 1)[1]] = v * 1000.0  # as the tables show it
+    return out
 
 
 def compare_metrics(summaries: list[RunSummary], ratios: Mapping[str, float]) -> dict[str, Any]:
     """Metrics available to checks on a comparison: ``<policy>.<metric>`` and ``ratio.<name>``."""
     out: dict[str, Any] = {}
     for s in summaries:
-        for k, v in s.flat().items():
+        for k, v in run_metrics(s).items():
             out[f"{s.policy}.{k}"] = v
     for name, v in ratios.items():
         out[f"ratio.{name}"] = v

@@ -205,11 +205,12 @@ def like_for_like_ratios(summaries: list[Any], tomls: list[str]) -> tuple[dict[s
     return out, verdict
 
 
-def runs_with_diff(store: Any, limit: int | None = None, **filters: Any) -> Any:
-    """``store.list_runs(**filters)`` (newest first, at most ``limit``) with the scenario-diff columns added.
+def runs_with_diff(store: Any, limit: int | None = None, costs: Any = None, **filters: Any) -> Any:
+    """``store.list_runs(**filters)`` (newest first, at most ``limit``) with the scenario-diff and cost columns added.
 
     The rows gain ``design`` and whichever of topology / NICs / model / kv format / workload /
-    agents / seed / other vary among them. This is the table ``dualpath-twin runs`` prints and the
+    agents / seed / other vary among them, and the :data:`COST_COLUMNS` from ``costs`` (a cost
+    table, a path, or None for data/costs.toml). This is the table ``dualpath-twin runs`` prints and the
     dashboard's history shows. Returns a Polars frame.
     """
     import polars as pl
@@ -218,7 +219,7 @@ def runs_with_diff(store: Any, limit: int | None = None, **filters: Any) -> Any:
     if limit is not None:
         df = df.head(limit)
     if df.height == 0:
-        return df.with_columns(pl.lit(None, pl.Utf8).alias("design"))
+        return df.with_columns(pl.lit(None, pl.Utf8).alias("design"), *[pl.lit(None, pl.Float64).alias(c) for c in COST_COLUMNS])
     toml_by_hash: dict[str, str] = {}
     tomls: list[str] = []
     for rid, h in zip(df["run_id"].to_list(), df["scenario_hash"].to_list(), strict=True):
@@ -230,4 +231,32 @@ def runs_with_diff(store: Any, limit: int | None = None, **filters: Any) -> Any:
         tomls.append(toml_by_hash[h])
     sd = scenario_diff(tomls, designs=[str(p) for p in df["policy"].to_list()])
     cols = {c: [r.get(c, "") for r in sd.rows] for c in sd.columns}
-    return df.with_columns([pl.Series(c, v, dtype=pl.Utf8) for c, v in cols.items()])
+    out = df.with_columns([pl.Series(c, v, dtype=pl.Utf8) for c, v in cols.items()])
+    return out.with_columns(_cost_columns(out, tomls, costs))
+
+
+COST_COLUMNS = ("usd_per_hour", "usd_per_m_generated_tokens", "usd_per_m_prompt_tokens")
+"""The cost columns runs_with_diff adds (from the cost table; None when the cluster has no price)."""
+
+
+def _cost_columns(df: Any, tomls: list[str], costs: Any) -> list[Any]:
+    """$/hour of each run's cluster and $ per million tokens at its throughput (economics_from_rates)."""
+    import polars as pl
+
+    from dualpath_twin.economics import economics_from_rates
+    from dualpath_twin.scenario import from_toml
+
+    scenarios: dict[str, Any] = {}
+    vals: dict[str, list[float | None]] = {c: [] for c in COST_COLUMNS}
+    for text, pt, gt in zip(tomls, df["prompt_tokens_per_s"].to_list(), df["generated_tokens_per_s"].to_list(), strict=True):
+        e = None
+        try:
+            if text not in scenarios:
+                scenarios[text] = from_toml(text, check_catalog=False) if text else None
+            if scenarios[text] is not None:
+                e = economics_from_rates(scenarios[text], pt or 0.0, gt or 0.0, costs)
+        except Exception:  # noqa: BLE001 - a cluster without a price shows blanks
+            e = None
+        for c in COST_COLUMNS:
+            vals[c].append(None if e is None else getattr(e, c))
+    return [pl.Series(c, v, dtype=pl.Float64) for c, v in vals.items()]

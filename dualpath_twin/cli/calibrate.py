@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from dualpath_twin.calibration.fit import CalibrationResult, fit
 from dualpath_twin.calibration.measurements import CalibrationError, load, refit_paths
+from dualpath_twin.cli.common import out_console
 from dualpath_twin.cli_errors import guard as _guard
 
 
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             if json_out:
                 sys.stdout.write(json.dumps({"fit_id": fit_id, **result.summary_json()}, default=str) + "\n")
                 return
-            con = Console()
+            con = out_console()
             con.print(fit_table(result))
             for f in result.fields:
                 if f.note:
@@ -153,4 +153,4 @@ def _list(db: Path | None, json_out: bool) -> None:
     for r in df.to_dicts():
         rms = r["rms_residual_pct"]
         t.add_row(r["fit_id"], r["name"], str(r["created_at"])[:19], f"{rms:.2f}" if rms is not None else "-", (r["verdict"] or "")[:70])
-    Console().print(t)
+    out_console().print(t)

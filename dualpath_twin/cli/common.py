@@ -29,6 +29,7 @@ from dualpath_twin.results import Progress, RunResult, RunSummary
 T = TypeVar("T")
 
 EXIT_CHECK_FAILED = 1
+PIPE_WIDTH = 320  # columns of a table printed to a pipe or file (CI logs do not wrap)
 PROGRESS_AFTER_S = 2.0  # show a progress bar only for runs that last longer than this
 
 # ------------------------------------------------------------------ shared options
@@ -81,8 +82,8 @@ def err_console() -> Console:
 def out_console() -> Console:
     """A console on stdout; pipes and files get 220 columns so tables are not cut."""
     con = Console(highlight=False)
-    if not con.is_terminal:  # pipes and files: do not squeeze tables into 80 columns
-        con = Console(highlight=False, width=220)
+    if not con.is_terminal:  # pipes, files and CI logs: do not squeeze tables into 80 columns
+        con = Console(highlight=False, width=PIPE_WIDTH)
     return con
 
 
@@ -374,13 +375,46 @@ def summary_rows(s: RunSummary) -> list[tuple[str, str]]:
     return rows
 
 
-def print_summary_table(summaries: list[RunSummary], run_ids: list[str | None], title: str) -> None:
-    """Print runs side by side as a metric table, then their verdicts and faults."""
+COST_LABELS = ("cost ($/hour)", "$ per M generated tokens", "$ per M prompt tokens", "generated tokens per $")
+
+
+def cost_rows(s: RunSummary, scenario: Any) -> list[tuple[str, str]]:
+    """$/hour, $ per million tokens and tokens per $ of a run (cost table data/costs.toml), or why not."""
+    from dualpath_twin.economics import try_run_economics
+
+    e = try_run_economics(s, scenario)
+    if isinstance(e, str):
+        return list(zip(COST_LABELS, [e, "-", "-", "-"], strict=True))
+    vals = [e.usd_per_hour, e.usd_per_m_generated_tokens, e.usd_per_m_prompt_tokens, e.generated_tokens_per_usd]
+    return list(zip(COST_LABELS, [fmt_num(v) for v in vals], strict=True))
+
+
+CACHE_LABELS = ("DRAM cache", "cache: prompt tokens from DRAM", "cache: KV bytes saved", "cache: SNIC read relief")
+
+
+def cache_rows(s: RunSummary) -> list[tuple[str, str]]:
+    """The DRAM cache tier's effect ([cache]); '-' when the run had no cache."""
+    c = s.cache
+    if c is None:
+        return [(lab, "-") for lab in CACHE_LABELS]
+    cap = "unbounded" if c.capacity_gb is None else f"{c.capacity_gb:g} GB"
+    vals = [f"{cap} {c.scope}", fmt_num(c.hit_ratio_tokens), fmt_bytes(c.bytes_from_cache), fmt_num(c.snic_relief)]
+    return list(zip(CACHE_LABELS, vals, strict=True))
+
+
+def print_summary_table(
+    summaries: list[RunSummary], run_ids: list[str | None], title: str, scenarios: list[Any] | None = None
+) -> None:
+    """Print runs side by side as a metric table (with cost when ``scenarios`` are given), then verdicts and faults."""
+    rows = [summary_rows(s) for s in summaries]
+    if any(s.cache is not None for s in summaries):
+        rows = [r + cache_rows(s) for r, s in zip(rows, summaries, strict=True)]
+    if scenarios is not None:
+        rows = [r + cost_rows(s, sc) for r, s, sc in zip(rows, summaries, scenarios, strict=True)]
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for s in summaries:
         table.add_column(s.policy, justify="right")
-    rows = [summary_rows(s) for s in summaries]
     for i, (label, _) in enumerate(rows[0]):
         if label == "policy":
             continue

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualpath_twin import scenario as scn
+from dualpath_twin.cli.common import out_console
 from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_size
 from dualpath_twin.cli_errors import guard as _guard
 from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
@@ -114,7 +115,7 @@ def _pd_advice(sc: scn.Scenario, pd: str, measure: str, policy: str | None, json
         t.add_row(c.label + (" *" if c.label == adv.advised else ""), _fmt(c.estimated_rounds_per_s), _fmt(c.estimated_per_node),
                   _fmt(c.estimated_balance, digits=".2f"), _fmt(c.bound_rounds_per_s), _fmt(c.measured_rounds_per_s),
                   _fmt(c.measured_per_node), busy, _fmt(c.jct_s, digits=".1f"))
-    Console().print(t)
+    out_console().print(t)
     typer.echo(adv.text)
 
 
@@ -194,7 +195,7 @@ def register(app: typer.Typer) -> None:
                 t.add_column(c)
             for row in df.iter_rows(named=True):
                 t.add_row(*[(_fmt(row[c]) if isinstance(row[c], float) else str(row[c] if row[c] is not None else "-"))[:60] for c in cols])
-            Console().print(t)
+            out_console().print(t)
 
     @app.command("capacity")
     def capacity_cmd(
@@ -274,7 +275,7 @@ def register(app: typer.Typer) -> None:
                             "from_bound": from_bound and start_aps is None,
                             "capacity": [r.model_dump(mode="json") for r in results]})
                 return
-            Console().print(capacity_table(results))
+            out_console().print(capacity_table(results))
             for r in results:
                 hi = f"{r.hi_aps:.4g}" if r.hi_aps is not None else "none found"
                 stopped = sum(1 for p in r.curve if p.stopped_early)
@@ -352,7 +353,7 @@ def register(app: typer.Typer) -> None:
                 t.add_row(*[str(c.point[a]) for a in res.axes], f"{c.cost_per_hour:.2f}",
                           _fmt(c.at_target.ttft_p90_s if c.at_target else None),
                           _fmt(c.at_target.tpot_p90_s if c.at_target else None, 1000), _fmt(c.capacity_aps))
-            Console().print(t)
+            out_console().print(t)
             if not res.cheapest:
                 typer.echo("no configuration meets the SLO at the target rate; widen the --vary ranges", err=True)
             counts = {s: sum(c.status == s for c in res.candidates) for s in ("meets", "fails", "pruned", "skipped", "error")}
@@ -413,7 +414,7 @@ def register(app: typer.Typer) -> None:
                 t.add_column(c)
             for r in res.rows:
                 t.add_row(r.path, f"{r.low_value:g}", f"{r.high_value:g}", _fmt(r.metric_low), _fmt(r.metric_high), _fmt(r.swing))
-            Console().print(t)
+            out_console().print(t)
             for s in res.skipped:
                 typer.echo(f"  skipped {s}", err=True)
 

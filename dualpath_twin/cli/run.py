@@ -125,7 +125,7 @@ def run(
                 obj["invariants"] = list(result.invariants)
             print_json(obj)
         elif not quiet:
-            print_summary_table([summary], [run_id], f"{sc.name} ({scenario})")
+            print_summary_table([summary], [run_id], f"{sc.name} ({scenario})", [sc])
         ok = True
         if check_invariants and result.invariants:
             ok = False
@@ -242,7 +242,7 @@ def compare(
                 out_json["invariants"] = {r.summary.policy: list(r.invariants) for r in cmp.runs}
             print_json(out_json)
         elif not quiet:
-            print_summary_table(summaries, ids_in_order, f"{sc.name} ({scenario})")
+            print_summary_table(summaries, ids_in_order, f"{sc.name} ({scenario})", [sc.with_policy(x.policy) for x in summaries])
             base = summaries[0].policy if summaries else ""
             shown = {k: v for k, v in cmp.ratios.items() if k.split("_vs_", 1)[-1] in (base, f"{base}_jct")}
             if shown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -20,6 +21,24 @@ from dualpath_twin.cli.common import (
     split_csv,
 )
 from dualpath_twin.cli_errors import die, guard
+from dualpath_twin.comparison import GROUPS
+
+# stored column -> the name shown (and in --json): the names --check uses, TPOT in ms as every table shows it
+RUNS_RENAMES = {"scenario_name": "scenario", "ttft_p50_s": "ttft_s.p50", "ttft_p99_s": "ttft_s.p99",
+                "tpot_p50_s": "tpot_ms.p50", "tpot_p99_s": "tpot_ms.p99"}  # fmt: skip
+RUNS_COLUMNS = (
+    "run_id", "status", "scenario", "design", *[c for c in GROUPS], "other", "sweep_id",
+    "jct_s", "prompt_tokens_per_s", "ttft_s.p99", "tpot_ms.p99", "slo_attainment",
+    "usd_per_hour", "usd_per_m_generated_tokens", "bottleneck",
+)  # fmt: skip
+"""Columns of the ``runs`` table (the run id starts with its start time; --json has every column); the
+scenario-diff columns (topology ... other) appear only when they vary among the runs listed."""
+
+
+def runs_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """The stored listing (with diff and cost columns) renamed to the metric names of --check, TPOT in ms."""
+    ms = [pl.col(c) * 1000.0 for c in ("tpot_p50_s", "tpot_p99_s") if c in df.columns]
+    return df.with_columns(ms).rename({k: v for k, v in RUNS_RENAMES.items() if k in df.columns})
 
 
 def runs_cmd(
@@ -29,19 +48,21 @@ def runs_cmd(
         str | None, typer.Option("--scenario", help="only runs of this scenario name")
     ] = None,
     status: Annotated[str | None, typer.Option("--status", help="only runs with this status")] = None,
+    sweep: Annotated[str | None, typer.Option("--sweep", help="only the runs of this sweep id")] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="at most this many runs (newest first)")
     ] = 50,
     db: DbOpt = None,
 ) -> None:
-    """List stored runs, newest first."""
+    """List stored runs, newest first, with the columns that tell them apart and their cost."""
     with guard():
+        from dualpath_twin.comparison import runs_with_diff
+
         store = common.open_store(db)
         try:
-            df = store.list_runs(scenario=scenario, policy=policy, status=status)
+            df = runs_frame(runs_with_diff(store, limit, scenario=scenario, policy=policy, status=status, sweep_id=sweep))
         finally:
             close(store)
-        df = df.head(limit)
         rows = df.to_dicts()
         if json_:
             print_json(rows)
@@ -49,14 +70,10 @@ def runs_cmd(
         if not rows:
             typer.echo("no runs stored" + (f" in {db}" if db else ""), err=True)
             return
-        preferred = [
-            "run_id", "created_at", "status", "scenario_name", "policy", "seed", "jct_s",
-            "prompt_tokens_per_s", "ttft_p99_s", "slo_attainment", "bottleneck",
-        ]  # fmt: skip
-        cols = [c for c in preferred if c in df.columns] or list(df.columns)[:8]
-        table = Table(title=f"{len(rows)} run(s)", title_justify="left")
+        cols = [c for c in RUNS_COLUMNS if c in df.columns and (c != "sweep_id" or df["sweep_id"].null_count() < df.height)]
+        table = Table(title=f"{len(rows)} run(s); TPOT in ms, cost in USD from the cost table", title_justify="left")
         for c in cols:
-            table.add_column(c)
+            table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*[fmt_cell(r.get(c)) for c in cols])
         out_console().print(table)
@@ -73,6 +90,7 @@ def show(
         try:
             rid = store.resolve_run_id(run_id)
             summary = store.get_summary(rid)
+            toml = store.get_scenario_toml(rid)
         finally:
             close(store)
         if json_:
@@ -80,7 +98,7 @@ def show(
             obj["run_id"] = rid
             print_json(obj)
             return
-        print_summary_table([summary], [rid], f"run {rid}: {summary.scenario_name}")
+        print_summary_table([summary], [rid], f"run {rid}: {summary.scenario_name}", [toml] if toml else None)
 
 
 def export(

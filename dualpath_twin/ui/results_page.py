@@ -24,7 +24,8 @@ HISTORY_COLUMNS = {
     "workload": "workload", "agents": "agents", "seed": "seed", "other": "other differences",
     "generated_tokens_per_s": "gen tok/s", "prompt_tokens_per_s": "prompt tok/s",
     "jct_s": "JCT (s)", "ttft_p99_s": "TTFT p99 (s)", "tpot_p99_ms": "TPOT p99 (ms)",
-    "slo_attainment": "SLO attainment (%)", "bottleneck": "bottleneck", "error": "error",
+    "slo_attainment": "SLO attainment (%)", "usd_per_hour": "$/hour", "usd_per_m_generated_tokens": "$ per M gen tokens",
+    "bottleneck": "bottleneck", "error": "error",
 }
 """History columns (store column -> shown name); the scenario-diff columns (comparison.scenario_diff)
 appear only when they vary among the listed runs, so a sweep's runs are told apart."""
