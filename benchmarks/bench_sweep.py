@@ -12,7 +12,10 @@ shown apart), the serial time (sum of the points' own simulation wall times), Da
 efficiency T1 / (2 T2), checks that every configuration gives the same summaries, and writes its
 section of BENCHMARKS.md between ``<!-- bench_sweep -->`` markers.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--configs local:2,dask:1,dask:2] [--snic 100,200,400,800] [--no-write]
+    .venv/bin/python benchmarks/bench_sweep.py [--configs local:2,dask:1,dask:2] [--repeat 1] [--snic 100,200,400,800] [--no-write]
+
+With ``--repeat R`` the configurations run R times, interleaved; every run is listed and the
+targets use each configuration's fastest run (a shared machine only ever adds time).
 """
 
 from __future__ import annotations
@@ -92,7 +95,10 @@ def run_config(kind: str, workers: int, snic_gbps: list[float], agents: int) -> 
 
 def section(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The markdown section for BENCHMARKS.md."""
-    by = {r["config"]: r for r in runs}
+    by: dict[str, dict[str, Any]] = {}
+    for r in runs:  # fastest run of each configuration
+        if r["config"] not in by or r["wall_s"] < by[r["config"]]["wall_s"]:
+            by[r["config"]] = r
     lines = [
         MARK,
         "## Sweep (24 points)",
@@ -108,15 +114,15 @@ def section(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- machine: {meta['machine']}",
         f"- load average (1 min) before / after: {meta['load_before']:.2f} / {meta['load_after']:.2f}",
         "",
-        "| executor | workers | sweep wall (s) | executor start (s) | serial sum of point walls (s) | points done / stored |",
-        "|---|---|---|---|---|---|",
+        "| executor | workers | run | sweep wall (s) | executor start (s) | serial sum of point walls (s) | points done / stored |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         kind, w = r["config"].split(":")
         name = {"local": "local process pool", "dask": "Dask LocalCluster"}.get(kind, kind)
-        lines.append(f"| {name} | {w} | {r['wall_s']:.1f} | {r['startup_s']:.1f} | {r['serial_s']:.1f} |"
+        lines.append(f"| {name} | {w} | {r['rep']} | {r['wall_s']:.1f} | {r['startup_s']:.1f} | {r['serial_s']:.1f} |"
                      f" {r['done']} / {r['stored']} |")
-    lines += ["", "Against issue 16's targets:", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += ["", "Against issue 16's targets (fastest run of each configuration):", "", "| target | measured | verdict |", "|---|---|---|"]
     if "local:2" in by:
         t = by["local:2"]["wall_s"]
         lines.append(f"| {meta['points']}-point sweep <= {TARGET_LOCAL_S:g} s on 2 cores (local pool) | {t:.1f} s |"
@@ -149,6 +155,7 @@ def main() -> None:
     ap.add_argument("--configs", default="local:2,dask:1,dask:2", help="kind:workers, comma-separated")
     ap.add_argument("--snic", default="100,200,400,800", help="network.snic_gbps values")
     ap.add_argument("--agents", type=int, default=1024)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch BENCHMARKS.md")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/bench_sweep.json")
@@ -156,10 +163,11 @@ def main() -> None:
     snic = [float(v) for v in a.snic.split(",")]
     load_before = os.getloadavg()[0]
     runs = []
-    for cfg in a.configs.split(","):
+    for rep, cfg in ((rep, cfg) for rep in range(1, a.repeat + 1) for cfg in a.configs.split(",")):
         kind, _, w = cfg.partition(":")
         r = run_config(kind, int(w or 2), snic, a.agents)
-        print(f"{r['config']}: {r['wall_s']:.1f} s sweep (+{r['startup_s']:.1f} s start), serial {r['serial_s']:.1f} s,"
+        r["rep"] = rep
+        print(f"{r['config']} run {rep}: {r['wall_s']:.1f} s sweep (+{r['startup_s']:.1f} s start), serial {r['serial_s']:.1f} s,"
               f" {r['done']}/{r['points']} done, {r['stored']} stored", flush=True)
         runs.append(r)
     first = runs[0]["summaries"]
