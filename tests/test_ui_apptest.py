@@ -87,6 +87,8 @@ def test_builder_invalid_value_is_shown_inline_next_to_its_field(ui):
     errs = _errors(at)
     assert any(e.startswith("cluster.prefill_nodes = 0") and "greater than or equal to 1" in e for e in errs)
     assert any("1 problem(s)" in e and "Topology" in e for e in errs)
+    # the summary at the top carries the reason itself, not only a count (fields may sit in collapsed expanders)
+    assert any("1 problem(s)" in e and "greater than or equal to 1" in e for e in errs)
     # inline: the field's message is inside the Topology tab, right after the widget
     topo = at.tabs[0]
     assert any(e.value.startswith("cluster.prefill_nodes") for e in topo.error)

@@ -7,6 +7,7 @@ missing or failing into a clear message instead of a crash, and keep the UI a th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import os
 import threading
@@ -199,12 +200,94 @@ def derived_values(sc: Scenario) -> list[Derived] | str:
         raw = val.derived_values(sc)
     except Exception as err:  # noqa: BLE001
         return f"derived values failed: {err}"
+    raw = dict(_as_items(raw))
+    if sc.workload.kind == "trace":
+        raw.update(trace_derived(sc))
+    elif raw.get("context_tokens_mean") is None:  # a dataset without published means: measure a small sample
+        raw.update(sample_derived(sc))
     out = []
-    for k, v in _as_items(raw):
+    for k, v in raw.items():
         if isinstance(v, dict | list):
             continue
         out.append(Derived(str(k).replace("_", " "), _fmt(v, str(k)), str(k)))
     return out
+
+
+TRACE_STATS_MAX_BYTES = 64_000_000  # traces up to this size are read for the Scenario page's derived values
+TRACE_KEYS = ("context_tokens_mean", "append_tokens_mean", "kv_bytes_per_round_mean", "max_context_tokens",
+              "kv_bytes_per_request_max", "cache_to_compute_gb_per_pflop")  # fmt: skip
+
+
+def trace_derived(sc: Scenario) -> dict[str, Any]:
+    """A trace's per-round figures (what a dataset's means give a synthetic workload), or why they are not shown."""
+    from dualpath_twin.workload.build import resolve_trace_path
+
+    try:
+        path = resolve_trace_path(sc)
+        st_ = path.stat()
+    except Exception as err:  # noqa: BLE001 - the scenario's own check reports a missing trace
+        return dict.fromkeys(TRACE_KEYS, f"from the trace (not readable: {err})")
+    if st_.st_size > TRACE_STATS_MAX_BYTES:
+        return dict.fromkeys(TRACE_KEYS, "from the trace (too large to read here: `dualpath-twin workload stats`)")
+    try:
+        return _trace_derived(str(path), st_.st_mtime, st_.st_size, sc.model.name, sc.model.kv_format,
+                              tuple(sorted(sc.model.overrides.items())), sc.storage.block_tokens,
+                              bool(sc.workload.skip_bad_lines))  # fmt: skip
+    except Exception as err:  # noqa: BLE001
+        return dict.fromkeys(TRACE_KEYS, f"from the trace (could not be read: {err})")
+
+
+SAMPLE_AGENTS = 64  # trajectories generated to measure a dataset's per-round means for the Scenario page
+
+
+def sample_derived(sc: Scenario) -> dict[str, Any]:
+    """Per-round means of a synthetic dataset measured on SAMPLE_AGENTS generated trajectories (same seed)."""
+    small = scn.apply_overrides(sc, {"workload.agents": min(sc.workload.agents, SAMPLE_AGENTS)})
+    try:
+        return _sample_derived(small.to_toml())
+    except Exception as err:  # noqa: BLE001
+        return dict.fromkeys(TRACE_KEYS[:3], f"unavailable ({err})")
+
+
+@functools.lru_cache(maxsize=32)
+def _sample_derived(toml: str) -> dict[str, Any]:
+    from dualpath_twin import api
+    from dualpath_twin.catalog import get_model
+    from dualpath_twin.workload import workload_stats
+
+    sc = scn.from_toml(toml, check_catalog=False)
+    spec = get_model(sc.model.name, sc.model.kv_format, dict(sc.model.overrides))
+    ws = workload_stats(api.load_workload(sc), model_spec=spec, block_tokens=sc.storage.block_tokens)
+    return _per_round(ws, spec) | {"sampled_agents": sc.workload.agents}
+
+
+def _per_round(ws: Any, spec: Any) -> dict[str, Any]:
+    """The Scenario page's per-round figures from workload statistics."""
+    ctx = ws.prompt_tokens.mean if ws.prompt_tokens else None
+    app = ws.miss_tokens.mean if ws.miss_tokens else None
+    return {
+        "context_tokens_mean": ctx,
+        "append_tokens_mean": app,
+        "kv_bytes_per_round_mean": ws.kv_load_bytes_per_round.mean if ws.kv_load_bytes_per_round else None,
+        "cache_to_compute_gb_per_pflop": spec.cache_to_compute_gb_per_pflop(int(ctx), max(1, round(app)))
+        if ctx and app else None,
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _trace_derived(path: str, _mtime: float, _size: int, model: str, kv_format: str, overrides: tuple[Any, ...],
+                   block_tokens: int, skip: bool) -> dict[str, Any]:  # fmt: skip
+    """Trace statistics by file identity (path, mtime, size), model and block size: read once per edit of the trace."""
+    from dualpath_twin.catalog import get_model
+    from dualpath_twin.workload import workload_stats
+
+    spec = get_model(model, kv_format, dict(overrides))
+    ws = workload_stats(Path(path), model_spec=spec, block_tokens=block_tokens, skip_bad_lines=skip)
+    return _per_round(ws, spec) | {
+        "max_context_tokens": int(ws.prompt_tokens.max) if ws.prompt_tokens else None,
+        "kv_bytes_per_request_max": spec.kv_bytes_for_context(int(ws.prompt_tokens.max)) if ws.prompt_tokens else None,
+        "trace_rounds": ws.rounds,
+    }
 
 
 def bounds(sc: Scenario, policy: str) -> Bound | str:

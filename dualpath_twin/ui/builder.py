@@ -219,6 +219,11 @@ def _derived(sc: Scenario) -> None:
             cols = st.columns(3)
             for i, (k, lab, hlp) in enumerate(tiles):
                 cols[i % 3].metric(lab, by_key[k].value.split(" (")[0], help=hlp)
+            if "trace_rounds" in by_key:
+                st.caption(f"Context, append and KV per round are the trace file's means ({by_key['trace_rounds'].value} rounds).")
+            elif "sampled_agents" in by_key:
+                st.caption(f"This dataset publishes no means: context, append and KV per round are measured on "
+                           f"{by_key['sampled_agents'].value} generated trajectories.")
             with st.expander("All derived values"):
                 st.dataframe(pl.DataFrame({"quantity": [d.label for d in dv], "value": [d.value for d in dv]}),
                              hide_index=True, width="stretch")
@@ -284,9 +289,11 @@ def render() -> None:
     with summary:
         if problems:
             where = sorted({tab_of.get(backend.problem_path(p), "") for p in problems} - {""})
+            # every reason in full here: a field's own message may sit in a collapsed "More ... settings" expander
+            lines = [f"- **{tab_of.get(backend.problem_path(p), 'Scenario')}**: {p}" if p not in loose else f"- {p}"
+                     for p in problems]
             st.error(f"{len(problems)} problem(s) to fix before running"
-                     + (f" (see the {', '.join(where)} tab)" if where else "")
-                     + ("\n\n" + "\n".join(f"- {p}" for p in loose) if loose else ""))
+                     + (f" (fields on the {', '.join(where)} tab)" if where else "") + ":\n\n" + "\n".join(lines))
     if sc is None:
         return
     st.session_state[state.K_SCENARIO] = sc
