@@ -170,3 +170,5 @@ class Progress:
     wall_s: float
     # partial time series since the start (same columns as RunResult.timeseries); may be None
     timeseries: pl.DataFrame | None = None
+    # share of the rounds finished so far that met both the TTFT and the TPOT SLO; None before the first
+    slo_attainment: float | None = None

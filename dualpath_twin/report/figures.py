@@ -297,6 +297,21 @@ def slo_attainment_figure(
     return _layout(fig, "SLO attainment (TTFT and TPOT)", height=360)
 
 
+def live_slo_figure(history: Mapping[str, list[tuple[float, float]]], target: float | None = None) -> go.Figure:
+    """SLO attainment of the rounds finished so far against simulated time, one line per design (live runs)."""
+    fig = go.Figure()
+    for pol, pts in history.items():
+        if not pts:
+            continue
+        fig.add_trace(go.Scatter(x=[t for t, _ in pts], y=[100 * v for _, v in pts], mode="lines", name=pol,
+                                 line={"color": POLICY_COLORS.get(pol)}))  # fmt: skip
+    if target is not None:
+        fig.add_hline(y=100 * target, line={"dash": "dot", "color": "#777"}, annotation_text=f"target {100 * target:g}%")
+    fig.update_yaxes(title_text="rounds meeting the SLO so far (%)", range=[0, 105])
+    fig.update_xaxes(title_text="simulated time (s)")
+    return _layout(fig, "SLO attainment so far (TTFT and TPOT)", height=320)
+
+
 def ttft_breakdown_figure(summaries: Mapping[str, RunSummary]) -> go.Figure:
     """Mean TTFT split into queueing, allocation, reading and prefill, stacked per run."""
     labels = list(summaries)
@@ -381,7 +396,10 @@ def bounds_figure(summary: RunSummary) -> go.Figure:
                            marker_color=colours, name="bound per resource"))  # fmt: skip
     fig.add_vline(x=summary.rounds_per_s, line={"color": POLICY_COLORS.get(summary.policy, "black"), "width": 3},
                   annotation_text=f"achieved {summary.rounds_per_s:.2f} rounds/s", annotation_position="top")  # fmt: skip
-    fig.update_xaxes(title_text="sustainable rounds per second (rounds/s)")
+    vals = [v for v in b.rounds_per_s_by_resource.values() if v > 0]
+    log = bool(vals) and max(vals) / min(vals) > 10  # the binding bar would be an invisible sliver on a linear axis
+    fig.update_xaxes(title_text="sustainable rounds per second (rounds/s)" + (", log scale" if log else ""),
+                     type="log" if log else "linear")
     fig.update_yaxes(title_text="resource (binding in red)")
     return _layout(fig, title, height=max(280, 120 + 40 * len(res)))
 

@@ -206,9 +206,26 @@ class Sampler:
                 return
             if self.progress is not None and wall - last_progress >= self.progress_interval_s:
                 last_progress = wall
-                self.progress(Progress(now, world.rounds_done, world.rounds_total, wall - t0, self.frame_so_far()))
+                self.progress(Progress(now, world.rounds_done, world.rounds_total, wall - t0, self.frame_so_far(),
+                                       slo_attainment_so_far(world)))
             if world.online_overload_check():
                 self.stop_status = "truncated"
                 self.stop_reason = "online: mean TTFT over the last window exceeded 3x its SLO (overloaded); stopped early"
                 self.stop_event.succeed()
                 return
+
+
+def slo_attainment_so_far(world) -> float | None:
+    """Share of the finished rounds meeting both SLOs (TTFT, and TPOT for rounds of 2+ tokens), as the summary counts it."""
+    c = world.col
+    done = ~np.isnan(c["done_s"])
+    n = int(done.sum())
+    if n == 0:
+        return None
+    first = c["first_token_s"][done]
+    ttft = first - c["arrival_s"][done]
+    gen = world.wl.gen_tokens[done].astype(np.float64)
+    multi = gen > 1
+    tpot = np.where(multi, (c["done_s"][done] - first) / np.maximum(gen - 1, 1), 0.0)
+    ok = (ttft <= world.sc.slo.ttft_s) & (~multi | (tpot <= world.sc.slo.tpot_ms / 1000.0))
+    return float(ok.sum()) / n

@@ -47,6 +47,14 @@ class PolicyRun:
     error: str = ""
     wall_start_s: float | None = None
     wall_end_s: float | None = None
+    # (simulated time s, SLO attainment of the rounds finished so far), one point per progress report
+    slo_history: list[tuple[float, float]] = field(default_factory=list)
+
+    def record_progress(self, p: Progress) -> None:
+        """Keep the latest progress and its SLO attainment point for the live plot."""
+        self.progress = p
+        if p.slo_attainment is not None:
+            self.slo_history.append((p.sim_time_s, p.slo_attainment))
 
     @property
     def fraction_done(self) -> float:
@@ -228,7 +236,7 @@ class JobRegistry:
                 run.status = "running"
                 run.wall_start_s = time.monotonic()
             elif kind == "progress":
-                run.progress = payload
+                run.record_progress(payload)
             elif kind == "result":
                 self._record_result(job, run, payload)
                 pending.remove(policy)
@@ -280,7 +288,7 @@ class JobRegistry:
         from dualpath_twin import api  # looked up per run so tests can substitute the core
 
         def on_progress(p: Progress) -> None:
-            run.progress = p
+            run.record_progress(p)
 
         run.status = "running"
         run.wall_start_s = time.monotonic()
@@ -384,7 +392,7 @@ def _child_main(scenario_toml: str, policies: list[str], reports: object, cancel
             ts = p.timeseries
             if ts is not None and ts.height and ts["t_s"].n_unique() > CHILD_MAX_POINTS:
                 ts = downsample_frame(ts, CHILD_MAX_POINTS)
-            reports.put(("progress", policy, Progress(p.sim_time_s, p.rounds_done, p.rounds_total, p.wall_s, ts)))
+            reports.put(("progress", policy, Progress(p.sim_time_s, p.rounds_done, p.rounds_total, p.wall_s, ts, p.slo_attainment)))
 
         try:
             with guard.MemoryWatchdog(budget, on_hard=lambda r, todo=list(policies[i:]): die(r, todo)) as dog:

@@ -18,6 +18,13 @@ def _thin(ts: pl.DataFrame) -> pl.DataFrame:
     return downsample_frame(ts, MAX_LIVE_POINTS)
 
 
+def live_slo_figure(history: dict[str, list[tuple[float, float]]]) -> go.Figure | None:
+    """SLO attainment so far per design, or None before any round has finished."""
+    if not any(history.values()):
+        return None
+    return F.live_slo_figure(history)
+
+
 def live_figures(frames: dict[str, pl.DataFrame]) -> list[go.Figure]:
     """Throughput of every policy overlaid, then SNIC/CNIC utilisation by role for each policy."""
     thin = {p: _thin(f) for p, f in frames.items() if f is not None and f.height}

@@ -98,6 +98,9 @@ def _charts(job: Job) -> None:
         st.info("Live plots appear with the first progress report (about every half second of wall time).")
         return
     st.plotly_chart(figs[0], width="stretch", key="dp_live_tp")
+    slo_fig = live_figures.live_slo_figure({r.policy: list(r.slo_history) for r in job.runs.values()})
+    if slo_fig is not None:
+        st.plotly_chart(slo_fig, width="stretch", key="dp_live_slo")
     cols = st.columns(2)
     for i, fig in enumerate(figs[1:]):
         with cols[i % 2]:
