@@ -161,18 +161,23 @@ def report_cmd(
     run_ids: Annotated[
         list[str], typer.Argument(help="one or more run ids (or unique prefixes)", show_default=False)
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="report.html or report.pdf")] = Path(
-        "report.html"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="report .html or .pdf (default: dualpath-<scenario>-<designs>-<date>.html)"),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Build a self-contained HTML (or PDF) report of stored runs."""
     with guard():
-        if output.suffix.lower() not in (".html", ".htm", ".pdf"):
+        if output is not None and output.suffix.lower() not in (".html", ".htm", ".pdf"):
             die(f"-o {output}: the report must end in .html or .pdf")
         store = common.open_store(db)
         try:
             ids = [store.resolve_run_id(r) for r in run_ids]
+            if output is None:
+                from dualpath_twin.report import report_filename_for
+
+                output = Path(report_filename_for([store.get_summary(r) for r in ids]))
             out = common.write_report(store, ids, [], output)
         finally:
             close(store)

@@ -232,17 +232,14 @@ def report_html(run_ids: list[str]) -> bytes:
 
 
 def report_file_name(run_ids: list[str]) -> str:
-    """'dualpath-<scenario>-<designs>-<YYYY-MM-DD>.html' for the report of these runs (from the store's listing)."""
-    import re
+    """'dualpath-<scenario>-<designs>-<YYYY-MM-DD>.html' for the report of these runs (report.report_filename)."""
+    from dualpath_twin.report import report_filename
 
     try:
         df = backend.store().list_runs().filter(pl.col("run_id").is_in(run_ids))
-        scen = "+".join(dict.fromkeys(str(x) for x in df["scenario_name"].to_list() if x)) or "runs"
-        designs = "-vs-".join(p for p in POLICY_NAMES if p in set(df["policy"].to_list())) or "runs"
+        return report_filename([str(x) for x in df["scenario_name"].to_list() if x], [str(p) for p in df["policy"].to_list()])
     except Exception:  # noqa: BLE001 - a name is still needed
-        scen, designs = "runs", "report"
-    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", f"dualpath-{scen}-{designs}-{date.today().isoformat()}").strip("-")
-    return f"{slug[:120]}.html"
+        return report_filename("runs", [])
 
 
 def export_buttons(run_ids: list[str], key: str) -> None:
