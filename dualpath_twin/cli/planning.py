@@ -22,7 +22,7 @@ from dualpath_twin.cli_errors import guard as _guard
 from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
 from dualpath_twin.planning.common import override
-from dualpath_twin.planning.executors import default_workers, open_executor
+from dualpath_twin.planning.executors import DEFAULT_RETRIES, default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, expand_grid, parse_grid
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
@@ -138,6 +138,7 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[float, typer.Option("--tolerance", help="capacity objective: relative tolerance")] = 0.1,
         sets: SetOpt = None,
         html: HtmlOpt = None,
+        retries: Annotated[int, typer.Option("--retries", min=0, max=20, help="resubmit a point lost with its worker (a killed Dask worker or local process) this many times")] = DEFAULT_RETRIES,
         heatmap: Annotated[str | None, typer.Option("--heatmap", help="with --html: X,Y,METRIC axes of the heatmap, e.g. cluster.prefill_nodes,network.snic_gbps,capacity_aps")] = None,
         yes: YesOpt = False,
         max_memory_gb: MaxMemOpt = None,
@@ -166,9 +167,9 @@ def register(app: typer.Typer) -> None:
                 bar.update(task_id, completed=p.done, total=p.total, detail=f"cached {p.cached}, failed {p.failed}")
 
             try:
-                with bar, open_executor(executor, workers, address) as ex:
+                with bar, open_executor(executor, workers, address, retries=retries) as ex:
                     res = run_sweep(sc, axes, pols, executor=ex, store=store, name=name, objective=objective,  # type: ignore[arg-type]
-                                    tolerance=tolerance, progress=on_progress)
+                                    tolerance=tolerance, progress=on_progress, retries=retries)
             finally:
                 if store is not None and hasattr(store, "close"):
                     store.close()
