@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from dualpath_twin import scenario as scn
+from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
 from dualpath_twin.planning import figures
 from dualpath_twin.planning.capacity import (
     CapacityPoint,
@@ -17,8 +18,9 @@ from dualpath_twin.planning.capacity import (
     capacity_search_many,
     curve_frame,
 )
+from dualpath_twin.planning.common import override
 from dualpath_twin.planning.executors import default_workers, open_executor
-from dualpath_twin.planning.grid import PlanningError, parse_grid
+from dualpath_twin.planning.grid import PlanningError, expand_grid, parse_grid
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
 from dualpath_twin.planning.storeio import (
@@ -31,6 +33,7 @@ from dualpath_twin.planning.storeio import (
 )
 from dualpath_twin.planning.sweep import SweepProgress, run_sweep
 from dualpath_twin.ui import backend
+from dualpath_twin.ui import decision as dec
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 POLICIES = list(scn.POLICY_NAMES)
@@ -71,6 +74,89 @@ def _scenario_picker(key: str) -> scn.Scenario | None:
     return sc
 
 
+NONE_AXIS = "(none)"
+
+
+def axes_widget(sc: scn.Scenario | None, key: str, defaults: list[str]) -> dict[str, list[Any]] | None:
+    """Up to 3 axes picked from the known numeric fields, each with a multiselect of values; plus typed advanced axes.
+
+    Returns the grid ({path: values}) or None (and an error shown) when a typed value cannot be read.
+    """
+    options = [NONE_AXIS] + list(dec.AXES)
+    grid: dict[str, list[Any]] = {}
+    cols = st.columns(3)
+    for i, col in enumerate(cols):
+        dflt = defaults[i] if i < len(defaults) else NONE_AXIS
+        path = col.selectbox(f"axis {i + 1}", options, options.index(dflt), key=f"{key}_ax{i}",
+                             format_func=lambda p: p if p == NONE_AXIS else f"{dec.axis_label(p)}  [{p}]")
+        if path == NONE_AXIS or sc is None:
+            continue
+        if path in grid:
+            col.warning(f"{dec.axis_label(path)} is picked twice; the first is used")
+            continue
+        pre = dec.presets(sc, path)
+        vals = col.multiselect(f"{dec.axis_label(path)} values", pre, dec.default_values(sc, path), key=f"{key}_v{i}_{path}",
+                               accept_new_options=True, help="pick presets around the scenario's value "
+                               f"({dec.get_value(sc, path)}) or type another value and press Enter")
+        try:
+            parsed = sorted({dec.parse_value(path, str(v), sc) for v in vals}, key=lambda v: (isinstance(v, str), v))
+        except ValueError:
+            st.error(f"{dec.axis_label(path)}: values must be numbers, got {vals}")
+            return None
+        if not parsed:
+            col.caption("no value picked: axis ignored")
+            continue
+        grid[path] = parsed
+    with st.expander("advanced: type axes (any scenario field)"):
+        txt = st.text_area("extra axes, one per line: path=v1,v2 | a..b | a..bx2 (added to the axes above)", "",
+                           key=f"{key}_grid_txt")
+    if txt.strip():
+        try:
+            grid.update(parse_grid([g for g in txt.splitlines() if g.strip()]))
+        except PlanningError as err:
+            st.error(str(err))
+            return None
+    return grid
+
+
+def _scenario_list(sc: scn.Scenario, grid: dict[str, list[Any]], pols: list[str]) -> list[scn.Scenario]:
+    """Every (point, policy) scenario the work will run (invalid points left out), as the CLI counts them."""
+    out = []
+    for point in expand_grid(grid) if grid else [{}]:
+        for pol in pols:
+            try:
+                out.append(override(sc, {**point, "policy.name": pol}))
+            except scn.ScenarioError:
+                continue
+    return out
+
+
+def refusal_box(key: str) -> bool:
+    """The last refusal of this tab's work (st.error with the problems) and its 'Run anyway' box; True when ticked."""
+    problems = st.session_state.get(f"{key}_refused")
+    if not problems:
+        return False
+    st.error("Refused before it started, the work is too large:\n\n" + "\n".join(f"- {p}" for p in problems))
+    return bool(st.checkbox("Run anyway", key=f"{key}_anyway",
+                            help="start it despite the estimate: tick, then press the button again"))
+
+
+def guard_ok(scenarios: list[scn.Scenario], workers: int, key: str, force: bool, runs_per_scenario: int = 1) -> bool:
+    """Estimate the work like the CLI (guard_many); refused work is remembered for refusal_box and the page reruns."""
+    from dualpath_twin.guard import RunTooLarge, guard_many
+
+    try:
+        guard_many(scenarios, workers=workers, runs_per_scenario=runs_per_scenario)
+    except RunTooLarge as err:
+        if force:
+            st.warning("running anyway: " + "; ".join(err.problems))
+            return True
+        st.session_state[f"{key}_refused"] = list(err.problems)
+        st.rerun()
+    st.session_state.pop(f"{key}_refused", None)
+    return True
+
+
 def _criterion(key: str) -> SloCriterion:
     c1, c2, c3 = st.columns(3)
     pct = c1.selectbox("SLO percentile", ["p90", "p99", "p50"], key=f"{key}_pct")
@@ -94,20 +180,21 @@ def _download(figs: list[Any], name: str, key: str) -> None:
 
 def _sweep_tab() -> None:
     sc = _scenario_picker("sw")
-    grid_txt = st.text_area("grid axes (one per line: path=v1,v2 | a..b | a..bx2)",
-                            "cluster.prefill_nodes=1..4\nnetwork.snic_gbps=200..800x2", key="sw_grid")
+    grid = axes_widget(sc, "sw", ["cluster.prefill_nodes", "network.snic_gbps"])
     pols = st.multiselect("policies", POLICIES, ["basic", "dualpath"], key="sw_pol")
     objective = st.radio("per point", ["run", "capacity"], horizontal=True, key="sw_obj",
                          help="run: one simulation per point (stored, resumable); capacity: a capacity search per point")
     kind, workers, addr = _executor_opts("sw")
     crit = _criterion("sw")
-    if sc is None or not st.button("run sweep", key="sw_go"):
+    anyway = refusal_box("sw")
+    if sc is None or grid is None or not st.button("run sweep", key="sw_go"):
         res = st.session_state.get("planning_sweep")
     else:
-        try:
-            axes = parse_grid([g for g in grid_txt.splitlines() if g.strip()])
-        except PlanningError as err:
-            st.error(str(err))
+        if not grid:
+            st.error("pick at least one axis with values")
+            return
+        runs = CAPACITY_RUNS_TYPICAL if objective == "capacity" else 1
+        if not guard_ok(_scenario_list(sc, grid, pols), workers, "sw", anyway, runs):
             return
         bar = st.progress(0.0, text="starting")
 
@@ -121,7 +208,7 @@ def _sweep_tab() -> None:
             store = open_sweep_store()
         try:
             with open_executor(kind, workers, addr) as ex:
-                res = run_sweep(sc, axes, pols, executor=ex, store=store, objective=objective, criterion=crit,
+                res = run_sweep(sc, grid, pols, executor=ex, store=store, objective=objective, criterion=crit,
                                 progress=on_progress)
         except (PlanningError, scn.ScenarioError) as err:
             st.error(str(err))
@@ -130,21 +217,71 @@ def _sweep_tab() -> None:
             if store is not None:
                 store.close()
         st.session_state["planning_sweep"] = res
+        st.session_state["planning_sweep_sc"] = sc
+        st.session_state["planning_sweep_params"] = {
+            "policies": ", ".join(pols), "objective": objective, "executor": f"{kind} ({workers} workers)",
+            "SLO percentile": crit.percentile, "min SLO attainment": crit.min_attainment or "off",
+            **{f"axis {dec.axis_label(k)}": ", ".join(map(str, v)) for k, v in grid.items()}}
     if res is None:
         return
+    sc_run = st.session_state.get("planning_sweep_sc") or sc
     df = res.to_frame()
     st.caption(f"sweep {res.sweep_id}: {len(res.points)} points, {res.new_runs} new runs, {res.wall_s:.1f} s")
+    best_i = _best_sweep_point(res, sc_run, crit.min_attainment)
     axes_l = list(res.grid)
     metrics = [m for m in figures.METRIC_LABELS if m in df.columns and df[m].null_count() < df.height]
+    figs = []
     if len(axes_l) >= 2 and metrics:
         c1, c2, c3 = st.columns(3)
-        x = c1.selectbox("x", axes_l, 0, key="sw_x")
-        y = c2.selectbox("y", axes_l, 1, key="sw_y")
-        m = c3.selectbox("metric", metrics, key="sw_m")
+        x = c1.selectbox("x", axes_l, 0, key="sw_x", format_func=dec.axis_label)
+        y = c2.selectbox("y", axes_l, 1, key="sw_y", format_func=dec.axis_label)
+        m = c3.selectbox("metric", metrics, key="sw_m", format_func=lambda k: figures.METRIC_LABELS.get(k, k))
         fig = figures.sweep_heatmap(df, x, y, m)
         st.plotly_chart(fig, width="stretch")
-        _download([fig], f"sweep-{res.sweep_id}", "sw")
-    st.dataframe(df, width="stretch")
+        figs.append(fig)
+    from dualpath_twin.report import report_filename
+    from dualpath_twin.report.sweep import sweep_report_html
+
+    html = sweep_report_html(res, sc_run, None, figs, st.session_state.get("planning_sweep_params"))
+    name = getattr(sc_run, "name", None) or res.name
+    st.download_button("download sweep report (HTML)", html, file_name=report_filename(f"{name}-sweep", res.policies),
+                       mime="text/html", key="sw_dl", help="the parameters, scenario, every point's numbers and the charts")
+    hf = _sweep_table(res, sc_run)
+    if best_i is not None:
+        st.dataframe(hf.style.apply(lambda r: ["background-color: #d4edda" if r.name == best_i else "" for _ in r], axis=1),
+                     width="stretch", key="sw_table")
+    else:
+        st.dataframe(hf, width="stretch", key="sw_table")
+
+
+def _sweep_table(res: Any, sc: scn.Scenario) -> Any:
+    """The sweep's points with human headings, $/hour and 'meets SLO' (a pandas frame, index = point order)."""
+    df = res.to_frame()
+    cost = [dec.point_cost(sc, p.point, p.policy, p.summary) for p in res.points]
+    meets = [dec.meets_slo(p.summary, sc)[0] if p.summary is not None else None for p in res.points]
+    import polars as pl
+
+    df = df.with_columns(pl.Series("usd_per_hour", cost, dtype=pl.Float64))
+    if res.objective == "run":
+        df = df.with_columns(pl.Series("meets_slo", meets, dtype=pl.Boolean))
+    return dec.human_frame(df, list(res.grid)).to_pandas()
+
+
+def _best_sweep_point(res: Any, sc: scn.Scenario, min_attainment: float | None) -> int | None:
+    """Name the best point (st.success with design, cost and why); its row index in the table, or None."""
+    choices = dec.sweep_choices(res, sc, min_attainment)
+    what = "highest capacity" if res.objective == "capacity" else "highest prompt tokens/s meeting the SLO"
+    slo = f"TTFT p90 <= {sc.slo.ttft_s:g} s, TPOT p90 <= {sc.slo.tpot_ms:g} ms"
+    if not choices or not choices[0].meets:
+        st.warning(f"No point meets the SLO ({slo})." + (f" Closest: {choices[0].design} ({choices[0].why})." if choices else ""))
+        return None
+    b = choices[0]
+    cost = f" at ${b.usd_per_hour:,.2f}/hour" if b.usd_per_hour is not None else ""
+    st.success(f"Best point ({what}; SLO {slo}): **{b.design}**{cost}: {b.why}.")
+    for i, p in enumerate(res.points):
+        if dec.describe_point(p.point, p.policy) == b.design:
+            return i
+    return None
 
 
 def _capacity_store() -> Any | None:
