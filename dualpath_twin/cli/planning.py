@@ -21,9 +21,9 @@ from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_size
 from dualpath_twin.cli_errors import guard as _guard
 from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
-from dualpath_twin.planning.common import override
+from dualpath_twin.planning.common import point_scenarios
 from dualpath_twin.planning.executors import DEFAULT_RETRIES, default_workers, open_executor
-from dualpath_twin.planning.grid import PlanningError, expand_grid, parse_grid
+from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
 from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
             pols = check_policies(_split(policies), sc)
             if objective not in ("run", "capacity"):
                 raise PlanningError(f"--objective {objective!r}: use run or capacity")
-            check_size(_points(sc, axes, pols), workers=workers or default_workers(), yes=yes, max_memory_gb=max_memory_gb,
+            check_size(point_scenarios(sc, axes, pols), workers=workers or default_workers(), yes=yes, max_memory_gb=max_memory_gb,
                        max_wall_s=max_wall_s, runs_per_scenario=CAPACITY_RUNS_TYPICAL if objective == "capacity" else 1)
             store = None if (no_save or objective == "capacity") else _store(db)
             n_points = len(pols)
@@ -328,7 +328,7 @@ def register(app: typer.Typer) -> None:
             if capacity not in ("none", "meets", "all"):
                 raise PlanningError(f"--capacity {capacity!r}: use none, meets or all")
             costs = load_costs(cost_file)
-            cands = _points(sc, axes, [policy or sc.policy.name])
+            cands = point_scenarios(sc, axes, [policy or sc.policy.name])
             n_cap = {"none": 0, "meets": min(top, len(cands)), "all": len(cands)}[capacity]  # capacity searches
             check_size(cands + cands[:n_cap] * CAPACITY_RUNS_TYPICAL, workers=workers or default_workers(), **limits)
 
@@ -418,18 +418,6 @@ def register(app: typer.Typer) -> None:
             out_console().print(t)
             for s in res.skipped:
                 typer.echo(f"  skipped {s}", err=True)
-
-
-def _points(sc: scn.Scenario, axes: dict[str, list[Any]], pols: list[str]) -> list[scn.Scenario]:
-    """The scenario of every (grid point, policy) a planning command will run; invalid points are left out (skipped later)."""
-    out = []
-    for point in expand_grid(axes):
-        for pol in pols:
-            try:
-                out.append(override(sc, {**point, "policy.name": pol}))
-            except scn.ScenarioError:
-                continue
-    return out
 
 
 def _heatmap_axes(spec: str | None, axes: list[str], objective: str) -> tuple[str, str, str]:

@@ -26,3 +26,17 @@ def override(sc: Scenario, overrides: dict[str, Any]) -> Scenario:
 def scenario_from_toml(text: str) -> Scenario:
     """Rebuild a scenario from its TOML text inside a worker."""
     return scn.from_toml(text, check_catalog=_validation_available())
+
+
+def point_scenarios(sc: Scenario, grid: dict[str, list[Any]], policies: list[str]) -> list[Scenario]:
+    """Every (grid point, policy) scenario a planning job will run; invalid points are left out (skipped later)."""
+    from dualpath_twin.planning.grid import expand_grid
+
+    out = []
+    for point in expand_grid(grid) if grid else [{}]:
+        for pol in policies:
+            try:
+                out.append(override(sc, {**point, "policy.name": pol}))
+            except scn.ScenarioError:
+                continue
+    return out

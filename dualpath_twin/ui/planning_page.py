@@ -18,9 +18,9 @@ from dualpath_twin.planning.capacity import (
     capacity_search_many,
     curve_frame,
 )
-from dualpath_twin.planning.common import override
+from dualpath_twin.planning.common import point_scenarios
 from dualpath_twin.planning.executors import default_workers, open_executor
-from dualpath_twin.planning.grid import PlanningError, expand_grid, parse_grid
+from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
 from dualpath_twin.planning.storeio import (
@@ -121,14 +121,7 @@ def axes_widget(sc: scn.Scenario | None, key: str, defaults: list[str]) -> dict[
 
 def _scenario_list(sc: scn.Scenario, grid: dict[str, list[Any]], pols: list[str]) -> list[scn.Scenario]:
     """Every (point, policy) scenario the work will run (invalid points left out), as the CLI counts them."""
-    out = []
-    for point in expand_grid(grid) if grid else [{}]:
-        for pol in pols:
-            try:
-                out.append(override(sc, {**point, "policy.name": pol}))
-            except scn.ScenarioError:
-                continue
-    return out
+    return point_scenarios(sc, grid, pols)
 
 
 def refusal_box(key: str) -> bool:
