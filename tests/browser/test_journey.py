@@ -57,10 +57,13 @@ def test_journey_compare_basic_and_dualpath(app_url: str, context, screenshots: 
     # an invalid value is flagged next to its field, and fixing it clears the message
     page.get_by_role("tab", name="Topology").click()
     _number(page, "Decode nodes", "0")
-    page.get_by_text("cluster.decode_nodes = 0: must be greater than or equal to 1").wait_for(timeout=15_000)
+    # twice: under the field and in the summary at the top (which names the tab)
+    msg = page.get_by_text("cluster.decode_nodes = 0: must be greater than or equal to 1")
+    msg.first.wait_for(timeout=15_000)
+    assert msg.count() == 2
     page.screenshot(path=str(screenshots / "1-builder-inline-error.png"))
     _number(page, "Decode nodes", "4")
-    page.get_by_text("cluster.decode_nodes = 0").wait_for(state="detached", timeout=15_000)
+    page.get_by_text("cluster.decode_nodes = 0").first.wait_for(state="detached", timeout=15_000)
     page.get_by_text("Analytic bounds per policy").wait_for(timeout=15_000)
     page.screenshot(path=str(screenshots / "2-builder.png"))
 
