@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ import polars as pl
 from dualpath_twin.report import figures as F
 from dualpath_twin.store import open_store
 from dualpath_twin.store.synthetic import synthetic_result, synthetic_timeseries
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper module
+from _sections import write_section  # noqa: E402
 
 MARK = "<!-- bench_store -->"
 TARGET_S = 2.0
@@ -144,18 +148,6 @@ def section(r: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md, leaving other sections alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if old.count(MARK) >= 2:
-        head, _, rest = old.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        new = head + text + tail
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,7 +160,7 @@ def main() -> None:
     text = section(r)
     print(text)
     if not a.no_write:
-        write_section(text, a.out)
+        write_section(text, a.out, MARK)
         print(f"wrote {a.out}")
 
 

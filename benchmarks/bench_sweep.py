@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,9 @@ from dualpath_twin import scenario as scn
 from dualpath_twin.planning.executors import open_executor
 from dualpath_twin.planning.storeio import open_sweep_store
 from dualpath_twin.planning.sweep import SweepResult, run_sweep
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper module
+from _sections import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "<!-- bench_sweep -->"
@@ -137,18 +141,6 @@ def section(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md, leaving other sections alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if old.count(MARK) >= 2:
-        head, _, rest = old.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        new = head + text + tail
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -188,7 +180,7 @@ def main() -> None:
     a.json.write_text(json.dumps({"meta": meta, "runs": [{k: v for k, v in r.items() if k != "summaries"} for r in runs]},
                                  indent=1, default=str), encoding="utf-8")
     if not a.no_write:
-        write_section(text, a.out)
+        write_section(text, a.out, MARK)
         print(f"wrote {a.out}")
 
 

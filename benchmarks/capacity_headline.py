@@ -30,6 +30,9 @@ from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCr
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.storeio import capacity_spec, open_sweep_store, save_capacity
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper module
+from _sections import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "examples" / "online-serving.toml"
 OPEN = "<!-- capacity_headline -->"
@@ -97,18 +100,6 @@ def section(
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace the text between the capacity_headline markers (append it if they are missing), nothing else."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    i = old.find(OPEN)
-    j = old.find(CLOSE, i + len(OPEN)) if i >= 0 else -1
-    if i >= 0 and j >= 0:
-        new = old[:i] + text + old[j + len(CLOSE):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                    search_id=search_id, db=db, wall_s=wall, workers=workers)
     print(text)
     if not a.no_write:
-        write_section(text, a.out)
+        write_section(text, a.out, OPEN, CLOSE)
         print(f"wrote {a.out}", file=sys.stderr)
     return 0
 

@@ -40,11 +40,11 @@ def test_section_content() -> None:
 def test_write_section_appends_then_replaces_only_its_own_section(tmp_path: Path) -> None:
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# Benchmarks\n\n<!-- bench_sim -->\nsim\n<!-- bench_sim -->\n", encoding="utf-8")
-    headline.write_section(_section((2.0, 3.5)), md)
+    headline.write_section(_section((2.0, 3.5)), md, headline.OPEN, headline.CLOSE)
     first = md.read_text(encoding="utf-8")
     assert first.startswith("# Benchmarks\n\n<!-- bench_sim -->\nsim\n<!-- bench_sim -->\n\n" + headline.OPEN)
     md.write_text(first + "\n## later section\n", encoding="utf-8")
-    headline.write_section(_section((1.0, 4.0)), md)
+    headline.write_section(_section((1.0, 4.0)), md, headline.OPEN, headline.CLOSE)
     second = md.read_text(encoding="utf-8")
     assert second.count(headline.OPEN) == 1 and second.count(headline.CLOSE) == 1
     assert "DualPath / Basic capacity: 4.00x." in second and "1.75x" not in second
