@@ -175,5 +175,5 @@ def test_planning_page_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     at = AppTest.from_string("from dualpath_twin.ui.planning_page import render\nrender()", default_timeout=30)
     at.run()
     assert not at.exception
-    assert [t.label for t in at.tabs] == ["Sweep", "Capacity", "Sizing", "Sensitivity"]
+    assert [t.label for t in at.tabs] == ["Sweep", "Capacity", "Sizing", "Sensitivity", "Decision"]
     assert any(b.label == "find capacity" for b in at.button)

@@ -473,8 +473,62 @@ def _sensitivity_tab() -> None:
     st.dataframe(res.to_frame(), width="stretch")
 
 
+def _decision_rows(best: dec.Choice | None, others: list[dec.Choice]) -> Any:
+    """Best and runners-up (or what came closest) as a table with human headings (a pandas frame)."""
+    import pandas as pd
+
+    picks = ([("best", best)] if best is not None else []) + [
+        ("runner-up" if best is not None else ("cheapest meeting the SLO" if c.meets else "closest"), c) for c in others]
+    rows = [{"pick": role, "design": c.design, "source": c.source, "$/hour": c.usd_per_hour, "meets SLO": c.meets,
+             "why": c.why, **c.metrics, "run": c.run_id or ""} for role, c in picks]
+    return pd.DataFrame(rows)
+
+
+def _decision_tab() -> None:
+    """The configuration to pick under the SLO and a budget, from this session's sweep or sizing, with its runs."""
+    sweep, sweep_sc, sizing = (st.session_state.get(k) for k in ("planning_sweep", "planning_sweep_sc", "planning_size"))
+    c1, c2 = st.columns(2)
+    budget = c1.number_input("budget ($/hour, empty or 0 = no budget)", min_value=0.0, max_value=1e6, value=None,
+                             step=10.0, key="dec_budget", placeholder="no budget",
+                             help="the most the cluster may cost per hour (prices: the cost table)")
+    att = c2.number_input("minimum SLO attainment (%)", 0.0, 100.0, 0.0, 5.0, key="dec_att",
+                          help="share of requests within the TTFT/TPOT limits a sweep point needs (0 = off); "
+                               "sizing uses the criterion it was run with")
+    sources = [s for s, r in (("sweep", sweep), ("sizing", sizing)) if r is not None]
+    src = st.radio("decide from", sources, horizontal=True, key="dec_src") if len(sources) > 1 else None
+    choices: list[dec.Choice] = []
+    if sweep is not None and src in (None, "sweep"):
+        choices += dec.sweep_choices(sweep, sweep_sc or scn.Scenario(), att / 100 or None)
+    if sizing is not None and src in (None, "sizing"):
+        choices += dec.sizing_choices(sizing)
+    best, others, verdict = dec.decide(choices, budget or None)
+    (st.success if best is not None else st.warning)(verdict)
+    if sweep is not None and src in (None, "sweep") and sweep_sc is not None:
+        st.caption(f"sweep {sweep.sweep_id} of {sweep_sc.name}: SLO TTFT p90 <= {sweep_sc.slo.ttft_s:g} s, "
+                   f"TPOT p90 <= {sweep_sc.slo.tpot_ms:g} ms; {len(choices)} points considered")
+    shown = ([best] if best is not None else []) + others
+    if not shown:
+        return
+    st.dataframe(_decision_rows(best, others), hide_index=True, width="stretch", key="dec_table",
+                 column_config={"$/hour": st.column_config.NumberColumn(format="$%.2f")})
+    linked = [c for c in shown if c.run_id]
+    if linked:
+        from dualpath_twin.ui import state
+        from dualpath_twin.ui.run_page import RESULTS_PAGE
+
+        cols = st.columns(len(linked))
+        for i, (col, c) in enumerate(zip(cols, linked, strict=True)):
+            if col.button(f"Open the run of {c.design} in Results", key=f"dec_open_{i}", icon=":material/monitoring:"):
+                st.session_state[state.K_SELECTED] = [c.run_id]
+                st.switch_page(RESULTS_PAGE)
+    elif any(c.source == "sweep" for c in shown):
+        st.caption("these points have no stored run (capacity sweeps keep no single run per point)")
+    st.caption("P/D ratio advice is not derived from a sweep: it simulates a run of its own "
+               "(`dualpath-twin size <scenario> --pd all`).")
+
+
 def render() -> None:
-    """The planning page: sweeps, capacity, sizing and sensitivity tabs (nothing outside a Streamlit script run)."""
+    """The planning page: sweeps, capacity, sizing, sensitivity and decision tabs (nothing outside a Streamlit script run)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     if get_script_run_ctx(suppress_warning=True) is None:
@@ -486,7 +540,7 @@ def render() -> None:
                "see docs/planning.md.")
     # a link such as /planning?capacity=cap-... (printed by the CLI) opens the Capacity tab on that search
     default = "Capacity" if st.query_params.get("capacity") else None
-    tabs = st.tabs(["Sweep", "Capacity", "Sizing", "Sensitivity"], default=default)
+    tabs = st.tabs(["Sweep", "Capacity", "Sizing", "Sensitivity", "Decision"], default=default)
     with tabs[0]:
         _sweep_tab()
     with tabs[1]:
@@ -495,3 +549,5 @@ def render() -> None:
         _sizing_tab()
     with tabs[3]:
         _sensitivity_tab()
+    with tabs[4]:
+        _decision_tab()

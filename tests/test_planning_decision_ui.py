@@ -1,0 +1,161 @@
+"""The Planning page's Decision tab: the best configuration under the SLO and a budget, with its run one click away.
+
+Real simulation core, tiny setting (~1 s): a 1P DS-27B cluster of 2 GPUs, 8 agents with 4K contexts, swept over
+1 and 2 decode nodes under DualPath and saved in a fresh store, so every point has a run id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dualpath_twin.planning.storeio import open_sweep_store
+from dualpath_twin.planning.sweep import SweepResult, run_sweep
+from dualpath_twin.scenario import Scenario
+from dualpath_twin.ui import backend
+from dualpath_twin.ui import decision as dec
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE_APP = "from dualpath_twin.ui.planning_page import render\nrender()"
+APP = str(ROOT / "app.py")
+PLANNING_PAGE = "dualpath_twin/ui/pages/planning.py"
+SC = Scenario(
+    name="tiny",
+    model={"name": "DS-27B"},
+    cluster={"prefill_nodes": 1, "decode_nodes": 1, "gpus_per_node": 2},
+    network={"cnics_per_node": 2},
+    workload={"agents": 8, "dataset": "paper-32k", "max_context_tokens": 4096},
+    run={"max_sim_time_s": 600},
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh store file for the sweep's runs and the dashboard (DUALPATH_TWIN_DB)."""
+    path = tmp_path / "dec.duckdb"
+    monkeypatch.setenv("DUALPATH_TWIN_DB", str(path))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    backend._STORES.clear()
+    yield path
+    backend._STORES.clear()
+
+
+@pytest.fixture
+def sweep(db: Path) -> SweepResult:
+    """A real 2-point sweep (1 and 2 decode nodes, DualPath), its runs saved in the store."""
+    store = open_sweep_store()
+    try:
+        res = run_sweep(SC, {"cluster.decode_nodes": [1, 2]}, ["dualpath"], store=store)
+    finally:
+        store.close()
+    assert [p.status for p in res.points] == ["done", "done"], [p.reason for p in res.points]
+    assert all(p.run_id for p in res.points)
+    return res
+
+
+def _page(sweep: SweepResult | None = None, budget: float | None = None) -> AppTest:
+    at = AppTest.from_string(PAGE_APP, default_timeout=60)
+    if sweep is not None:
+        at.session_state["planning_sweep"] = sweep
+        at.session_state["planning_sweep_sc"] = SC
+    at.run()
+    assert not at.exception, at.exception
+    if budget is not None:
+        at.number_input(key="dec_budget").set_value(budget).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def _tab(at: AppTest):
+    return next(t for t in at.tabs if t.label == "Decision")
+
+
+def _cost(res: SweepResult, decode_nodes: int) -> float:
+    p = next(p for p in res.points if p.point["cluster.decode_nodes"] == decode_nodes)
+    cost = dec.point_cost(SC, p.point, p.policy, p.summary)
+    assert cost is not None and cost > 0
+    return cost
+
+
+def test_no_result_yet_says_so(db: Path) -> None:
+    tab = _tab(_page())
+    assert [w.value for w in tab.warning] == ["No sweep or sizing result yet: run one on the Sweep or Sizing tab."]
+    assert not tab.success and not tab.dataframe
+
+
+def test_real_sweep_names_the_best_design_and_its_cost(sweep: SweepResult) -> None:
+    at = _page(sweep)
+    tab = _tab(at)
+    assert not tab.warning
+    (verdict,) = [s.value for s in tab.success]
+    # both points meet the SLO; 2 decode nodes has the higher prompt throughput, and costs more
+    cost1, cost2 = _cost(sweep, 1), _cost(sweep, 2)
+    assert cost2 > cost1
+    assert verdict.startswith(f"Best configuration meeting the SLO: 2 decode nodes (dualpath) at ${cost2:,.2f}/hour (sweep)")
+    table = tab.dataframe[0].value
+    assert list(table.columns[:6]) == ["pick", "design", "source", "$/hour", "meets SLO", "why"]
+    assert {"prompt tokens/s", "TTFT p90 (s)", "TPOT p90 (ms)", "run"} <= set(table.columns)
+    assert table["design"].tolist() == ["2 decode nodes (dualpath)", "1 decode nodes (dualpath)"]
+    assert table["pick"].tolist() == ["best", "runner-up"]
+    assert table["$/hour"].tolist() == pytest.approx([cost2, cost1])
+    by_design = {p.point["cluster.decode_nodes"]: p for p in sweep.points}
+    assert table["run"].tolist() == [by_design[2].run_id, by_design[1].run_id]
+    assert table["prompt tokens/s"].tolist() == pytest.approx(
+        [by_design[2].summary.prompt_tokens_per_s, by_design[1].summary.prompt_tokens_per_s])
+    # a budget between the two costs picks the cheaper point
+    tab = _tab(_page(sweep, budget=(cost1 + cost2) / 2))
+    (verdict,) = [s.value for s in tab.success]
+    assert f": 1 decode nodes (dualpath) at ${cost1:,.2f}/hour (sweep)" in verdict
+    assert f"within ${(cost1 + cost2) / 2:,.2f}/hour" in verdict
+
+
+def test_a_budget_below_every_cost_names_the_cheapest_meeting_the_slo(sweep: SweepResult) -> None:
+    cost1 = _cost(sweep, 1)
+    tab = _tab(_page(sweep, budget=1.0))
+    assert not tab.success
+    (warning,) = [w.value for w in tab.warning]
+    assert warning == (f"Nothing meets the SLO within $1.00/hour; the cheapest that meets it is "
+                       f"1 decode nodes (dualpath) at ${cost1:,.2f}/hour.")
+    table = tab.dataframe[0].value
+    assert table["pick"].tolist() == ["cheapest meeting the SLO"]
+
+
+
+def test_the_minimum_attainment_rules_out_a_point(sweep: SweepResult) -> None:
+    """The 2-decode point made to reach only 90 % attainment: at a 95 % minimum the 1-decode point is best."""
+    import copy
+
+    res = copy.deepcopy(sweep)
+    two = next(p for p in res.points if p.point["cluster.decode_nodes"] == 2)
+    assert all(p.summary.slo_attainment == 1.0 for p in res.points)  # the tiny run meets every request's limits
+    two.summary = two.summary.model_copy(update={"slo_attainment": 0.9})
+    at = _page(res)
+    assert [s.value for s in _tab(at).success][0].startswith("Best configuration meeting the SLO: 2 decode nodes")
+    at.number_input(key="dec_att").set_value(95.0).run()
+    assert not at.exception, at.exception
+    tab = _tab(at)
+    (verdict,) = [s.value for s in tab.success]
+    assert verdict.startswith("Best configuration meeting the SLO: 1 decode nodes (dualpath)")
+    table = tab.dataframe[0].value
+    assert table["design"].tolist() == ["1 decode nodes (dualpath)"]  # the other point misses: not a runner-up
+
+def test_the_best_run_opens_on_the_results_page(sweep: SweepResult) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["planning_sweep"] = sweep
+    at.session_state["planning_sweep_sc"] = SC
+    at.run()
+    at.switch_page(PLANNING_PAGE).run()
+    assert not at.exception, at.exception
+    best = next(p for p in sweep.points if p.point["cluster.decode_nodes"] == 2)
+    btn = at.button(key="dec_open_0")
+    assert btn.label == "Open the run of 2 decode nodes (dualpath) in Results"
+    btn.click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Results"
+    assert at.session_state["dp_selected_runs"] == [best.run_id]
+    assert at.multiselect(key="dp_results_pick").value == [best.run_id]
+    assert at.selectbox(key="dp_detail_pick").value == best.run_id
