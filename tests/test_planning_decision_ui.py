@@ -159,3 +159,31 @@ def test_the_best_run_opens_on_the_results_page(sweep: SweepResult) -> None:
     assert at.session_state["dp_selected_runs"] == [best.run_id]
     assert at.multiselect(key="dp_results_pick").value == [best.run_id]
     assert at.selectbox(key="dp_detail_pick").value == best.run_id
+
+
+def test_a_sizing_result_is_decided_on_too(sweep: SweepResult) -> None:
+    """With a sweep and a real sizing in the session the planner picks which to decide from; sizing: cheapest first."""
+    from dualpath_twin.planning.capacity import SloCriterion
+    from dualpath_twin.planning.sizing import size
+
+    online = SC.model_copy(update={"workload": SC.workload.model_copy(update={"mode": "online", "arrival_rate_aps": 0.5})})
+    sized = size(online, 0.5, {"cluster.decode_nodes": [1, 2]}, policy="dualpath", measure_capacity="none",
+                 criterion=SloCriterion(require_steady=False))
+    assert [c.status for c in sized.candidates] == ["meets", "meets"]
+    at = AppTest.from_string(PAGE_APP, default_timeout=60)
+    at.session_state["planning_sweep"] = sweep
+    at.session_state["planning_sweep_sc"] = SC
+    at.session_state["planning_size"] = sized
+    at.run()
+    assert not at.exception, at.exception
+    assert at.radio(key="dec_src").options == ["sweep", "sizing"]
+    assert [s.value for s in _tab(at).success][0].startswith("Best configuration meeting the SLO: 2 decode nodes")
+    at.radio(key="dec_src").set_value("sizing").run()
+    assert not at.exception, at.exception
+    tab = _tab(at)
+    cheapest = min(c.cost_per_hour for c in sized.candidates)
+    (verdict,) = [s.value for s in tab.success]
+    assert verdict.startswith(f"Best configuration meeting the SLO: 1 decode nodes (dualpath) at ${cheapest:,.2f}/hour (sizing)")
+    table = tab.dataframe[0].value
+    assert table["source"].tolist() == ["sizing", "sizing"] and table["run"].tolist() == ["", ""]
+    assert not [b for b in tab.button if b.key and b.key.startswith("dec_open_")]  # sizing keeps no run per point
