@@ -80,6 +80,7 @@ class FaultEffect(BaseModel):
     prompt_tokens_per_s_during: float | None = None  # [start_s, end_s)
     degradation: float | None = None  # 1 - during / before (0 = no loss)
     recovery_s: float | None = None  # after end_s until a 10 s window is back at >= 90% of before
+    rounds_requeued: int | None = None  # node_lost: rounds abandoned on the lost EP group and re-queued
 
 
 class CacheEffect(BaseModel):

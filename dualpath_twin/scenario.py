@@ -215,6 +215,26 @@ class FaultConfig(_Strict):
         return self
 
 
+def _check_permanent_losses(faults: list[FaultConfig], c: Any) -> None:
+    """Refuse node losses without a repair that leave no prefill or no decode EP group up: nothing could run after."""
+    for role, n, ep in (("P", c.prefill_nodes, c.prefill_ep_nodes), ("D", c.decode_nodes, c.decode_ep_nodes)):
+        grp = min(ep or n, n)
+        lost: set[int] = set()
+        first = None
+        for i, f in enumerate(faults):
+            if f.kind == "node_lost" and f.end_s is None and f.node[:1].upper() == role:
+                k = int(f.node[1:])
+                lost.update(range((k // grp) * grp, min((k // grp) * grp + grp, n)))
+                first = i if first is None else first
+        if first is not None and len(lost) >= n:
+            name, field = ("prefill", "prefill") if role == "P" else ("decode", "decode")
+            raise ValueError(
+                f"faults[{first}]: node_lost on {faults[first].node} without end_s takes down its EP group "
+                f"({grp} of cluster.{field}_nodes = {n}), leaving no {name} engine for the rest of the run; "
+                f"set end_s (when the group is back), add {name} nodes, or use smaller EP groups (cluster.{field}_ep_nodes)"
+            )
+
+
 def fault_node_index(node: str, prefill_nodes: int, decode_nodes: int) -> int:
     """Index of a fault's node in the world's node list (prefill 0..P-1, decode P..P+D-1); ValueError if absent."""
     role, num = node[:1].upper(), node[1:]
@@ -264,6 +284,7 @@ class Scenario(_Strict):
                 raise ValueError(f"faults[{i}].{exc}") from None
             if f.gpu is not None and f.gpu >= c.gpus_per_node:
                 raise ValueError(f"faults[{i}].gpu = {f.gpu} does not exist (cluster.gpus_per_node = {c.gpus_per_node}): use 0..{c.gpus_per_node - 1}")
+        _check_permanent_losses(faults, c)
         return faults
 
     # ----- identity -----

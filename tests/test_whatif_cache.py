@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from dualpath_twin import api
@@ -126,3 +127,16 @@ def test_cache_fields_are_settable_paths() -> None:
     assert plain.cache is not None and plain.cache.scope == "per_node"
     with pytest.raises(ScenarioError, match="cache.capacity_gb"):
         apply_overrides(load("scenarios/examples/quick.toml"), {"cache.capacity_gb": -1.0})
+
+
+def test_a_slow_storage_shard_delays_the_storage_part_of_a_cached_read_not_the_dram_hits() -> None:
+    d = _quick_with_cache({"capacity_gb": 5.0}).model_dump(mode="json", exclude_none=True)
+    d["faults"] = [{"kind": "slow_storage", "node": n, "start_s": 0.0, "extra_latency_us": 300_000, "read_share": 1.0}
+                   for n in ("P0", "P1")]
+    r = api.simulate(from_dict(d), "basic", check_invariants=True)
+    hits = r.rounds.filter(pl.col("hit_tokens") > 0).with_columns((pl.col("read_end_s") - pl.col("read_start_s")).alias("d"))
+    from_storage = hits.filter(pl.col("bytes_read_pe_snic") > 0)
+    from_dram = hits.filter(pl.col("bytes_read_pe_snic") == 0)
+    assert from_storage.height > 0 and from_dram.height > 0
+    assert from_storage["d"].min() >= 0.3  # every read with a storage part waited for the slow shard
+    assert from_dram["d"].max() < 0.3  # reads served wholly from DRAM did not

@@ -128,10 +128,11 @@ def test_a_straggler_gpu_slows_its_engine_only() -> None:
     assert rp.summary.cnic_utilization["gpu_busy_prefill"] > base.summary.cnic_utilization["gpu_busy_prefill"]
 
 
-def test_node_lost_is_rejected_clearly() -> None:
-    sc = _with_faults(_base(), [{"kind": "node_lost", "node": "D0", "start_s": 1.0}])
-    with pytest.raises(ValueError, match="node_lost"):
-        api.simulate(sc, "dualpath", workload=WL)
+def test_losing_the_only_decode_group_for_good_is_refused_with_the_fix() -> None:
+    with pytest.raises(ScenarioError) as err:
+        _with_faults(_base(), [{"kind": "node_lost", "node": "D0", "start_s": 1.0}])
+    text = str(err.value)
+    assert "faults[0]" in text and "no decode engine" in text and "set end_s" in text
 
 
 # ---------------------------------------------------------------- results

@@ -32,6 +32,10 @@ class ClusterView(Protocol):
     beta_tokens: float  # tokens one GPU prefills in beta_s seconds
     z_factor: float
     block_tokens: int  # tokens per KV block: a split read is cut at a block boundary
+    # nodes lost now (fault node_lost; numbering as read_q_tokens: prefill 0..P-1, decode P..P+D-1), empty
+    # normally; a policy must not place work on an engine of these nodes (the world never asks a lost
+    # node's leader to fetch, and parks arrivals while a whole role is down)
+    down_nodes: frozenset[int]
 
     def pe_tok(self, pe: int) -> float:
         """Total tokens of the PE's unfinished requests."""
@@ -93,18 +97,35 @@ class Policy:
         called on arrival. The default is global round-robin in FIFO order.
         """
         out = []
-        n = view.prefill_nodes * view.gpus_per_node
+        g = view.gpus_per_node
+        n = view.prefill_nodes * g
+        down = view.down_nodes
         while queue:
-            req = queue.popleft()
-            out.append((req, self._rr_pe % n))
+            pe = self._rr_pe % n
             self._rr_pe += 1
+            if down:  # skip the engines of lost nodes
+                for _ in range(n):
+                    if pe // g not in down:
+                        break
+                    pe = self._rr_pe % n
+                    self._rr_pe += 1
+            out.append((queue.popleft(), pe))
         return out
 
     def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
-        """Pick the DE for a request (default: round-robin)."""
-        n = view.decode_nodes * view.gpus_per_node
+        """Pick the DE for a request (default: round-robin over the DEs of nodes that are up)."""
+        g = view.gpus_per_node
+        n = view.decode_nodes * g
         de = self._rr_de % n
         self._rr_de += 1
+        down = view.down_nodes
+        if down:
+            p = view.prefill_nodes
+            for _ in range(n):
+                if p + de // g not in down:
+                    break
+                de = self._rr_de % n
+                self._rr_de += 1
         return de
 
     def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:

@@ -48,8 +48,14 @@ class DualPathPolicy(Policy):
         """DE group with the smallest total tok_e; inside it, stay under Z (fewest requests), else smallest tok_e."""
         g = view.gpus_per_node
         toks = view.de_node_toks()
-        best_tok = min(toks)
-        lo = toks.index(best_tok) * g  # the first node with the smallest total, as a scan would pick
+        if view.down_nodes:  # lost decode nodes take nothing
+            p = view.prefill_nodes
+            up = [i for i in range(len(toks)) if p + i not in view.down_nodes]
+            best_tok = min(toks[i] for i in up)
+            lo = next(i for i in up if toks[i] == best_tok) * g
+        else:
+            best_tok = min(toks)
+            lo = toks.index(best_tok) * g  # the first node with the smallest total, as a scan would pick
         need = req.prompt_tokens + req.gen_tokens
         z = view.z_factor * (need + (best_tok or 0.0)) / g
         free = view.de_free_hbm(lo, lo + g)

@@ -113,7 +113,7 @@ class DecodeEngine:
     __slots__ = (
         "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "blk", "blk_bytes", "dnode",
         "reference", "steps", "b", "base", "ends", "resid", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
-        "finishing", "slow",
+        "finishing", "slow", "stop_entry",
     )
 
     def __init__(self, world: DecodeHost, de: int) -> None:
@@ -144,6 +144,7 @@ class DecodeEngine:
         self.kicked = False  # a wake-up is queued for now
         self.finishing = False  # waiting for the step in progress to end
         self.slow = 1.0  # straggler GPU (faults): step time factor, applied from the next batch change
+        self.stop_entry: object = None  # the live end-of-step callback's queue entry (a dropped one is ignored)
 
     # ---------------------------------------------------------------- triggers
     def admit(self, req: Req) -> None:
@@ -177,10 +178,24 @@ class DecodeEngine:
         self.timer = None
         self.finishing = True
         self.k_end = k
-        call_later(self.env, max(t_end - now, 0.0), self._on_step_end)
+        self.stop_entry = call_later(self.env, max(t_end - now, 0.0), self._on_step_end)
 
-    def _on_step_end(self, _e: object) -> None:
-        self._finish(self.k_end)
+    def _on_step_end(self, entry: object) -> None:
+        if entry is self.stop_entry:
+            self._finish(self.k_end)
+
+    def lose(self) -> None:
+        """Its node is lost (faults): drop the batch and the waiting requests (the world re-queues them); idle and empty."""
+        self.pending.clear()
+        self.b = 0
+        self.base = 0
+        self.ends = []
+        self.resid = [0] * self.blk
+        self.fresh = []
+        self.caps = {t: _Cap(t) for t in self.caps}
+        self.timer = None
+        self.stop_entry = None
+        self.finishing = False
 
     def _on_timer(self, entry: object) -> None:
         if entry is self.timer:

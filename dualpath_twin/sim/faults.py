@@ -12,7 +12,9 @@ run without faults schedules nothing and stays bit-identical). What each kind do
   before their data flows (a slow shard; which reads is a fixed function of the request id).
 - ``straggler_gpu``: one engine's prefill and decode step times are multiplied by
   ``compute_factor`` (its EP group steps at its slowest GPU, so a prefill straggler slows the group).
-- ``node_lost``: not simulated yet (rejected with a clear error).
+- ``node_lost``: the node and every node of its EP group stop (``sim.nodeloss``): the rounds they
+  held are re-queued from the start (the KV already written stays in storage), new work goes to the
+  other groups; at ``end_s`` the group is back, empty. ``requeued`` counts the rounds per fault.
 """
 
 from __future__ import annotations
@@ -43,11 +45,7 @@ class FaultInjector:
         self.w = world
         self.faults = faults
         self.nodes = [fault_node_index(f.node, world.P, world.D) for f in faults]
-        for f in faults:
-            if f.kind == "node_lost":
-                raise ValueError(
-                    f"faults: kind = 'node_lost' ({f.node}) is not simulated yet; model it as snic_down plus cnic_down on the node"
-                )
+        self.requeued = [0] * len(faults)  # node_lost: rounds abandoned and re-queued at its start
         self.nominal: dict[Any, float] = {}  # link -> capacity without faults
         self.factors: dict[Any, list[float]] = {}  # link -> factors of the faults active on it
 
@@ -84,6 +82,12 @@ class FaultInjector:
                 else:
                     fs.remove(factor)
                 self._set(lk, self.nominal[lk])
+        elif f.kind == "node_lost":
+            group = w.group_of(node)
+            if on:
+                self.requeued[i] += w._lose_nodes(group)
+            else:
+                w._restore_nodes(group)
         elif f.kind == "slow_storage":
             extra = f.extra_latency_us * 1e-6
             cur = w.slow_reads.get(node)
@@ -127,19 +131,20 @@ def _rate(t: Any, w: Any, a: float, b: float) -> float:
     return float(w[m].sum()) / (b - a)
 
 
-def fault_effects(faults: list[FaultConfig], rounds: pl.DataFrame, end_t: float, window_s: float = 10.0) -> list[dict]:
+def fault_effects(faults: list[FaultConfig], rounds: pl.DataFrame, end_t: float, window_s: float = 10.0,
+                  requeued: list[int] | None = None) -> list[dict]:
     """Per fault: prompt tokens/s prefilled before it and during it, the degradation, and the recovery time.
 
     ``before`` is the window of the fault's length (at most 60 s, at least ``window_s``) ending at
     ``start_s``; ``during`` is [start_s, end_s) (or to the end of the run); recovery is the time from
     ``end_s`` until a ``window_s`` window first prefills at least 90% of ``before`` (None if never
-    within the run, or no repair).
+    within the run, or no repair). ``requeued``: per fault, the rounds a node loss re-queued.
     """
     done = rounds.filter(pl.col("prefill_end_s").is_not_null())
     t = done["prefill_end_s"].to_numpy()
     w = done["prompt_tokens"].to_numpy().astype(float)
     out = []
-    for f in faults:
+    for i, f in enumerate(faults):
         start = f.start_s
         stop = min(f.end_s, end_t) if f.end_s is not None else end_t
         length = min(max(stop - start, window_s), 60.0)
@@ -162,5 +167,6 @@ def fault_effects(faults: list[FaultConfig], rounds: pl.DataFrame, end_t: float,
             "prompt_tokens_per_s_before": before if before == before else None,
             "prompt_tokens_per_s_during": during if during == during else None,
             "degradation": degr, "recovery_s": rec,
+            "rounds_requeued": requeued[i] if requeued is not None and f.kind == "node_lost" else None,
         })
     return out

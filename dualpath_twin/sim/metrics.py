@@ -188,7 +188,8 @@ def summarize(
         bottleneck_sentence=sentence,
         bound=bound,
         steady_state=steady,
-        faults=fault_effects(sc.faults, rounds, end_t) if sc.faults else [],
+        faults=fault_effects(sc.faults, rounds, end_t, requeued=world.faults.requeued if world.faults else None)
+        if sc.faults else [],
         cache=_cache_effect(sc, world, rounds, side_bytes) if sc.cache is not None else None,
         sim_events=sim_events,
         wall_s=wall_s,

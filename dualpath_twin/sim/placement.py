@@ -25,8 +25,17 @@ class PlacementMixin:
     def _fetch(self, node: int) -> None:
         """One fetch from the global queue for this leader's node, then the next one a period later.
 
-        With an empty queue the leader goes idle until an arrival wakes it (``_kick_fetcher``).
+        With an empty queue the leader goes idle until an arrival wakes it (``_kick_fetcher``). A leader
+        on a lost node stops until the repair; while no decode engine is up, leaders idle.
         """
+        if self.down_nodes and (node in self.down_nodes or not self.can_place()):
+            if node in self.down_nodes:
+                self.stopped_fetchers.add(node)
+            else:
+                self.idle_fetchers.append(node)
+            if node in self.down_nodes and self.global_q and self.idle_fetchers and not self.fetch_kicked:
+                self._kick_fetcher()  # pass on a wake-up meant for this leader
+            return
         if not self.global_q:
             self.idle_fetchers.append(node)
             return

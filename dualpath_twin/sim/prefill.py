@@ -245,6 +245,8 @@ class PrefillMixin:
                         self.dram_buf[req.pe_node].release(req.dram_pe_bytes)
                         req.dram_pe_bytes = 0.0
             for req in finishing:
+                if req.lost:  # abandoned during the step (node loss): re-queued elsewhere
+                    continue
                 rid = req.rid
                 self.col["prefill_end_s"][rid] = now
                 self.col["first_token_s"][rid] = now
@@ -274,6 +276,8 @@ class PrefillMixin:
 
     def _pd_landed(self, req: Req) -> None:
         """Layer-wise PD transfer finished: admit now if the prefill step is over, else when it ends."""
+        if req.lost:
+            return
         if req.pd_state == 1:
             self._to_decode(req)
         else:

@@ -11,7 +11,7 @@ class Req:
     __slots__ = (
         "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
         "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
-        "de_hbm_reserved", "pd_reserved", "j0", "pd_state", "hit_pe", "hit_de", "parts_left",
+        "de_hbm_reserved", "pd_reserved", "j0", "pd_state", "hit_pe", "hit_de", "parts_left", "lost", "at_de",
     )
 
     def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
@@ -42,3 +42,6 @@ class Req:
         self.hit_pe = 0
         self.hit_de = 0
         self.parts_left = 0
+        # node loss (faults): this attempt was abandoned (its callbacks drop it), it reached the decode side
+        self.lost = False
+        self.at_de = False

@@ -105,21 +105,27 @@ class TransfersMixin:
     def _read(self, req: Req, node: int, nbytes: float) -> None:
         """Storage -> SNIC rx -> DRAM after the I/O latency (event callbacks, no process)."""
         env = self.env
-        if self.cache_tok is not None and req.parts_left == 0 and self.cache_tok[req.rid] > 0:
+        if self.cache_tok is not None and req.parts_left == 0 and self.cache_tok[req.rid] > 0 \
+                and not (self.down_nodes and self.cache_holder[req.rid] in self.down_nodes):  # a lost node's DRAM serves nothing
             self._cached_read(req, node, nbytes)
             return
         col = self.col["read_start_s"]
         if req.parts_left == 0 or col[req.rid] != col[req.rid]:  # a split read starts with its first part
             col[req.rid] = env.now
-        lat = self.io_latency_s
-        if self.slow_reads and node in self.slow_reads:  # a slow storage shard serves this read
-            extra, share = self.slow_reads[node]
-            if is_slow_read(req.rid, share):
-                lat += extra
+        lat = self._read_latency_s(req, node)
         if lat > 0:
             call_later(env, lat, lambda _e: self._read_flow(req, node, nbytes))
         else:
             self._read_flow(req, node, nbytes)
+
+    def _read_latency_s(self, req: Req, node: int) -> float:
+        """Storage I/O latency before a read's bytes flow, plus a slow shard's extra when it serves this read."""
+        lat = self.io_latency_s
+        if self.slow_reads and node in self.slow_reads:
+            extra, share = self.slow_reads[node]
+            if is_slow_read(req.rid, share):
+                lat += extra
+        return lat
 
     def _cached_read(self, req: Req, node: int, nbytes: float) -> None:
         """A read with cached blocks: those from the holder's DRAM (over the CNICs), the rest from storage, in parallel."""
@@ -145,9 +151,10 @@ class TransfersMixin:
             path = [nd.dram] if holder == node else [hd.dram, hd.cnic_tx[k], *self._fab(), nd.cnic_rx[k], nd.dram]
             links = self._add_route(key, path)
         self.net.transfer(cbytes, links, "cache", on_done=one)
-        if sbytes > 0:
-            if self.io_latency_s > 0:
-                call_later(env, self.io_latency_s, lambda _e: self._read_flow_part(node, sbytes, one))
+        if sbytes > 0:  # the blocks not cached come from storage (a slow shard delays them; DRAM hits are not)
+            lat = self._read_latency_s(req, node)
+            if lat > 0:
+                call_later(env, lat, lambda _e: self._read_flow_part(node, sbytes, one))
             else:
                 self._read_flow_part(node, sbytes, one)
 
@@ -166,6 +173,9 @@ class TransfersMixin:
         if req.parts_left:  # one part of a split read
             on_pe = node == req.pe_node
             self.read_q[node] -= req.hit_pe if on_pe else req.hit_de
+            if req.lost:  # abandoned (node loss): the bytes landed for nothing
+                self._pump_reads(node)
+                return
             self.col["bytes_read_pe_snic" if on_pe else "bytes_read_de_snic"][req.rid] += nbytes
             req.parts_left -= 1
             self._pump_reads(node)
@@ -174,6 +184,9 @@ class TransfersMixin:
                 self._ready(req)
             return
         self.read_q[node] -= req.hit
+        if req.lost:
+            self._pump_reads(node)
+            return
         self.col["read_end_s"][req.rid] = self.env.now
         self.col["bytes_read_pe_snic" if req.side == "pe" else "bytes_read_de_snic"][req.rid] += nbytes
         self._pump_reads(node)

@@ -35,6 +35,7 @@ from dualpath_twin.sim.faults import FaultInjector
 from dualpath_twin.sim.gcpolicy import rare_young_collections
 from dualpath_twin.sim.memory import BytePool
 from dualpath_twin.sim.network import FlowNetwork, Link, Path
+from dualpath_twin.sim.nodeloss import NodeLossMixin
 from dualpath_twin.sim.placement import PlacementMixin
 from dualpath_twin.sim.prefill import PrefillMixin
 from dualpath_twin.sim.request import Req
@@ -61,7 +62,7 @@ class NodeLinks:
     pcie_out: list[Link] | None
 
 
-class World(PlacementMixin, TransfersMixin, PrefillMixin):
+class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
     """Everything that exists during one simulation run."""
 
     def __init__(self, sc: Scenario, wl: Workload, policy: Policy, cost: CostModel) -> None:
@@ -196,6 +197,14 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin):
         # faults ([[faults]]): with none configured nothing is scheduled and every hook is skipped
         self.slow_reads: dict[int, tuple[float, float]] = {}  # node -> (extra latency s, share of reads)
         self.pe_slow: dict[int, float] = {}  # straggling prefill engine -> step time factor
+        # node loss (sim.nodeloss): nodes down now, per-node count of active losses, rounds re-queued
+        self.down_nodes: frozenset[int] = frozenset()
+        self.down_count: dict[int, int] = {}
+        self.pe_nodes_up, self.de_nodes_up = self.P, self.D
+        self.de_group_nodes = de_grp
+        self.parked: deque[Req] = deque()  # arrivals waiting while a whole role is down
+        self.stopped_fetchers: set[int] = set()
+        self.requeued = 0
         self.faults = FaultInjector(self, sc.faults) if sc.faults else None
         # DRAM cache tier ([cache]): per round, hit tokens read from a node's DRAM instead of storage
         self.cache_tok: list[int] | None = None
@@ -346,11 +355,17 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin):
         req = Req(rid, traj, int(wl.prompt_tokens[rid]), int(wl.hit_tokens[rid]), int(wl.gen_tokens[rid]), self.kv)
         self.col["arrival_s"][rid] = self.env.now
         self.by_rid[rid] = req
+        self._dispatch(req)
+
+    def _dispatch(self, req: Req) -> None:
+        """Into the global queue (fetch-based policies) or straight to the policy's PE; parked while nothing can run it."""
         if self.policy.fetch_based:
             self.global_q.append(req)
             self.global_q_info.append(req.info)
             if not self.fetch_kicked and self.idle_fetchers:
                 self._kick_fetcher()
+        elif self.down_nodes and not self.can_place():
+            self.parked.append(req)
         else:
             q = deque([req.info])
             for info, pe in self.policy.assign_prefill(self, q, None):
@@ -359,6 +374,9 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin):
     # ================================================================ decode
     def _to_decode(self, req: Req) -> None:
         """Admission: DE HBM (waits FIFO if full), then the DE DRAM -> HBM load, then the batch."""
+        if req.lost:  # abandoned (node loss) while its KV was on the way
+            return
+        req.at_de = True
         if req.de_hbm_reserved or self.de_hbm[req.de].try_reserve(req.hbm_bytes):
             req.de_hbm_reserved = True
             self._admit_load(req)
@@ -367,6 +385,10 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin):
             ev.callbacks.append(lambda _e: self._admit_load(req, reserved=True))
 
     def _admit_load(self, req: Req, reserved: bool = False) -> None:
+        if req.lost:  # abandoned while it waited for DE HBM: give the space back
+            if reserved:
+                self.de_hbm[req.de].release(req.hbm_bytes)
+            return
         if reserved:
             req.de_hbm_reserved = True
         if self.layerwise and req.dram_de_bytes > 0:
@@ -381,6 +403,8 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin):
         self._admit_done(req)
 
     def _admit_loaded(self, req: Req) -> None:
+        if req.lost:
+            return
         self.dram_buf[req.de_node].release(req.dram_de_bytes)
         req.dram_de_bytes = 0.0
         self._admit_done(req)
