@@ -140,3 +140,12 @@ def test_a_slow_storage_shard_delays_the_storage_part_of_a_cached_read_not_the_d
     assert from_storage.height > 0 and from_dram.height > 0
     assert from_storage["d"].min() >= 0.3  # every read with a storage part waited for the slow shard
     assert from_dram["d"].max() < 0.3  # reads served wholly from DRAM did not
+
+
+def test_the_report_lists_the_cache_effect(runs, tmp_path) -> None:
+    from dualpath_twin.report import build_report_from_results
+
+    html = build_report_from_results([runs["small"]], tmp_path / "c.html").read_text()
+    assert 'id="cache"' in html and "SNIC relief" in html and "5 GB" in html
+    plain = build_report_from_results([runs["none"]], tmp_path / "n.html").read_text()
+    assert 'id="cache"' not in plain

@@ -434,6 +434,7 @@ def print_summary_table(
                 f"{s.policy}: fault {f.kind} on {where} at {f.start_s:g}-{'end' if f.end_s is None else f'{f.end_s:g}'} s: "
                 f"prompt tokens/s {f.prompt_tokens_per_s_before or 0:,.0f} before, {f.prompt_tokens_per_s_during or 0:,.0f} during "
                 f"(degradation {degr}), recovery {rec}"
+                + ("" if f.rounds_requeued is None else f", {f.rounds_requeued:,} rounds re-queued")
             )
 
 

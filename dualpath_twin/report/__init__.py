@@ -19,6 +19,7 @@ from dualpath_twin.report.pdf import find_chromium, print_pdf
 from dualpath_twin.report.sections import (
     bounds_figures,
     bounds_section,
+    cache_section,
     comparison_figures,
     comparison_section,
     faults_section,
@@ -162,6 +163,7 @@ def render_html(runs: list[ReportRun]) -> str:
         bounds_section(runs),
         comparison_section(runs) if len(runs) > 1 else "",
         faults_section(runs),
+        cache_section(runs),
         # then the figures
         bounds_figures(runs, fig),
         f'<section id="throughput"><h2>Throughput over time</h2>{fig(F.shade_faults(F.throughput_figure(ts), sums))}</section>',

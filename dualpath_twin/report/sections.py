@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dualpath_twin.analysis.whatif import CACHE_NOTE, FAULT_NOTE, cache_row, fault_rows
 from dualpath_twin.report import figures as F
 from dualpath_twin.report.common import (
     DESIGN_PATH,
@@ -167,17 +168,20 @@ def bounds_figures(runs: list[ReportRun], fig: Figs) -> str:
 
 def faults_section(runs: list[ReportRun]) -> str:
     """The configured faults of each run and what they did (empty when no run has faults)."""
-    rows = []
-    for r in runs:
-        for f in r.summary.faults:
-            rows.append([esc(r.label), esc(f"{f.node}{'' if f.gpu is None else f'.gpu{f.gpu}'}"), esc(f.kind),
-                         esc(f"{f.start_s:g}-{'end' if f.end_s is None else f'{f.end_s:g}'}"),
-                         esc(fmt(f.prompt_tokens_per_s_before)), esc(fmt(f.prompt_tokens_per_s_during)),
-                         esc("-" if f.degradation is None else f"{f.degradation:.1%}"),
-                         esc("not within the run" if f.recovery_s is None else f"{f.recovery_s:.1f} s")])  # fmt: skip
+    rows = [[esc(r.label), *(esc(v) for v in row.values())] for r in runs for row in fault_rows(r.summary)]
     if not rows:
         return ""
-    head = ["run", "where", "fault", "interval (s)", "prompt tok/s before", "during", "degradation", "recovery"]
-    note = ("Shaded on the time-series plots. Degradation = 1 - prompt tokens/s prefilled during the fault over the "
-            "window before it; recovery = time after the repair until a 10 s window is back at 90% of that level.")  # fmt: skip
-    return f'<section id="faults"><h2>Faults</h2><p class="note">{esc(note)}</p>{table(head, rows)}</section>'
+    head = ["run", *fault_rows(next(r.summary for r in runs if r.summary.faults))[0]]
+    return (f'<section id="faults"><h2>Faults</h2><p class="note">{esc("Shaded on the time-series plots. " + FAULT_NOTE)}'
+            f"</p>{table(head, rows)}</section>")
+
+
+def cache_section(runs: list[ReportRun]) -> str:
+    """The DRAM cache tier's effect per run (empty when no run has a [cache])."""
+    got = [(r, row) for r in runs if (row := cache_row(r.summary)) is not None]
+    if not got:
+        return ""
+    head = ["run", *got[0][1]]
+    rows = [[esc(r.label), *(esc(v) for v in row.values())] for r, row in got]
+    return (f'<section id="cache"><h2>DRAM cache tier</h2><p class="note">{esc(CACHE_NOTE)}</p>'
+            f"{table(head, rows)}</section>")

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
+from dualpath_twin.analysis.whatif import CACHE_NOTE, FAULT_NOTE, cache_row, fault_rows
 from dualpath_twin.report import figures as F
 from dualpath_twin.results import RunSummary
 from dualpath_twin.scenario import POLICY_NAMES
@@ -185,7 +186,8 @@ def _detail(run: RunData) -> None:
     rounds = {s.policy: run.rounds}
     ts = {s.policy: run.timeseries}
     sums = {s.policy: s}
-    st.plotly_chart(F.throughput_figure(ts), width="stretch", key="dp_d_tp")
+    _whatif_tables(s)
+    st.plotly_chart(F.shade_faults(F.throughput_figure(ts), s), width="stretch", key="dp_d_tp")
     c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(F.latency_cdf_figure(rounds, "ttft_s", ttft_slo), width="stretch", key="dp_d_ttft")
@@ -193,7 +195,7 @@ def _detail(run: RunData) -> None:
     with c2:
         st.plotly_chart(F.latency_cdf_figure(rounds, "tpot_s", tpot_slo_ms / 1000), width="stretch", key="dp_d_tpot")
         st.plotly_chart(F.bounds_figure(s), width="stretch", key="dp_d_bound")
-    st.plotly_chart(F.nic_utilization_figure(run.timeseries), width="stretch", key="dp_d_nic")
+    st.plotly_chart(F.shade_faults(F.nic_utilization_figure(run.timeseries), s), width="stretch", key="dp_d_nic")
     c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(F.nic_heatmap_figure(run.timeseries, "snic_rx_util"), width="stretch", key="dp_d_hs")
@@ -201,12 +203,26 @@ def _detail(run: RunData) -> None:
         st.plotly_chart(F.nic_heatmap_figure(run.timeseries, "cnic_rx_util"), width="stretch", key="dp_d_hc")
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(F.storage_throughput_figure(ts), width="stretch", key="dp_d_sto")
+        st.plotly_chart(F.shade_faults(F.storage_throughput_figure(ts), s), width="stretch", key="dp_d_sto")
     with c2:
         st.plotly_chart(F.ttft_breakdown_figure(sums), width="stretch", key="dp_d_bd")
     st.plotly_chart(F.occupancy_figure(ts), width="stretch", key="dp_d_occ")
     with st.expander("Scenario TOML of this run"):
         st.code(run.scenario_toml, language="toml")
+
+
+def _whatif_tables(s: RunSummary) -> None:
+    """The run's faults (degradation, recovery, rounds re-queued) and DRAM cache effect, when it has them."""
+    rows = fault_rows(s)
+    if rows:
+        st.markdown("**Faults** (shaded on the time-series plots)")
+        st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(FAULT_NOTE)
+    row = cache_row(s)
+    if row is not None:
+        st.markdown("**DRAM cache tier**")
+        st.dataframe(pl.DataFrame([row]), hide_index=True, width="stretch")
+        st.caption(CACHE_NOTE)
 
 
 def export_zip(run_id: str, fmt: str) -> bytes:
