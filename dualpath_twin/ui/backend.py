@@ -96,6 +96,11 @@ def _has_validation() -> bool:
     return _optional("dualpath_twin.validation") is not None
 
 
+def has_validation() -> bool:
+    """Whether catalog checks are available (scenarios are then validated against the catalog too)."""
+    return _has_validation()
+
+
 def apply_overrides(base: Scenario, overrides: dict[str, Any]) -> Scenario:
     """Apply dotted-path edits to ``base``, raising ScenarioError with field-named problems."""
     return scn.apply_overrides(base, overrides, check_catalog=_has_validation())

@@ -11,7 +11,7 @@ import streamlit as st
 from dualpath_twin import guard
 from dualpath_twin.results import Bound
 from dualpath_twin.scenario import POLICY_NAMES, Scenario, ScenarioError, from_toml
-from dualpath_twin.ui import backend, explainer, state
+from dualpath_twin.ui import backend, explainer, state, whatif_editor
 from dualpath_twin.ui.fields import PRIMARY, TABS, FieldSpec, get_value, spec
 from dualpath_twin.ui.jobs import REGISTRY
 
@@ -155,11 +155,16 @@ def _trace_upload() -> None:
     st.toast(f"Trace saved; the workload now replays {safe}")
 
 
+def _whatif_head(head: str) -> str:
+    """'faults' for a problem of any fault or of the cache table (shown on the What-ifs tab), else the path."""
+    return "faults" if head.startswith(("faults", "cache")) else head
+
+
 def _place_problems(problems: list[str], slots: dict[str, Any], tab_of: dict[str, str]) -> list[str]:
     """Show each problem under the field it names; return the ones that name no field."""
     loose = []
     for prob in problems:
-        head = backend.problem_path(prob)
+        head = _whatif_head(backend.problem_path(prob))
         target = head if head in slots else next((p for p in slots if head and p.startswith(head + ".")), None)
         if target is None:
             loose.append(prob)
@@ -168,12 +173,18 @@ def _place_problems(problems: list[str], slots: dict[str, Any], tab_of: dict[str
     return loose
 
 
-def _edit_tabs(base: Scenario) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+def _edit_tabs(base: Scenario) -> tuple[dict[str, Any], dict[str, Any], dict[str, str], tuple[list[dict], dict | None]]:
     draft: dict[str, Any] = st.session_state.setdefault(K_DRAFT, {})
     slots: dict[str, Any] = {}
-    tab_of: dict[str, str] = {}
-    tabs = st.tabs(list(TABS))
-    for tab, (name, paths) in zip(tabs, TABS.items(), strict=True):
+    tab_of: dict[str, str] = {"faults": whatif_editor.TAB, "cache": whatif_editor.TAB}
+    tabs = st.tabs([*TABS, whatif_editor.TAB])
+    with tabs[-1]:
+        c = base.cluster
+        whatifs = whatif_editor.editor(base, int(draft.get("cluster.prefill_nodes", c.prefill_nodes)),
+                                       int(draft.get("cluster.decode_nodes", c.decode_nodes)),
+                                       int(draft.get("cluster.gpus_per_node", c.gpus_per_node)))
+        slots["faults"] = st.empty()  # where a fault's or the cache's problem is shown
+    for tab, (name, paths) in zip(tabs, TABS.items(), strict=False):
         with tab:
             if name == "Workload":
                 _trace_upload()
@@ -185,8 +196,8 @@ def _edit_tabs(base: Scenario) -> tuple[dict[str, Any], dict[str, Any], dict[str
                     _fields(extra, base, draft, slots)
             for p in paths:
                 tab_of[p] = name
-    overrides = {p: v for p, v in draft.items() if p in slots and v != get_value(base, p)}
-    return overrides, slots, tab_of
+    overrides = {p: v for p, v in draft.items() if p in slots and p != "faults" and v != get_value(base, p)}
+    return overrides, slots, tab_of, whatifs
 
 
 def _policy_picker() -> None:
@@ -277,9 +288,10 @@ def render() -> None:
     _source_picker()
     summary = st.container()
     base = state.base()
-    overrides, slots, tab_of = _edit_tabs(base)
+    overrides, slots, tab_of, (faults, cache) = _edit_tabs(base)
     try:
         sc = backend.apply_overrides(base, overrides) if overrides else base
+        sc = whatif_editor.apply(sc, faults, cache, check_catalog=backend.has_validation())
         problems: list[str] = []
     except ScenarioError as err:
         sc = None
@@ -288,9 +300,9 @@ def render() -> None:
     loose = _place_problems(problems, slots, tab_of)
     with summary:
         if problems:
-            where = sorted({tab_of.get(backend.problem_path(p), "") for p in problems} - {""})
+            where = sorted({tab_of.get(_whatif_head(backend.problem_path(p)), "") for p in problems} - {""})
             # every reason in full here: a field's own message may sit in a collapsed "More ... settings" expander
-            lines = [f"- **{tab_of.get(backend.problem_path(p), 'Scenario')}**: {p}" if p not in loose else f"- {p}"
+            lines = [f"- **{tab_of.get(_whatif_head(backend.problem_path(p)), 'Scenario')}**: {p}" if p not in loose else f"- {p}"
                      for p in problems]
             st.error(f"{len(problems)} problem(s) to fix before running"
                      + (f" (fields on the {', '.join(where)} tab)" if where else "") + ":\n\n" + "\n".join(lines))
