@@ -66,21 +66,25 @@ def _assert_page_shows(at: AppTest, out: dict[str, Any]) -> None:
     tiles = {m.label: m.value for m in tab.metric}
     assert tiles == {f"{c['policy']} capacity": f"{c['capacity_aps']:.4g} agents/s" for c in caps}
     per_policy, curve = (d.value for d in tab.dataframe)
-    assert per_policy["policy"].tolist() == [c["policy"] for c in caps]
-    assert per_policy["capacity_aps"].tolist() == [c["capacity_aps"] for c in caps]
-    assert [_nan_none(v) for v in per_policy["fails_at_aps"]] == [c["hi_aps"] for c in caps]
+    # human headings only (no snake_case or dotted names), the same numbers as the CLI
+    assert not [c for c in [*per_policy.columns, *curve.columns] if "_" in c or "." in c]
+    assert per_policy["design"].tolist() == [c["policy"] for c in caps]
+    assert per_policy["capacity (agents/s)"].tolist() == [c["capacity_aps"] for c in caps]
+    assert [_nan_none(v) for v in per_policy["fails at (agents/s)"]] == [c["hi_aps"] for c in caps]
     assert per_policy["converged"].tolist() == [c["converged"] for c in caps]
-    assert per_policy["evaluations"].tolist() == [c["evaluations"] for c in caps]
+    assert per_policy["runs"].tolist() == [c["evaluations"] for c in caps]
     shown = [
-        (r["policy"], r["aps"], bool(r["meets"]), _nan_none(r["ttft_p90_s"]), _nan_none(r["slo_attainment"]), r["reason"])
+        (r["design"], r["rate (agents/s)"], bool(r["meets SLO"]), _nan_none(r["TTFT p90 (s)"]),
+         _nan_none(r["SLO attainment (%)"]), r["note"])
         for r in curve.to_dict("records")
     ]
     cli_curve = [
-        (c["policy"], p["aps"], p["meets"], p["ttft_p90_s"], p["slo_attainment"], p["reason"])
+        (c["policy"], p["aps"], p["meets"], p["ttft_p90_s"],
+         None if p["slo_attainment"] is None else pytest.approx(p["slo_attainment"] * 100), p["reason"])
         for c in caps for p in c["curve"]
     ]  # fmt: skip
     assert shown == cli_curve
-    tpot = [_nan_none(v) for v in curve["tpot_p90_ms"]]
+    tpot = [_nan_none(v) for v in curve["TPOT p90 (ms)"]]
     cli_tpot = [None if p["tpot_p90_s"] is None else p["tpot_p90_s"] * 1000 for c in caps for p in c["curve"]]
     assert tpot == pytest.approx(cli_tpot)
     # the chart: per policy, TTFT p90 / TPOT p90 / SLO attainment against the same measured rates

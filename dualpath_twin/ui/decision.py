@@ -57,6 +57,21 @@ COLUMNS: dict[str, str] = {
     "metric_low": "metric at low",
     "metric_high": "metric at high",
     "swing": "swing",
+    "fails_at_aps": "fails at (agents/s)",
+    "converged": "converged",
+    "tolerance": "tolerance",
+    "evaluations": "runs",
+    "window_s": "arrival window (s)",
+    "ttft_limit_s": "TTFT limit (s)",
+    "tpot_limit_ms": "TPOT limit (ms)",
+    "aps": "rate (agents/s)",
+    "meets": "meets SLO",
+    "capacity": "capacity point",
+    "ttft_prev_window_s": "TTFT previous window (s)",
+    "ttft_last_window_s": "TTFT last window (s)",
+    "summary_steady_state": "steady",
+    "rounds": "rounds",
+    "stopped_early": "stopped early",
 }
 
 
@@ -128,13 +143,14 @@ def _num(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def human_frame(df: pl.DataFrame, axes: list[str] | None = None) -> pl.DataFrame:
+def human_frame(df: pl.DataFrame, axes: list[str] | None = None, drop_empty: bool = True) -> pl.DataFrame:
     """The frame with TPOT in ms, attainment in %, and human headings (axes and metrics); empty columns dropped."""
     if "tpot_p90_s" in df.columns:
         df = df.with_columns((pl.col("tpot_p90_s") * 1000).alias("tpot_p90_ms")).drop("tpot_p90_s")
     if "slo_attainment" in df.columns:
         df = df.with_columns((pl.col("slo_attainment") * 100).alias("slo_attainment_pct")).drop("slo_attainment")
-    df = df.select([c for c in df.columns if df[c].null_count() < df.height or c in (axes or [])])
+    if drop_empty:
+        df = df.select([c for c in df.columns if df[c].null_count() < df.height or c in (axes or [])])
     ren = {c: axis_label(c) if c in (axes or []) or "." in c else COLUMNS.get(c, c.replace("_", " ")) for c in df.columns}
     seen: set[str] = set()
     keep = []
@@ -143,6 +159,31 @@ def human_frame(df: pl.DataFrame, axes: list[str] | None = None) -> pl.DataFrame
             seen.add(ren[c])
             keep.append(c)
     return df.select(keep).rename({c: ren[c] for c in keep})
+
+
+def grid_points(grid: dict[str, list[Any]]) -> int:
+    """Number of points of a grid (the product of its axes' value counts), without expanding it."""
+    n = 1
+    for vals in grid.values():
+        n *= len(vals)
+    return n
+
+
+def sizing_scenarios(sc: Scenario, grid: dict[str, list[Any]], policy: str, target_aps: float) -> list[Scenario]:
+    """The scenario of every valid sizing point online at the target rate, as ``planning.sizing.size`` runs them."""
+    from dualpath_twin.planning.capacity import arrival_window_s, online_scenario
+    from dualpath_twin.planning.common import override
+    from dualpath_twin.planning.grid import expand_grid
+    from dualpath_twin.scenario import ScenarioError
+
+    window = arrival_window_s(sc)
+    out = []
+    for point in expand_grid(grid):
+        try:
+            out.append(online_scenario(override(sc, {**point, "policy.name": policy}), target_aps, window))
+        except ScenarioError:
+            continue
+    return out
 
 
 def meets_slo(summary: Any, sc: Scenario, min_attainment: float | None = None) -> tuple[bool, str]:

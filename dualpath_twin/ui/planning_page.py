@@ -14,9 +14,11 @@ from dualpath_twin.planning.capacity import (
     CapacityPoint,
     CapacityResult,
     SloCriterion,
+    arrival_window_s,
     capacity_frame,
     capacity_search_many,
     curve_frame,
+    online_scenario,
 )
 from dualpath_twin.planning.common import point_scenarios
 from dualpath_twin.planning.executors import default_workers, open_executor
@@ -150,6 +152,19 @@ def guard_ok(scenarios: list[scn.Scenario], workers: int, key: str, force: bool,
     return True
 
 
+MAX_GRID_POINTS = 10_000  # a page job enumerates its grid before estimating it: refuse larger grids outright
+
+
+def _too_many_points(grid: dict[str, list[Any]]) -> bool:
+    """Refuse (st.error, no 'Run anyway') a grid of more points than a page job may have, before expanding it."""
+    n = dec.grid_points(grid)
+    if n <= MAX_GRID_POINTS:
+        return False
+    st.error(f"Refused before it started: the axes make {n:,} points, more than the {MAX_GRID_POINTS:,} a planning "
+             "job may have. Fix: pick fewer values or fewer axes.")
+    return True
+
+
 def _criterion(key: str) -> SloCriterion:
     c1, c2, c3 = st.columns(3)
     pct = c1.selectbox("SLO percentile", ["p90", "p99", "p50"], key=f"{key}_pct")
@@ -185,6 +200,8 @@ def _sweep_tab() -> None:
     else:
         if not grid:
             st.error("pick at least one axis with values")
+            return
+        if _too_many_points(grid):
             return
         runs = CAPACITY_RUNS_TYPICAL if objective == "capacity" else 1
         if not guard_ok(_scenario_list(sc, grid, pols), workers, "sw", anyway, runs):
@@ -296,7 +313,20 @@ def _new_capacity_search(store: Any | None) -> bool:
     window = c3.number_input("arrival window s (0 = scenario's agents / rate)", 0.0, 1e6, 0.0, key="cap_win")
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
+    anyway = refusal_box("cap")
     if sc is None or not st.button("find capacity", key="cap_go"):
+        return False
+    if not pols:
+        st.error("pick at least one design")
+        return False
+    try:  # the runs of a search: the scenario online at the start rate over the arrival window, per design
+        win = window or arrival_window_s(sc)
+        firsts = [online_scenario(sc.with_policy(p), start or sc.workload.arrival_rate_aps, win) for p in pols]
+    except scn.ScenarioError as err:
+        st.error(str(err))
+        return False
+    # a search stops after max_evaluations runs (40); it typically needs CAPACITY_RUNS_TYPICAL, as the CLI estimates
+    if not guard_ok(firsts, workers, "cap", anyway, CAPACITY_RUNS_TYPICAL):
         return False
     log = st.empty()
     lines: list[str] = []
@@ -336,11 +366,11 @@ def show_capacity(results: list[CapacityResult], key: str, caption: str = "") ->
                    help=f"fails at {r.hi_aps}; {'converged' if r.converged else 'not converged'}; {r.evaluations} runs")
         for n in r.notes:
             col.caption(n)
-    st.dataframe(capacity_frame(results), width="stretch", key=f"{key}_caps")
+    st.dataframe(dec.human_frame(capacity_frame(results), drop_empty=False), width="stretch", key=f"{key}_caps")
     fig = figures.capacity_curve(results)
     st.plotly_chart(fig, width="stretch", key=f"{key}_fig")
     _download([fig], "capacity", key)
-    st.dataframe(curve_frame(results), width="stretch", key=f"{key}_curve")
+    st.dataframe(dec.human_frame(curve_frame(results), drop_empty=False), width="stretch", key=f"{key}_curve")
 
 
 def _spec_caption(rec: CapacitySearchRecord) -> str:
@@ -407,26 +437,48 @@ def _capacity_tab() -> None:
                 "(it saves to the same store; reload this page to see it).")
 
 
+MEASURE = {"meets": "configurations meeting the target", "all": "every configuration", "none": "none (faster)"}
+
+
 def _sizing_tab() -> None:
     sc = _scenario_picker("sz")
-    target = st.number_input("target rate (agents/s)", 0.001, 1e4, 0.5, key="sz_target")
-    vary_txt = st.text_area("vary (one per line)", "cluster.prefill_nodes=1..4\ncluster.decode_nodes=2..8x2", key="sz_vary")
-    pol = st.selectbox("policy", POLICIES, POLICIES.index("dualpath"), key="sz_pol")
-    cost_file = st.text_input("cost file (empty = data/costs.toml)", "", key="sz_cost") or None
-    measure = st.radio("measure capacity of", ["meets", "all", "none"], horizontal=True, key="sz_meas")
+    c1, c2 = st.columns(2)
+    target = c1.number_input("Target rate (agents/s)", 0.001, 1e4, 0.5, key="sz_target",
+                             help="the arrival rate every configuration must hold within the SLO")
+    pol = c2.selectbox("Loading design", POLICIES, POLICIES.index("dualpath"), key="sz_pol")
+    grid = axes_widget(sc, "sz", ["cluster.prefill_nodes", "cluster.decode_nodes"])
+    cost_file = st.text_input("Cost table file (empty = data/costs.toml)", "", key="sz_cost") or None
+    measure = st.radio("Also measure the capacity of", list(MEASURE), horizontal=True, key="sz_meas",
+                       format_func=MEASURE.get,
+                       help=f"a capacity search per configuration (~{CAPACITY_RUNS_TYPICAL} runs each, at most "
+                            "40) for the cost vs capacity chart")
     kind, workers, addr = _executor_opts("sz")
     crit = _criterion("sz")
-    if sc is not None and st.button("size", key="sz_go"):
+    anyway = refusal_box("sz")
+    if sc is not None and grid is not None and st.button("size", key="sz_go"):
+        if not grid:
+            st.error("pick at least one axis with values")
+            return
+        if _too_many_points(grid):
+            return
+        try:
+            scs = dec.sizing_scenarios(sc, grid, pol, target)
+        except (PlanningError, scn.ScenarioError) as err:
+            st.error(str(err))
+            return
+        # every point runs at the target rate once; any of them may then get a capacity search
+        runs = 1 + (CAPACITY_RUNS_TYPICAL if measure != "none" else 0)
+        if not guard_ok(scs, workers, "sz", anyway, runs):
+            return
         bar = st.progress(0.0, text="starting")
 
         def on_progress(p: SizingProgress) -> None:
             bar.progress(p.done / max(p.total, 1), text=f"{p.phase}: {p.done}/{p.total}")
 
         try:
-            axes = parse_grid([v for v in vary_txt.splitlines() if v.strip()])
             with open_executor(kind, workers, addr) as ex:
-                st.session_state["planning_size"] = size(sc, target, axes, policy=pol, costs=load_costs(cost_file),
-                                                         criterion=crit, measure_capacity=measure, executor=ex,
+                st.session_state["planning_size"] = size(sc, target, grid, policy=pol, costs=load_costs(cost_file),
+                                                         criterion=crit, measure_capacity=measure, executor=ex,  # type: ignore[arg-type]
                                                          progress=on_progress)
         except (PlanningError, scn.ScenarioError) as err:
             st.error(str(err))
@@ -434,25 +486,67 @@ def _sizing_tab() -> None:
     res = st.session_state.get("planning_size")
     if res is None:
         return
-    if res.cheapest:
-        best = res.cheapest[0]
-        st.success(f"cheapest meeting {res.target_aps:g} agents/s: {best.point} at {best.cost_per_hour:.2f} {res.currency}/hour")
-    else:
-        st.warning("no configuration meets the SLO at the target rate; widen the ranges")
+    st.markdown(sizing_verdict(res))
     fig = figures.pareto_chart(res)
     st.plotly_chart(fig, width="stretch")
     _download([fig], "sizing", "sz")
-    st.dataframe(res.to_frame(), width="stretch")
+    st.dataframe(dec.human_frame(res.to_frame(), res.axes), width="stretch", key="sz_table",
+                 column_config={"$/hour": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _money(v: float | None, currency: str) -> str:
+    if v is None:
+        return "an unknown cost"
+    return f"${v:,.2f}/hour" if currency == "USD" else f"{v:,.2f} {currency}/hour"
+
+
+def sizing_verdict(res: Any) -> str:
+    """One sentence: the cheapest configuration meeting the target (design, $/hour, capacity), or what came closest."""
+    if res.cheapest:
+        b = res.cheapest[0]
+        cap = f"; measured capacity {b.capacity_aps:.3g} agents/s" if b.capacity_aps is not None else ""
+        why = f" ({b.reason})" if b.reason.startswith("implied") else ""
+        return (f"Cheapest configuration meeting the SLO at {res.target_aps:g} agents/s: "
+                f"**{dec.describe_point(b.point, res.policy)} at {_money(b.cost_per_hour, res.currency)}**{why}{cap}.")
+    tried = [c for c in res.candidates if c.status in ("fails", "error")]
+    if not tried:
+        return "No configuration could be evaluated (every point was skipped: see the notes in the table)."
+    best = max(tried, key=lambda c: c.cost_per_hour or 0.0)
+    return (f"No configuration meets the SLO at {res.target_aps:g} agents/s; the largest tried, "
+            f"{dec.describe_point(best.point, res.policy)} at {_money(best.cost_per_hour, res.currency)}, "
+            f"fails: {best.reason or best.status}. Add larger values to the axes.")
+
+
+def _sensitivity_frame(res: Any) -> Any:
+    """The tornado's rows with human headings, the metric named (capacity in agents/s or JCT in s)."""
+    df = res.to_frame()
+    if df.height == 0:
+        return df
+    unit = "capacity (agents/s)" if res.metric == "capacity_aps" else "JCT (s)"
+    df = df.drop("path").rename({"metric_low": f"{unit} at low", "metric_high": f"{unit} at high",
+                                 "swing": f"swing of {unit}"})
+    return dec.human_frame(df, drop_empty=False)
 
 
 def _sensitivity_tab() -> None:
     sc = _scenario_picker("se")
-    pol = st.selectbox("policy", POLICIES, POLICIES.index("dualpath"), key="se_pol")
-    params = st.multiselect("parameters", [p for p, _ in DEFAULT_PARAMETERS], [p for p, _ in DEFAULT_PARAMETERS], key="se_par")
-    change = st.slider("move each parameter by +/-", 0.1, 0.9, 0.5, 0.1, key="se_ch")
+    pol = st.selectbox("Loading design", POLICIES, POLICIES.index("dualpath"), key="se_pol")
+    labels = dict(DEFAULT_PARAMETERS)
+    params = st.multiselect("Parameters to move", list(labels), list(labels), key="se_par",
+                            format_func=lambda p: labels.get(p) or dec.axis_label(p))
+    change = st.slider("Move each parameter by +/- (share of its value)", 0.1, 0.9, 0.5, 0.1, key="se_ch")
     kind, workers, addr = _executor_opts("se")
     crit = _criterion("se")
+    anyway = refusal_box("se")
     if sc is not None and st.button("run sensitivity", key="se_go"):
+        if not params:
+            st.error("pick at least one parameter")
+            return
+        base = sc.with_policy(pol)
+        # a base run and one run per parameter moved down and up; online: each is a capacity search
+        per_run = CAPACITY_RUNS_TYPICAL if sc.workload.mode == "online" else 1
+        if not guard_ok([base] * (1 + 2 * len(params)), workers, "se", anyway, per_run):
+            return
         bar = st.progress(0.0, text="starting")
         try:
             with open_executor(kind, workers, addr) as ex:
@@ -470,7 +564,7 @@ def _sensitivity_tab() -> None:
     _download([fig], "sensitivity", "se")
     for s in res.skipped:
         st.caption(f"skipped {s}")
-    st.dataframe(res.to_frame(), width="stretch")
+    st.dataframe(_sensitivity_frame(res), width="stretch", key="se_table")
 
 
 def _decision_rows(best: dec.Choice | None, others: list[dec.Choice]) -> Any:
