@@ -154,7 +154,7 @@ def main() -> None:
         rows = batch_curve(sc)
         miss_s = missing_fixed_step_s(sc)
         fitted = batch_curve(sc, miss_s)
-        fixed_now = cost.layers * cost.layer_overhead_s + cost.step_overhead_s
+        fixed_now = cost.layers * cost.layer_overhead_s + cost.step_overhead_s + cost.moe_layers * cost.prefill_sync_s
         if md:
             print(f"\n{name}, {p}P (EP{p * 8}), HBM holds {cap} such requests per GPU:\n")
             print("| batch | twin | published | residual | step (ms) | with +%.0f ms per step |" % (miss_s * 1e3))
@@ -167,7 +167,7 @@ def main() -> None:
                 print(f"    b={b:>2}: twin {rel:.2f} vs {BATCH_CURVE[b]:.2f} ({_pct(rel, BATCH_CURVE[b])}), step {t * 1e3:.0f} ms;"
                       f" with +{miss_s * 1e3:.0f} ms/step: {rel2:.2f}")
         one = prefill_point(sc, 1, CURVE_CONTEXT, CURVE_NEW, cost)
-        print(f"  missing: a fixed {miss_s * 1e3:.0f} ms per step (the twin's fixed terms: {fixed_now * 1e3:.1f} ms of overheads"
+        print(f"  missing: a fixed {miss_s * 1e3:.0f} ms per step (the twin's fixed terms: {fixed_now * 1e3:.1f} ms of overheads and EP sync"
               f" + {one.breakdown_s.get('routed_experts', 0) * 1e3:.1f} ms of expert weights; one request's step {one.step_s * 1e3:.1f} ms)")
 
 

@@ -53,6 +53,18 @@ class ComputeConfig(_Strict):
     )
     ep_comm_efficiency: float = Field(0.8, gt=0, le=1, description="achieved share of CNIC and NVLink bandwidth for EP all-to-all (assumed)")
     use_fp8: bool = Field(True, description="linear layers run in FP8 when the GPU supports it")
+    indexer_fp8: bool = Field(
+        True,
+        description="the sparse-attention indexer (DeepSeek-V3.2's lightning indexer) computes in FP8, at the FP8 peak when the GPU has one (DeepSeek-V3.2-Exp report)",
+    )
+    prefill_ep_sync_us: float = Field(
+        1000.0, ge=0, le=100_000,
+        description="fixed time per MoE layer of a prefill step whose EP group spans nodes: DeepEP normal-mode notify barriers and the host's wait for receive counts (notify_dispatch ~1 ms in DeepSeek's published prefill profile, EP32)",
+    )
+    prefill_ep_sync_intranode_us: float = Field(
+        100.0, ge=0, le=100_000,
+        description="the same for a one-node prefill EP group (NVLink barrier and the host sync before each dispatch; assumed)",
+    )
 
     @model_validator(mode="before")
     @classmethod

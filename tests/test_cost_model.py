@@ -79,13 +79,42 @@ def test_overlap_hides_comm_but_costs_sms() -> None:
     added = prefill_point(base, 4, 30_000, 300)
     over_sc = _sc(p=4, d=18, prefill_ep_overlap=True)
     over = prefill_point(over_sc, 4, 30_000, 300)
-    comm = added.breakdown_s["all_to_all"]
+    comm = added.breakdown_s["all_to_all"] + added.breakdown_s["ep_sync"]  # the sync hides with the bytes
     assert comm > 0
     assert over.step_s < added.step_s
     assert over.step_s >= comm
     free = prefill_point(_sc(p=4, d=18, prefill_ep_overlap=True, ep_comm_sm_share=0.0), 4, 30_000, 300)
     assert free.step_s <= over.step_s  # SMs taken by the comm kernels slow the overlapped compute
     assert added.step_s - free.step_s == pytest.approx(min(comm, added.step_s - comm - build_cost_model(base).step_overhead_s), rel=1e-6)
+
+
+def test_ep_sync_adds_a_fixed_time_per_moe_layer_internode_or_intranode() -> None:
+    """DeepEP normal-mode synchronisation: per MoE layer, the internode value for multi-node groups, else intranode."""
+    for p, field in ((2, "prefill_ep_sync_us"), (1, "prefill_ep_sync_intranode_us")):
+        model = "DeepSeek-V3.2" if p == 2 else "DS 27B"
+        sc = _sc(model, p, 1, **{field: 700.0})
+        cost = build_cost_model(sc)
+        pt = prefill_point(sc, 1, 30_000, 300, cost)
+        assert pt.breakdown_s["ep_sync"] == pytest.approx(cost.moe_layers * 700e-6)
+        none = prefill_point(_sc(model, p, 1, **{field: 0.0}), 1, 30_000, 300)
+        assert pt.step_s - none.step_s == pytest.approx(cost.moe_layers * 700e-6, rel=1e-9)
+    dense = prefill_point(_sc("Qwen2.5-32B", 1, 2), 1, 30_000, 300)
+    assert dense.breakdown_s.get("ep_sync", 0.0) == 0.0  # no experts, no EP
+
+
+def test_the_dsa_indexer_runs_at_the_fp8_peak() -> None:
+    """DeepSeek-V3.2's indexer FLOPs count at the FP8 peak (half the BF16 time on H800); dense MLA has none."""
+    fp8, bf16 = build_cost_model(_sc()), build_cost_model(_sc(indexer_fp8=False))
+    m = fp8.model
+    assert fp8.indexer_weight == pytest.approx(m_bf16 := 989 / 1979, rel=1e-3) and bf16.indexer_weight == 1.0
+    idx = m.layers * 2.0 * m.indexer_heads * m.indexer_head_dim * 30_000
+    assert bf16.attention_flops_per_token(30_000) - fp8.attention_flops_per_token(30_000) == pytest.approx(idx * (1 - m_bf16), rel=1e-6)
+    _, (fa8, fb8, _) = fp8.decode_linear_forms()
+    _, (fa16, fb16, _) = bf16.decode_linear_forms()
+    assert fa8 == fa16 and fb8 == pytest.approx(fb16 * m_bf16)  # the capped (top-k) core is BF16 either way
+    assert bf16.attention_time_s(300, 29_700) > fp8.attention_time_s(300, 29_700)
+    v3 = build_cost_model(_sc("DeepSeek-V3"))
+    assert v3.indexer_weight == 1.0
 
 
 def test_dense_mla_prefill_takes_the_cheaper_form() -> None:

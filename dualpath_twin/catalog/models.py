@@ -229,8 +229,11 @@ class ModelSpec:
             return self.layers * L * self.attention_kv_bytes_per_layer
         return self.kv_bytes_for_context(L)
 
-    def decode_linear_forms(self) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+    def decode_linear_forms(self, indexer_weight: float = 1.0) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
         """``(a, b, T)`` for KV-read bytes and attention FLOPs per decode step: cost(L) = a*min(L, T) + b*L.
+
+        ``indexer_weight`` scales the sparse-attention indexer's FLOPs (0.5: it runs at an FP8 peak
+        twice the BF16 one, so its FLOPs count half in BF16-peak time).
 
         Both ``decode_kv_read_bytes`` and ``attention_flops_per_token`` are of this form (sparse top-k
         or sliding windows give the capped part), so a decode batch's cost needs only the sum of its
@@ -240,7 +243,7 @@ class ModelSpec:
             att = float(self.attention_kv_bytes_per_layer)
             idx = float(self.indexer_key_bytes_per_layer)
             per_ctx = 2.0 * self.heads * (2 * self.kv_lora_rank + self.qk_rope_head_dim)
-            idx_flops = 2.0 * self.indexer_heads * self.indexer_head_dim if self.has_indexer else 0.0
+            idx_flops = 2.0 * self.indexer_heads * self.indexer_head_dim * indexer_weight if self.has_indexer else 0.0
             if self.sparse_topk:
                 kv = (self.layers * att, self.layers * idx, self.sparse_topk)
                 fl = (self.layers * per_ctx, self.layers * idx_flops, self.sparse_topk)
@@ -266,21 +269,21 @@ class ModelSpec:
         """FLOPs of the output projection for one token (decode pays it every step)."""
         return 2.0 * self.vocab * self.hidden
 
-    def attention_flops_per_token(self, context_tokens: int) -> float:
-        """Attention FLOPs of one new token attending to ``context_tokens`` earlier tokens (all layers)."""
+    def attention_flops_per_token(self, context_tokens: int, indexer_weight: float = 1.0) -> float:
+        """Attention FLOPs of one new token attending to ``context_tokens`` earlier tokens (all layers; indexer x weight)."""
         L = max(0, context_tokens)
         if self.attention == "mla":
             per_ctx = 2.0 * self.heads * (2 * self.kv_lora_rank + self.qk_rope_head_dim)  # QK over 576, AV over 512
             attended = min(L, self.sparse_topk) if self.sparse_topk else L
             flops = self.layers * per_ctx * attended
             if self.has_indexer:
-                flops += self.layers * 2.0 * self.indexer_heads * self.indexer_head_dim * L
+                flops += self.layers * 2.0 * self.indexer_heads * self.indexer_head_dim * L * indexer_weight
             return flops
         per_ctx = 4.0 * self.heads * self.head_dim  # QK and AV
         windowed = min(L, self.sliding_window) if self.sliding_window else L
         return per_ctx * (self.full_attention_layers * L + self.sliding_window_layers * windowed)
 
-    def prefill_attention_flops(self, new_tokens: int, context_start: int) -> float:
+    def prefill_attention_flops(self, new_tokens: int, context_start: int, indexer_weight: float = 1.0) -> float:
         """Attention FLOPs of computing ``new_tokens`` after ``context_start`` cached tokens (all layers).
 
         Dense MLA can run prefill in either of its two forms, and engines take the cheaper: the
@@ -292,7 +295,7 @@ class ModelSpec:
         if new_tokens <= 0:
             return 0.0
         mid = context_start + new_tokens / 2.0
-        absorbed = new_tokens * self.attention_flops_per_token(int(mid))
+        absorbed = new_tokens * self.attention_flops_per_token(int(mid), indexer_weight)
         if self.attention != "mla" or self.sparse_topk:
             return absorbed
         qk = self.qk_nope_head_dim + self.qk_rope_head_dim

@@ -91,6 +91,8 @@ class CostModel:
     ep_bytes_per_token: float
     model: Any
     decode_extra_flops_per_token: float = 0.0  # the LM head, computed for every decoded token
+    indexer_weight: float = 1.0  # indexer FLOPs in BF16-peak units (0.5: FP8 at twice the BF16 peak)
+    prefill_sync_s: float = 0.0  # per MoE layer of a prefill step: DeepEP normal-mode notify + host sync
     tokens_per_decode_step: float = 1.0  # tokens a request emits per decode step (no speculative decoding)
     straggler: float = 1.0  # multiplies this engine's compute time (a slow GPU; 1 = nominal)
     # memo tables of the batch-dependent terms (pure functions of the fields above, computed in the
@@ -163,7 +165,15 @@ class CostModel:
     # ---------------------------------------------------------------- prefill
     def attention_flops(self, new_tokens: float, context_start: float) -> float:
         """Attention FLOPs of computing ``new_tokens`` after ``context_start`` cached tokens."""
-        return self.model.prefill_attention_flops(new_tokens, context_start)
+        return self.model.prefill_attention_flops(new_tokens, context_start, self.indexer_weight)
+
+    def attention_flops_per_token(self, context_tokens: int) -> float:
+        """Attention FLOPs of one decoded token at ``context_tokens`` (indexer in BF16-peak units)."""
+        return self.model.attention_flops_per_token(context_tokens, self.indexer_weight)
+
+    def decode_linear_forms(self) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+        """The model's decode KV-read and FLOP forms, the indexer's FLOPs in BF16-peak units."""
+        return self.model.decode_linear_forms(self.indexer_weight)
 
     def attention_time_s(self, new_tokens: float, context_start: float) -> float:
         """Predicted attention-core time of a request's chunk (the compute quota counts this)."""
@@ -201,8 +211,11 @@ class CostModel:
             return worst + self.step_overhead_s, busy, 0.0
         # every GPU waits at each MoE layer for the slowest: the step is the slowest GPU's compute,
         # with the all-to-all hidden under it (two micro-batches) or added
+        # the normal-mode synchronisation (notify barriers, host wait) is time, not bytes: it joins the
+        # all-to-all's time (hidden too when overlapped) but not the CNIC lane the bytes occupy
         comm = self.moe_layers * a2a_max
-        return self._with_comm(worst, comm, self.prefill_ep_overlap) + self.step_overhead_s, busy, comm
+        sync = self.moe_layers * self.prefill_sync_s if ep > 1 else 0.0
+        return self._with_comm(worst, comm + sync, self.prefill_ep_overlap) + self.step_overhead_s, busy, comm
 
     def _with_comm(self, comp: float, comm: float, overlap: bool) -> float:
         """Compute plus all-to-all: added, or overlapped with compute slowed by the SMs the comm kernels take."""
@@ -247,6 +260,7 @@ class CostModel:
             "routed_experts": self.moe_layers * self._moe_layer_s(ep_tokens, n),
             "layer_overhead": self.layers * self.layer_overhead_s,
             "all_to_all": comm,
+            "ep_sync": self.moe_layers * self.prefill_sync_s if n > 1 else 0.0,
             "step_overhead": self.step_overhead_s,
         }
         return step, parts
@@ -311,7 +325,7 @@ class CostModel:
             return 0.0, {}
         m = self.model
         kv = batch_per_gpu * m.decode_kv_read_bytes(context_tokens)
-        attn = batch_per_gpu * m.attention_flops_per_token(context_tokens)
+        attn = batch_per_gpu * self.attention_flops_per_token(context_tokens)
         step, _ = self.decode_step_s(batch_per_gpu, kv, attn)
         b = batch_per_gpu
         ep = self.decode_ep_gpus
@@ -414,4 +428,6 @@ def build_cost_model(sc: Scenario) -> CostModel:
         ep_bytes_per_token=float(m.ep_alltoall_bytes_per_token()) if moe else 0.0,
         model=m,
         decode_extra_flops_per_token=float(m.lm_head_flops_per_token()),
+        indexer_weight=(gpu.peak_flops(False) / gpu.peak_flops(True)) if cp.indexer_fp8 and m.has_indexer else 1.0,
+        prefill_sync_s=(cp.prefill_ep_sync_us if pe_nodes > 1 else cp.prefill_ep_sync_intranode_us) * 1e-6 if moe else 0.0,
     )

@@ -122,7 +122,7 @@ class DecodeEngine:
         self.env = world.env
         self.pending: deque[Req] = world.de_pending[de]
         cost = self.cost = world.cost
-        (self.ka, self.kb, self.kt), (self.fa, self.fb, self.ft) = cost.model.decode_linear_forms()
+        (self.ka, self.kb, self.kt), (self.fa, self.fb, self.ft) = cost.decode_linear_forms()
         self.blk = world.block
         self.blk_bytes = world.block * world.kv
         self.dnode = world.de_loc(de)[0]
