@@ -246,7 +246,8 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     rates depend on the rounds' means only, and ``min_jct_s`` scales its work term
     (rounds / max rate) to the full expected rounds. ``max_rounds=None`` always builds the
     whole workload. This is what keeps the dashboard's builder from generating 10,000,000
-    agents' trajectories while the user types.
+    agents' trajectories while the user types. A bounded ``[cache]`` is scaled with the sample
+    (its share of hits depends on how many agents compete for it).
     """
     from dualpath_twin.analysis.bounds import compute_bound
     from dualpath_twin.guard import expected_rounds
@@ -259,11 +260,18 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     if total <= max_rounds:
         return compute_bound(scenario, load_workload(scenario), pol)
     sample_agents = max(1, int(w.agents * max_rounds / total))
-    sample = apply_overrides(scenario, {"workload.agents": sample_agents})
+    sets: dict[str, object] = {"workload.agents": sample_agents}
+    cache = scenario.cache
+    if cache is not None and cache.capacity_gb is not None:
+        # fewer agents put proportionally fewer blocks between two rounds of one agent (lockstep):
+        # a cache scaled the same way keeps about the same share of hits
+        sets["cache.capacity_gb"] = cache.capacity_gb * sample_agents / w.agents
+    sample = apply_overrides(scenario, sets)
     b = compute_bound(sample, load_workload(sample), pol)
     if b.min_jct_s is not None and b.max_rounds_per_s > 0:
         b.min_jct_s = max(b.min_jct_s, total / b.max_rounds_per_s)
-    b.explanation += f" (from a sample of {sample_agents:,} of {w.agents:,} agents; min JCT scaled to ~{total:,} rounds)"
+    scaled = "; cache capacity scaled with it, so its share of hits is an estimate" if "cache.capacity_gb" in sets else ""
+    b.explanation += f" (from a sample of {sample_agents:,} of {w.agents:,} agents{scaled}; min JCT scaled to ~{total:,} rounds)"
     return b
 
 

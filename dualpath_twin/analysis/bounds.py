@@ -123,16 +123,18 @@ def _first_keys(wl: Workload, block_tokens: int) -> np.ndarray:
     return traj.astype(np.int64) << 32
 
 
-def _pooled_lockstep_cached(wl: Workload, cap_blocks: int, block_tokens: int) -> np.ndarray | None:
-    """Cached tokens per round of a pooled LRU over synthetic trajectories, in closed form (None: not applicable).
+def _lockstep_cached(wl: Workload, cap_blocks: int, block_tokens: int, n_lru: int = 1) -> np.ndarray | None:
+    """Cached tokens per round of ``n_lru`` LRUs over synthetic trajectories, in closed form (None: not applicable).
 
     Trajectories are visited in lockstep and each round touches its trajectory's key blocks
-    0..full-1 in order, so at a round's lookup its block 0 is the least recently used block of
-    the trajectory, at LRU stack distance (full_prev - 1) + the key blocks of every round visited
-    in between. If block 0 is still cached, so are the later ones; if not, the lookup stops at
-    block 0, and past the previous round's blocks nothing was ever inserted. Exact (the same
-    cached tokens as ``sim.cache.plan_cache``) unless a lookup reaches past the previous round's
-    blocks into those of an older, longer round (a context reset); then None.
+    0..full-1 in order (key ``(t << 32) + i``, kept in LRU ``key mod n_lru``). At a round's lookup
+    the least recently used of the trajectory's blocks in each LRU is the lowest-numbered one
+    there, block e; its LRU stack distance is the trajectory's later blocks in that LRU plus the
+    blocks every round visited in between put there. If block e is cached, so are the later
+    blocks of its LRU, so the lookup's cached prefix ends at the first such e that is not (or at
+    the previous round's last block: past it nothing was ever inserted). Exact (the same cached
+    tokens as ``sim.cache.plan_cache``) unless a lookup reaches past the previous round's blocks
+    into those of an older, longer round (a context reset); then None.
     """
     traj, ridx, full, order = _synthetic_layout(wl, block_tokens)
     later = ridx > 0
@@ -142,19 +144,35 @@ def _pooled_lockstep_cached(wl: Workload, cap_blocks: int, block_tokens: int) ->
     hit = wl.hit_tokens[r]
     nh = np.minimum(-(-hit // block_tokens), full[r])
     # a lookup past full_prev meets blocks an older, longer round of the trajectory left (a context
-    # reset shrank it): their recency is not that of block 0, so leave those workloads to the replay
+    # reset shrank it): their recency is not that of the previous round, so leave those to the replay
+    t64 = traj.astype(np.int64)
     big = int(full.max(initial=0)) + 1
-    runmax = np.maximum.accumulate(traj.astype(np.int64) * big + full) - traj.astype(np.int64) * big
+    runmax = np.maximum.accumulate(t64 * big + full) - t64 * big
     older = np.where(ridx[r] >= 2, runmax[np.maximum(prev - 1, 0)], 0)
     if np.any((nh > fprev) & (older > fprev)):
         return None
     pos = np.empty(wl.n_rounds, dtype=np.int64)
     pos[order] = np.arange(wl.n_rounds)
-    cum = np.concatenate([[0], np.cumsum(full[order])])
+    lo, hi = pos[prev] + 1, pos[r]  # the rounds visited in between: order[lo:hi]
+    reach = np.minimum(nh, fprev)  # blocks the lookup can find
+    lead = reach.copy()
+    if n_lru == 1:
+        cum = np.concatenate([[0], np.cumsum(full[order])])
+        present = cum[hi] - cum[lo] + fprev - 1 < cap_blocks
+        lead[~present] = 0
+    else:
+        res = (t64 << 32) % n_lru  # LRU of a trajectory's block 0
+        res_ord, full_ord = res[order], full[order]
+        res_r = res[r]
+        for m in range(n_lru):
+            # blocks each round puts in LRU m: i < full with (res + i) mod n_lru == m
+            d = (m - res_ord) % n_lru
+            cum = np.concatenate([[0], np.cumsum(np.maximum(full_ord - d + n_lru - 1, 0) // n_lru)])
+            e = (m - res_r) % n_lru  # the round's lowest block in LRU m
+            own = np.maximum(fprev - 1 - e, 0) // n_lru
+            absent = (e < reach) & (cum[hi] - cum[lo] + own >= cap_blocks)
+            lead = np.where(absent, np.minimum(lead, e), lead)
     cached = np.zeros(wl.n_rounds, dtype=np.int64)
-    between = cum[pos[r]] - cum[pos[prev] + 1]
-    present = (fprev >= 1) & (between + fprev - 1 < cap_blocks)
-    lead = np.where(present, np.minimum(nh, fprev), 0)
     tok = np.minimum(lead * block_tokens, hit)
     cached[r] = tok - tok % block_tokens
     return cached
@@ -189,8 +207,9 @@ def _cached_tokens(wl: Workload, capacity_gb: float | None, scope: str, n_nodes:
         ktok = block_tokens
         lookups = int(((wl.prompt_tokens + wl.gen_tokens) // block_tokens).sum())
     cap_blocks = int(capacity_gb * 1e9 // (ktok * kv))
-    if not trace and (scope == "pooled" or n_nodes == 1):
-        got = _pooled_lockstep_cached(wl, cap_blocks, block_tokens)
+    n_lru = n_nodes if scope == "per_node" else 1
+    if not trace and (n_lru == 1 or n_lru * wl.n_rounds <= 100_000_000):
+        got = _lockstep_cached(wl, cap_blocks, block_tokens, n_lru)
         if got is not None:
             return got, rounds, "LRU replay of the workload's blocks", False
     if lookups <= EXACT_CACHE_LOOKUPS:
