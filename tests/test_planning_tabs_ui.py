@@ -181,3 +181,13 @@ def test_a_huge_capacity_search_is_refused_before_any_run(db: Path, monkeypatch:
     assert f"{2 * planning_page.CAPACITY_RUNS_TYPICAL} runs" in errs  # 2 designs x ~10 runs per search
     assert calls == [] and "planning_capacity" not in at.session_state
     assert list_capacity(open_store(db)).height == 0
+
+
+def test_sizing_notes_name_designs_not_dicts() -> None:
+    """Pruned and implied candidates' notes (sizing names the deciding point as a dict) name it as a design."""
+    note = planning_page._sizing_note
+    assert note("implied: at least the resources of meeting {'cluster.prefill_nodes': 1, 'cluster.decode_nodes': 2}") == (
+        "not simulated at the target: at least the resources of meeting 1P2D")
+    assert note("no more resources than failing {'cluster.decode_nodes': 1}") == (
+        "not simulated: no more resources than failing 1 decode nodes")
+    assert note("TPOT p90 10 ms > 9 ms") == "TPOT p90 10 ms > 9 ms"

@@ -490,7 +490,7 @@ def _sizing_tab() -> None:
     fig = figures.pareto_chart(res)
     st.plotly_chart(fig, width="stretch")
     _download([fig], "sizing", "sz")
-    st.dataframe(dec.human_frame(res.to_frame(), res.axes), width="stretch", key="sz_table",
+    st.dataframe(_sizing_table(res), width="stretch", key="sz_table",
                  column_config={"$/hour": st.column_config.NumberColumn(format="%.2f")})
 
 
@@ -505,7 +505,7 @@ def sizing_verdict(res: Any) -> str:
     if res.cheapest:
         b = res.cheapest[0]
         cap = f"; measured capacity {b.capacity_aps:.3g} agents/s" if b.capacity_aps is not None else ""
-        why = f" ({b.reason})" if b.reason.startswith("implied") else ""
+        why = f" ({_sizing_note(b.reason)})" if b.reason.startswith("implied") else ""
         return (f"Cheapest configuration meeting the SLO at {res.target_aps:g} agents/s: "
                 f"**{dec.describe_point(b.point, res.policy)} at {_money(b.cost_per_hour, res.currency)}**{why}{cap}.")
     tried = [c for c in res.candidates if c.status in ("fails", "error")]
@@ -515,6 +515,35 @@ def sizing_verdict(res: Any) -> str:
     return (f"No configuration meets the SLO at {res.target_aps:g} agents/s; the largest tried, "
             f"{dec.describe_point(best.point, res.policy)} at {_money(best.cost_per_hour, res.currency)}, "
             f"fails: {best.reason or best.status}. Add larger values to the axes.")
+
+
+def _sizing_note(reason: str) -> str:
+    """A sizing candidate's reason with the grid point it names (a dict) written as a design, e.g. '2P4D'."""
+    import ast
+
+    i = reason.find("{")
+    if i < 0:
+        return reason
+    try:
+        point = ast.literal_eval(reason[i:])
+    except (ValueError, SyntaxError):
+        return reason
+    if not isinstance(point, dict):
+        return reason
+    text = reason[:i].replace("implied: ", "not simulated at the target: ")
+    if reason.startswith("no more resources"):
+        text = "not simulated: " + text
+    return text + dec.describe_point(point)
+
+
+def _sizing_table(res: Any) -> Any:
+    """Every sizing candidate with human headings (TPOT in ms) and notes naming designs, not dicts."""
+    import polars as pl
+
+    df = res.to_frame()
+    if "reason" in df.columns:
+        df = df.with_columns(pl.Series("reason", [_sizing_note(c.reason) for c in res.candidates], dtype=pl.String))
+    return dec.human_frame(df, res.axes)
 
 
 def _sensitivity_frame(res: Any) -> Any:
