@@ -191,3 +191,18 @@ def test_sizing_notes_name_designs_not_dicts() -> None:
     assert note("no more resources than failing {'cluster.decode_nodes': 1}") == (
         "not simulated: no more resources than failing 1 decode nodes")
     assert note("TPOT p90 10 ms > 9 ms") == "TPOT p90 10 ms > 9 ms"
+
+
+def test_typed_overrides_are_opt_in_and_still_guarded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scenario comes from the Scenario page; typed path=value lines only behind a toggle, and they are guarded."""
+    calls = _no_run(monkeypatch, "size")
+    at = _page(TINY)
+    assert not [t for t in at.text_area if t.key in ("sw_set", "cap_set", "sz_set", "se_set")]
+    at.toggle(key="sz_ovr").set_value(True).run()
+    at.text_area(key="sz_set").set_value("workload.agents=100000").run()
+    _sizing_axes(at, [1, 2])
+    at.button(key="sz_go").click().run()
+    assert not at.exception, at.exception
+    errs = " ".join(e.value for e in _tab(at, "Sizing").error)
+    assert "Refused before it started" in errs and "above the limit" in errs
+    assert calls == []

@@ -66,8 +66,11 @@ def _scenario_picker(key: str) -> scn.Scenario | None:
             sc = scn.from_toml(up.getvalue().decode("utf-8"), up.name)
         else:
             sc = scn.load(SCENARIO_DIR / choice)
-        sets = st.text_area("overrides (path=value, one per line)", "", key=f"{key}_set", height=68)
-        items = [s.strip() for s in sets.splitlines() if s.strip()]
+        items: list[str] = []
+        if st.toggle("advanced: override scenario fields (path=value)", key=f"{key}_ovr",
+                     help="edit the scenario on the Scenario page instead; this is for fields it has no widget for"):
+            sets = st.text_area("overrides (path=value, one per line)", "", key=f"{key}_set", height=68)
+            items = [s.strip() for s in sets.splitlines() if s.strip()]
         if items:
             sc = scn.apply_overrides(sc, scn.parse_assignments(items))
     except (scn.ScenarioError, UnicodeDecodeError) as err:
