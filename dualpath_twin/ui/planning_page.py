@@ -309,11 +309,13 @@ def _capacity_store() -> Any | None:
 def _new_capacity_search(store: Any | None) -> bool:
     """The form that runs a capacity search here; True when a result was saved in the store (and selected below)."""
     sc = _scenario_picker("cap")
-    pols = st.multiselect("policies", POLICIES, ["basic", "dualpath"], key="cap_pol")
+    pols = st.multiselect("Loading designs", POLICIES, ["basic", "dualpath"], key="cap_pol")
     c1, c2, c3 = st.columns(3)
-    tol = c1.number_input("tolerance", 0.01, 0.5, 0.05, 0.01, key="cap_tol")
-    start = c2.number_input("start rate (agents/s, 0 = scenario's)", 0.0, 1e4, 0.0, key="cap_start")
-    window = c3.number_input("arrival window s (0 = scenario's agents / rate)", 0.0, 1e6, 0.0, key="cap_win")
+    tol = c1.number_input("Tolerance (share of the rate)", 0.01, 0.5, 0.05, 0.01, key="cap_tol",
+                          help="the search stops when the meeting and failing rates are this close")
+    start = c2.number_input("Start rate (agents/s, 0 = the scenario's)", 0.0, 1e4, 0.0, key="cap_start")
+    window = c3.number_input("Arrival window (s, 0 = the scenario's agents / rate)", 0.0, 1e6, 0.0, key="cap_win",
+                             help="each rate runs rate x window agents, so the load lasts this long")
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
     anyway = refusal_box("cap")
