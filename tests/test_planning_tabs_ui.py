@@ -102,6 +102,11 @@ def test_sizing_from_axis_widgets_names_the_cheapest_design_in_words() -> None:
     assert (f"Cheapest configuration meeting the SLO at 8 agents/s: **2 decode nodes (dualpath) at "
             f"${best.cost_per_hour:,.2f}/hour**") in text
     assert "{" not in text and "cluster.decode_nodes" not in text  # no dict, no path
+    import json
+
+    (chart,) = [json.loads(c.proto.spec) for c in tab.get("plotly_chart")]
+    hover = {t for tr in chart["data"] for t in tr.get("text") or []}
+    assert hover == {"1 decode nodes", "2 decode nodes"}  # points named as designs, not decode_nodes=2
     table = _tab(at, "Sizing").dataframe[0].value
     assert not [c for c in table.columns if "_" in c or "." in c], list(table.columns)
     assert {"decode nodes", "$/hour", "status", "TTFT p90 (s)", "TPOT p90 (ms)", "capacity (agents/s)"} <= set(table.columns)

@@ -492,11 +492,21 @@ def _sizing_tab() -> None:
     if res is None:
         return
     st.markdown(sizing_verdict(res))
-    fig = figures.pareto_chart(res)
-    st.plotly_chart(fig, width="stretch")
+    fig = _human_pareto(figures.pareto_chart(res), res)
+    st.plotly_chart(fig, width="stretch", key="sz_fig")
     _download([fig], "sizing", "sz")
     st.dataframe(_sizing_table(res), width="stretch", key="sz_table",
                  column_config={"$/hour": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _human_pareto(fig: Any, res: Any) -> Any:
+    """The Pareto chart with each point named as a design ('1P2D') instead of 'decode_nodes=2' in its hover text."""
+    names = {", ".join(f"{k.split('.')[-1]}={c.point.get(k)}" for k in res.axes): dec.describe_point(c.point)
+             for c in res.candidates}
+    for tr in fig.data:
+        if tr.text is not None and not isinstance(tr.text, str):
+            tr.text = [names.get(t, t) for t in tr.text]
+    return fig
 
 
 def _money(v: float | None, currency: str) -> str:
