@@ -370,6 +370,8 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
         expl += f"; the DRAM cache serves {cs.share:.0%} of the hit KV ({cs.method})"
         if cs.optimistic:
             expl += ", so this bound is optimistic"
+        elif pol == "dualpath-split" and cs.share > 0:
+            expl += "; reads split over both sides skip the cache, so this bound is optimistic"
     return Bound(
         policy=pol,
         rounds_per_s_by_resource={k: float(v) for k, v in r.items()},
