@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ONLINE = str(ROOT / "scenarios" / "examples" / "online-serving.toml")
 PAGE = str(ROOT / "dualpath_twin" / "ui" / "pages" / "planning.py")
 TINY = [
-    "--set", "workload.max_context_tokens=8192", "--set", "run.online_window_s=5", "--set", "network.snic_gbps=10",
+    "--set", "workload.max_context_tokens=8192", "--set", "run.online_window_s=5", "--set", "network.snic_gbps=25",
     "--set", "slo.ttft_s=1", "--window-s", "20", "--start-aps", "4", "--tolerance", "0.25", "--max-evaluations", "8",
     "--workers", "1",
 ]  # fmt: skip
@@ -112,7 +112,7 @@ def test_cli_capacity_search_is_shown_by_the_dashboard(db: Path) -> None:
     # the store holds the same search, settings included
     rec = load_capacity(open_store(db), out["search_id"])
     assert [res.model_dump(mode="json") for res in rec.results] == out["capacity"]
-    assert rec.spec["source"] == "cli" and "network.snic_gbps=10" in rec.spec["overrides"]
+    assert rec.spec["source"] == "cli" and "network.snic_gbps=25" in rec.spec["overrides"]
 
     _assert_page_shows(_page(), out)
 
