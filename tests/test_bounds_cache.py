@@ -72,28 +72,32 @@ def test_storage_bound_rises_as_one_over_the_uncached_share(policy: str) -> None
 
 
 def test_cached_reads_load_the_holders_cnic_and_dram() -> None:
-    """DE-side cached reads cross from the holder (P0) to the decode node: the CNIC and DRAM terms grow, CNIC binds."""
+    """1P1D, unbounded cache: blocks sit on both nodes; the holder's DRAM and the CNICs carry the cached bytes."""
     sc = _example(**{"workload.agents": 32})
     wl = api.load_workload(sc)
     cs = cache_share(sc, wl, _kv(sc))
-    assert cs is not None and cs.share == 1.0 and cs.holder_share.tolist() == [1.0, 0.0]  # synthetic keys: all on node 0
+    assert cs is not None and cs.share == 1.0
+    q0, q1 = cs.holder_share.tolist()
+    assert q0 + q1 == pytest.approx(1.0) and min(q0, q1) > 0.3  # synthetic keys spread over a power-of-two node count
     cached, plain = compute_bound(sc, wl, "dualpath"), compute_bound(_no_cache(sc), wl, "dualpath")
     c, p = cached.rounds_per_s_by_resource, plain.rounds_per_s_by_resource
     n = sc.network
     cnic_node = n.cnic_gbps / 8 * 1e9 * n.cnic_efficiency * n.cnics_per_node
     dram = n.dram_gbps / 8 * 1e9
-    kv = _kv(sc)
-    hb = float(np.mean(wl.hit_tokens)) * kv
+    hb = float(np.mean(wl.hit_tokens)) * _kv(sc)
     f = 0.5  # DualPath reads half of the hits on the decode side at storage-NIC balance (1P1D)
-    # P0 holds every cached block: half of them go out of its DRAM and CNICs to the decode node
-    assert cnic_node / c["de_cnic"] == pytest.approx(cnic_node / p["de_cnic"] + f * hb, rel=1e-9)  # D0 CNIC rx
-    assert dram / c["pe_dram"] == pytest.approx(dram / p["pe_dram"] + f * hb, rel=1e-9)
-    assert c["de_cnic"] < p["de_cnic"] and c["pe_dram"] < p["pe_dram"]
-    assert cached.binding_resource == "de_cnic" and plain.binding_resource == "snic_read"
-    # Basic reads on P0, where the blocks are: no CNIC traffic, the same CNIC and DRAM terms
+    # P0 sends the blocks it holds that D0 reads (out of its DRAM), D0 those P0 reads
+    assert dram / c["pe_dram"] == pytest.approx(dram / p["pe_dram"] + hb * q0 * f, rel=1e-9)
+    assert dram / c["de_dram"] == pytest.approx(dram / p["de_dram"] + hb * q1 * (1 - f), rel=1e-9)
+    rx1, tx1 = hb * f * (1 - q1), hb * q1 * (1 - f)  # D0's CNIC: rx of what P0 holds, tx of what it holds
+    load = cnic_node / c["de_cnic"] - cnic_node / p["de_cnic"]
+    assert min(rx1, tx1) - 1e-6 <= load <= max(rx1, tx1) + 1e-6
+    assert c["de_cnic"] < p["de_cnic"] and c["pe_cnic"] < p["pe_cnic"]
+    assert plain.binding_resource == "snic_read" and cached.binding_resource not in ("snic_read", "storage_read")
+    # Basic reads every hit on P0: the blocks D0 holds come out of D0's DRAM and over both CNICs
     cb, pb = compute_bound(sc, wl, "basic").rounds_per_s_by_resource, compute_bound(_no_cache(sc), wl, "basic").rounds_per_s_by_resource
-    for res in ("pe_cnic", "de_cnic", "pe_dram", "de_dram"):
-        assert cb[res] == pytest.approx(pb[res], rel=1e-12), res
+    assert dram / cb["de_dram"] == pytest.approx(dram / pb["de_dram"] + hb * q1, rel=1e-9)
+    assert cb["pe_cnic"] < pb["pe_cnic"] and cb["pe_dram"] == pytest.approx(pb["pe_dram"], rel=1e-12)
 
 
 def test_holders_spread_over_nodes_load_each_nodes_cnic() -> None:

@@ -149,3 +149,14 @@ def test_the_report_lists_the_cache_effect(runs, tmp_path) -> None:
     assert 'id="cache"' in html and "SNIC relief" in html and "5 GB" in html
     plain = build_report_from_results([runs["none"]], tmp_path / "n.html").read_text()
     assert 'id="cache"' not in plain
+
+
+@pytest.mark.parametrize("nodes", [2, 4, 6, 8])
+def test_synthetic_blocks_spread_over_any_node_count(nodes: int) -> None:
+    """Trajectories' cached blocks land on every node (keys t << 32 put them all on node 0 for powers of two)."""
+    sc = _quick_with_cache({})
+    wl = api.load_workload(sc)
+    kv = build_cost_model(sc).kv_bytes_per_token
+    plan = plan_cache(wl, None, "pooled", nodes, kv, sc.storage.block_tokens)
+    held = np.bincount(plan.holder[plan.holder >= 0], minlength=nodes)
+    assert (held > 0).all() and held.max() < 3 * held.mean()

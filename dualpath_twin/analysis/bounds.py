@@ -23,6 +23,7 @@ import numpy as np
 
 from dualpath_twin.results import Bound
 from dualpath_twin.scenario import Scenario
+from dualpath_twin.sim.cache import KEY_STRIDE
 from dualpath_twin.sim.cost import CostModel, build_cost_model
 from dualpath_twin.workload.types import Workload
 
@@ -120,14 +121,14 @@ def _first_keys(wl: Workload, block_tokens: int) -> np.ndarray:
         has = koff[line + 1] > start
         return np.where(has, flat[np.minimum(start, max(len(flat) - 1, 0))] if len(flat) else 0, 0).astype(np.int64)
     traj = np.repeat(np.arange(wl.n_trajectories), np.diff(wl.round_offsets))
-    return traj.astype(np.int64) << 32
+    return traj.astype(np.int64) * KEY_STRIDE
 
 
 def _lockstep_cached(wl: Workload, cap_blocks: int, block_tokens: int, n_lru: int = 1) -> np.ndarray | None:
     """Cached tokens per round of ``n_lru`` LRUs over synthetic trajectories, in closed form (None: not applicable).
 
     Trajectories are visited in lockstep and each round touches its trajectory's key blocks
-    0..full-1 in order (key ``(t << 32) + i``, kept in LRU ``key mod n_lru``). At a round's lookup
+    0..full-1 in order (key ``t * KEY_STRIDE + i``, kept in LRU ``key mod n_lru``). At a round's lookup
     the least recently used of the trajectory's blocks in each LRU is the lowest-numbered one
     there, block e; its LRU stack distance is the trajectory's later blocks in that LRU plus the
     blocks every round visited in between put there. If block e is cached, so are the later
@@ -161,7 +162,7 @@ def _lockstep_cached(wl: Workload, cap_blocks: int, block_tokens: int, n_lru: in
         present = cum[hi] - cum[lo] + fprev - 1 < cap_blocks
         lead[~present] = 0
     else:
-        res = (t64 << 32) % n_lru  # LRU of a trajectory's block 0
+        res = (t64 * KEY_STRIDE) % n_lru  # LRU of a trajectory's block 0
         res_ord, full_ord = res[order], full[order]
         res_r = res[r]
         for m in range(n_lru):
@@ -280,7 +281,7 @@ def decode_rounds_per_s(sc: Scenario, cost: CostModel, prompt: float, gen: float
     bsz = max(1, int(cost.hbm_kv_decode_bytes // per_req)) if per_req > 0 else 1
     ctx = prompt + gen / 2
     model = cost.model
-    step, _ = cost.decode_step_s(bsz, bsz * model.decode_kv_read_bytes(ctx), bsz * model.attention_flops_per_token(ctx))
+    step, _ = cost.decode_step_s(bsz, bsz * model.decode_kv_read_bytes(ctx), bsz * cost.attention_flops_per_token(ctx))
     tok_per_s_gpu = bsz / step
     n = sc.cluster.decode_nodes * sc.cluster.gpus_per_node
     steps_per_round = max(gen - 1, 1.0)
@@ -353,7 +354,7 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
         work = wl.n_rounds / max_rps
         # critical path of the slowest agent: its rounds run back to back, each needing at least
         # (gen - 1) decode steps at batch 1 plus its delays (prefill and I/O ignored: still a bound)
-        step1, _ = cost.decode_step_s(1, cost.model.decode_kv_read_bytes(prompt), cost.model.attention_flops_per_token(prompt))
+        step1, _ = cost.decode_step_s(1, cost.model.decode_kv_read_bytes(prompt), cost.attention_flops_per_token(prompt))
         per_round = (np.maximum(wl.gen_tokens - 1, 0) * step1).astype(float)
         if not wl.open_loop:
             per_round = per_round + wl.delay_s * (np.arange(wl.n_rounds) != np.repeat(wl.round_offsets[:-1], np.diff(wl.round_offsets)))

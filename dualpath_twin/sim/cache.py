@@ -29,6 +29,11 @@ import numpy as np
 
 from dualpath_twin.workload.types import Workload
 
+KEY_STRIDE = 4_294_967_311
+"""Synthetic block keys: block i of trajectory t is ``t * KEY_STRIDE + i``. A prime above 2^32, so keys of
+different trajectories never collide (i < 2^32) and ``key mod nodes`` spreads trajectories over any node
+count (with ``t << 32`` every trajectory's first block sat on node 0 whenever the count was a power of two)."""
+
 
 @dataclass
 class CachePlan:
@@ -49,11 +54,11 @@ def _round_keys(wl: Workload, block_tokens: int) -> tuple[list[np.ndarray], np.n
         line = np.asarray(order)
         keys = [flat[koff[i]:koff[i + 1]] for i in line.tolist()]
         return keys, np.argsort(line, kind="stable"), ktok
-    # synthetic: block i of trajectory t is (t, i); a round fills its prompt's and generated tokens' blocks
+    # synthetic: block i of trajectory t is t * KEY_STRIDE + i; a round fills its prompt's and generated tokens' blocks
     counts = np.diff(wl.round_offsets)
     traj = np.repeat(np.arange(wl.n_trajectories), counts)
     ridx = np.arange(wl.n_rounds) - np.repeat(wl.round_offsets[:-1], counts)
-    base = traj.astype(np.int64) << 32
+    base = traj.astype(np.int64) * KEY_STRIDE
     full = (wl.prompt_tokens + wl.gen_tokens) // block_tokens
     keys = [base[r] + np.arange(int(full[r]), dtype=np.int64) for r in range(wl.n_rounds)]
     order = np.lexsort((traj, ridx))  # lockstep: round index first, then trajectory
