@@ -57,13 +57,17 @@ def sweep(db: Path) -> SweepResult:
     return res
 
 
-def _page(sweep: SweepResult | None = None, budget: float | None = None) -> AppTest:
+def _page(sweep: SweepResult | None = None, budget: float | None = None, rank: str = "throughput") -> AppTest:
+    """The Planning page with a sweep in the session; ``rank`` set on the Decision tab (default here: throughput)."""
     at = AppTest.from_string(PAGE_APP, default_timeout=60)
     if sweep is not None:
         at.session_state["planning_sweep"] = sweep
         at.session_state["planning_sweep_sc"] = SC
     at.run()
     assert not at.exception, at.exception
+    if sweep is not None and rank != "value":
+        at.radio(key="dec_rank").set_value(rank).run()
+        assert not at.exception, at.exception
     if budget is not None:
         at.number_input(key="dec_budget").set_value(budget).run()
         assert not at.exception, at.exception
@@ -99,7 +103,7 @@ def test_real_sweep_names_the_best_design_and_its_cost(sweep: SweepResult) -> No
     table = tab.dataframe[0].value
     assert list(table.columns[:6]) == ["pick", "design", "source", "$/hour", "meets SLO", "why"]
     assert {"prompt tokens/s", "TTFT p90 (s)", "TPOT p90 (ms)", "run"} <= set(table.columns)
-    assert table["design"].tolist() == ["2 decode nodes (dualpath)", "1 decode nodes (dualpath)"]
+    assert table["design"].tolist() == ["2 decode nodes (dualpath)", "1 decode node (dualpath)"]
     assert table["pick"].tolist() == ["best", "runner-up"]
     assert table["$/hour"].tolist() == pytest.approx([cost2, cost1])
     by_design = {p.point["cluster.decode_nodes"]: p for p in sweep.points}
@@ -109,8 +113,28 @@ def test_real_sweep_names_the_best_design_and_its_cost(sweep: SweepResult) -> No
     # a budget between the two costs picks the cheaper point
     tab = _tab(_page(sweep, budget=(cost1 + cost2) / 2))
     (verdict,) = [s.value for s in tab.success]
-    assert f": 1 decode nodes (dualpath) at ${cost1:,.2f}/hour (sweep)" in verdict
+    assert f": 1 decode node (dualpath) at ${cost1:,.2f}/hour (sweep)" in verdict
     assert f"within ${(cost1 + cost2) / 2:,.2f}/hour" in verdict
+
+
+def test_by_default_the_best_is_the_most_prompt_tokens_per_dollar(sweep: SweepResult) -> None:
+    """Value ranking (the default): the point with the most prompt tokens per $ among those meeting the SLO."""
+    at = _page(sweep, rank="value")
+    assert at.radio(key="dec_rank").value == "value"
+    per_usd = {}
+    for p in sweep.points:
+        per_usd[p.point["cluster.decode_nodes"]] = p.summary.prompt_tokens_per_s * 3600 / _cost(sweep, p.point["cluster.decode_nodes"])
+    best = max(per_usd, key=per_usd.get)
+    assert per_usd[best] != per_usd[3 - best]
+    (verdict,) = [s.value for s in _tab(at).success]
+    name = "1 decode node" if best == 1 else f"{best} decode nodes"
+    assert verdict.startswith(f"Best configuration meeting the SLO: {name} (dualpath) at ${_cost(sweep, best):,.2f}/hour")
+    table = _tab(at).dataframe[0].value
+    assert table["prompt tokens per $"].tolist() == pytest.approx([per_usd[best], per_usd[3 - best]])
+    # the same choices ranked by throughput put the faster point first
+    at.radio(key="dec_rank").set_value("throughput").run()
+    fastest = max(sweep.points, key=lambda p: p.summary.prompt_tokens_per_s).point["cluster.decode_nodes"]
+    assert [s.value for s in _tab(at).success][0].startswith(f"Best configuration meeting the SLO: {fastest} decode node")
 
 
 def test_a_budget_below_every_cost_names_the_cheapest_meeting_the_slo(sweep: SweepResult) -> None:
@@ -119,7 +143,7 @@ def test_a_budget_below_every_cost_names_the_cheapest_meeting_the_slo(sweep: Swe
     assert not tab.success
     (warning,) = [w.value for w in tab.warning]
     assert warning == (f"Nothing meets the SLO within $1.00/hour; the cheapest that meets it is "
-                       f"1 decode nodes (dualpath) at ${cost1:,.2f}/hour.")
+                       f"1 decode node (dualpath) at ${cost1:,.2f}/hour.")
     table = tab.dataframe[0].value
     assert table["pick"].tolist() == ["cheapest meeting the SLO"]
 
@@ -139,9 +163,9 @@ def test_the_minimum_attainment_rules_out_a_point(sweep: SweepResult) -> None:
     assert not at.exception, at.exception
     tab = _tab(at)
     (verdict,) = [s.value for s in tab.success]
-    assert verdict.startswith("Best configuration meeting the SLO: 1 decode nodes (dualpath)")
+    assert verdict.startswith("Best configuration meeting the SLO: 1 decode node (dualpath)")
     table = tab.dataframe[0].value
-    assert table["design"].tolist() == ["1 decode nodes (dualpath)"]  # the other point misses: not a runner-up
+    assert table["design"].tolist() == ["1 decode node (dualpath)"]  # the other point misses: not a runner-up
 
 def test_the_best_run_opens_on_the_results_page(sweep: SweepResult) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
@@ -150,6 +174,7 @@ def test_the_best_run_opens_on_the_results_page(sweep: SweepResult) -> None:
     at.run()
     at.switch_page(PLANNING_PAGE).run()
     assert not at.exception, at.exception
+    at.radio(key="dec_rank").set_value("throughput").run()
     best = next(p for p in sweep.points if p.point["cluster.decode_nodes"] == 2)
     btn = at.button(key="dec_open_0")
     assert btn.label == "Open the run of 2 decode nodes (dualpath) in Results"
@@ -177,13 +202,14 @@ def test_a_sizing_result_is_decided_on_too(sweep: SweepResult) -> None:
     at.run()
     assert not at.exception, at.exception
     assert at.radio(key="dec_src").options == ["sweep", "sizing"]
+    at.radio(key="dec_rank").set_value("throughput").run()
     assert [s.value for s in _tab(at).success][0].startswith("Best configuration meeting the SLO: 2 decode nodes")
     at.radio(key="dec_src").set_value("sizing").run()
     assert not at.exception, at.exception
     tab = _tab(at)
     cheapest = min(c.cost_per_hour for c in sized.candidates)
     (verdict,) = [s.value for s in tab.success]
-    assert verdict.startswith(f"Best configuration meeting the SLO: 1 decode nodes (dualpath) at ${cheapest:,.2f}/hour (sizing)")
+    assert verdict.startswith(f"Best configuration meeting the SLO: 1 decode node (dualpath) at ${cheapest:,.2f}/hour (sizing)")
     table = tab.dataframe[0].value
     assert table["source"].tolist() == ["sizing", "sizing"] and table["run"].tolist() == ["", ""]
     assert not [b for b in tab.button if b.key and b.key.startswith("dec_open_")]  # sizing keeps no run per point

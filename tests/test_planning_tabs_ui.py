@@ -106,7 +106,7 @@ def test_sizing_from_axis_widgets_names_the_cheapest_design_in_words() -> None:
 
     (chart,) = [json.loads(c.proto.spec) for c in tab.get("plotly_chart")]
     hover = {t for tr in chart["data"] for t in tr.get("text") or []}
-    assert hover == {"1 decode nodes", "2 decode nodes"}  # points named as designs, not decode_nodes=2
+    assert hover == {"1 decode node", "2 decode nodes"}  # points named as designs, not decode_nodes=2
     table = _tab(at, "Sizing").dataframe[0].value
     assert not [c for c in table.columns if "_" in c or "." in c], list(table.columns)
     assert {"decode nodes", "$/hour", "status", "TTFT p90 (s)", "TPOT p90 (ms)", "capacity (agents/s)"} <= set(table.columns)
@@ -194,7 +194,7 @@ def test_sizing_notes_name_designs_not_dicts() -> None:
     assert note("implied: at least the resources of meeting {'cluster.prefill_nodes': 1, 'cluster.decode_nodes': 2}") == (
         "not simulated at the target: at least the resources of meeting 1P2D")
     assert note("no more resources than failing {'cluster.decode_nodes': 1}") == (
-        "not simulated: no more resources than failing 1 decode nodes")
+        "not simulated: no more resources than failing 1 decode node")
     assert note("TPOT p90 10 ms > 9 ms") == "TPOT p90 10 ms > 9 ms"
 
 

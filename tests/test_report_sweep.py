@@ -64,3 +64,16 @@ def test_sweep_html_without_a_command_lists_the_parameters(result) -> None:
 def test_cli_command_line_quotes_arguments() -> None:
     assert cli_command_line(["/x/bin/dualpath-twin", "sweep", "a b.toml", "-g", "x=1,2"]) == \
         "dualpath-twin sweep 'a b.toml' -g x=1,2"
+
+
+def test_sweep_html_prices_every_point_and_gives_tpot_in_ms(result) -> None:
+    from dualpath_twin.economics import economics_from_rates
+    from dualpath_twin.planning.common import override
+
+    html = sweep_report_html(result, SC, None, ())
+    assert "<th>$/hour</th>" in html and "<th>$ per M prompt tokens</th>" in html and "TPOT p90 (ms)" in html
+    assert "TPOT p90 (s)" not in html
+    for p in result.points:
+        usd = economics_from_rates(override(SC, dict(p.point)), p.summary.prompt_tokens_per_s, 0.0).usd_per_hour
+        assert f"<td>{usd:,.2f}</td>" in html
+    assert "<th>$/hour</th>" not in sweep_report_html(result, None, None, ())  # no scenario, no prices

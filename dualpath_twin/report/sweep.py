@@ -28,7 +28,7 @@ SWEEP_COLUMNS: dict[str, str] = {
     "jct_s": "JCT (s)",
     "ttft_p90_s": "TTFT p90 (s)",
     "ttft_p99_s": "TTFT p99 (s)",
-    "tpot_p90_s": "TPOT p90 (s)",
+    "tpot_p90_ms": "TPOT p90 (ms)",
     "slo_attainment": "SLO attainment",
     "steady_state": "steady",
     "capacity_aps": "capacity (agents/s)",
@@ -52,15 +52,50 @@ def _cell(v: Any) -> str:
     return fmt(v, 4) if isinstance(v, float) else str(v)
 
 
-def _results_table(result: Any) -> str:
+def _point_costs(result: Any, scenario: Any) -> list[tuple[float | None, float | None]]:
+    """Per point ($/hour of its cluster, $ per million prompt tokens at its throughput); None where unpriced."""
+    from dualpath_twin.economics import economics_from_rates
+    from dualpath_twin.planning.common import override, scenario_from_toml
+
+    if scenario is None:
+        return [(None, None)] * len(result.points)
+    sc = scenario_from_toml(scenario) if isinstance(scenario, str) else scenario
+    out = []
+    for p in result.points:
+        try:
+            s = p.summary
+            e = economics_from_rates(override(sc, dict(p.point)), s.prompt_tokens_per_s if s else 0.0,
+                                     (s.generated_tokens_per_s or 0.0) if s else 0.0)
+            out.append((e.usd_per_hour, e.usd_per_m_prompt_tokens if s else None))
+        except Exception:  # noqa: BLE001 - no price for this GPU, or an invalid point: the cell stays empty
+            out.append((None, None))
+    return out
+
+
+def _results_table(result: Any, scenario: Any = None) -> str:
+    import polars as pl
+
     df = result.to_frame()
     if df.height == 0:
         return "<p>No points.</p>"
+    if "tpot_p90_s" in df.columns:
+        df = df.with_columns((pl.col("tpot_p90_s") * 1000).alias("tpot_p90_ms"))
+    costs = _point_costs(result, scenario)
     axes = [a for a in result.grid if a in df.columns]
+    labels = dict(SCENARIO_FIELDS)
     cols = axes + [c for c in SWEEP_COLUMNS if c in df.columns and df[c].null_count() < df.height]
-    header = axes + [SWEEP_COLUMNS[c] for c in cols[len(axes):]]
-    rows = [[esc(_cell(row[c])) for c in cols] for row in df.iter_rows(named=True)]
-    return table(header, rows)
+    header = [labels.get(a, a) for a in axes] + [SWEEP_COLUMNS[c] for c in cols[len(axes):]]
+    priced = any(u is not None for u, _ in costs)
+    if priced:
+        header += ["$/hour", "$ per M prompt tokens"]
+    rows = []
+    for row, (usd_h, per_m) in zip(df.iter_rows(named=True), costs, strict=True):
+        cells = [esc(_cell(row[c])) for c in cols]
+        if priced:
+            cells += [esc("–" if usd_h is None else f"{usd_h:,.2f}"), esc("–" if per_m is None else f"{per_m:,.4f}")]
+        rows.append(cells)
+    note = "<p class='note'>Costs from the cost table (data/costs.toml unless set): assumptions for comparing points, not quotes.</p>"
+    return table(header, rows) + (note if priced else "")
 
 
 def _parameters_table(result: Any, extra: dict[str, Any] | None) -> str:
@@ -121,7 +156,7 @@ def sweep_report_html(
         f"<h1>{esc(title)}</h1><p class='note'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",
         f'<section id="command"><h2>How it was produced</h2>{how}{_parameters_table(result, parameters)}</section>',
         f'<section id="scenario"><h2>Scenario: {esc(scen)}</h2>{_scenario_block(scenario)}</section>',
-        f'<section id="results"><h2>Results</h2>{_results_table(result)}</section>',
+        f'<section id="results"><h2>Results</h2>{_results_table(result, scenario)}</section>',
     ]
     if figs:
         body.append(f'<section id="figures"><h2>Figures</h2>{"".join(figs)}</section>')

@@ -124,7 +124,7 @@ def describe_point(point: dict[str, Any], policy: str | None = None) -> str:
     if "cluster.prefill_nodes" in p or "cluster.decode_nodes" in p:
         pn, dn = p.pop("cluster.prefill_nodes", None), p.pop("cluster.decode_nodes", None)
         parts.append(f"{pn if pn is not None else '?'}P{dn if dn is not None else '?'}D" if pn is not None and dn is not None
-                     else (f"{pn} prefill nodes" if pn is not None else f"{dn} decode nodes"))
+                     else (_count(pn, "prefill node") if pn is not None else _count(dn, "decode node")))
     for k, v in p.items():
         if k == "policy.name":
             policy = policy or v
@@ -137,6 +137,11 @@ def describe_point(point: dict[str, Any], policy: str | None = None) -> str:
             parts.append(f"{lab} {_num(v)}")
     text = ", ".join(parts) or "the scenario as is"
     return f"{text} ({policy})" if policy else text
+
+
+def _count(n: Any, noun: str) -> str:
+    """'1 decode node', '2 decode nodes'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _num(v: Any) -> str:
@@ -227,8 +232,19 @@ def point_cost(sc: Scenario, point: dict[str, Any], policy: str, summary: Any = 
         return None
 
 
-def sweep_choices(res: Any, sc: Scenario, min_attainment: float | None = None) -> list[Choice]:
-    """Every finished sweep point as a Choice, best first (run: meets SLO then prompt tokens/s; capacity: capacity_aps)."""
+RANKS: dict[str, str] = {
+    "value": "most per dollar (prompt tokens/s or capacity per $/hour)",
+    "throughput": "highest prompt tokens/s (capacity sweeps: capacity)",
+}
+"""How the points that meet the SLO are ordered: value for money (the default a buyer wants) or raw throughput."""
+
+
+def sweep_choices(res: Any, sc: Scenario, min_attainment: float | None = None, rank: str = "value") -> list[Choice]:
+    """Every finished sweep point as a Choice, best first: those meeting the SLO, then by ``rank`` (see RANKS).
+
+    ``value`` orders by prompt tokens per dollar (capacity sweeps: agents/s per $/hour); points without a
+    price come after the priced ones, by throughput.
+    """
     out = []
     for p in res.points:
         s = p.summary
@@ -248,10 +264,23 @@ def sweep_choices(res: Any, sc: Scenario, min_attainment: float | None = None) -
                        "TPOT p90 (ms)": s.tpot_s.p90 * 1000}
         if s is not None and s.bottleneck:
             why += f"; binding resource: {s.bottleneck}"
-        out.append(Choice(describe_point(p.point, p.policy), "sweep", point_cost(sc, p.point, p.policy, s), ok, why,
-                          p.run_id, metrics))
-    key = next(iter(out[0].metrics)) if out else ""
-    out.sort(key=lambda c: (not c.meets, -(c.metrics.get(key) or 0.0)))
+        usd = point_cost(sc, p.point, p.policy, s)
+        main = next(iter(metrics.values())) or 0.0
+        if usd:
+            if res.objective == "capacity":
+                metrics["agents/s per $/hour"] = main / usd
+            else:
+                metrics["prompt tokens per $"] = main * 3600.0 / usd
+        out.append(Choice(describe_point(p.point, p.policy), "sweep", usd, ok, why, p.run_id, metrics))
+
+    def order(c: Choice) -> tuple:
+        main = next(iter(c.metrics.values()), 0.0) or 0.0
+        if rank == "value":
+            per_usd = c.metrics.get("prompt tokens per $", c.metrics.get("agents/s per $/hour"))
+            return (not c.meets, per_usd is None, -(per_usd or 0.0), -main)
+        return (not c.meets, -main)
+
+    out.sort(key=order)
     return out
 
 

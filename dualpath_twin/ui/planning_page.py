@@ -240,7 +240,9 @@ def _sweep_tab() -> None:
     sc_run = st.session_state.get("planning_sweep_sc") or sc
     df = res.to_frame()
     st.caption(f"sweep {res.sweep_id}: {len(res.points)} points, {res.new_runs} new runs, {res.wall_s:.1f} s")
-    best_i = _best_sweep_point(res, sc_run, crit.min_attainment)
+    rank = st.radio("best point: rank the points that meet the SLO by", list(dec.RANKS), horizontal=True, key="sw_rank",
+                    format_func=lambda r: dec.RANKS[r])
+    best_i = _best_sweep_point(res, sc_run, crit.min_attainment, rank)
     axes_l = list(res.grid)
     metrics = [m for m in figures.METRIC_LABELS if m in df.columns and df[m].null_count() < df.height]
     figs = []
@@ -260,11 +262,20 @@ def _sweep_tab() -> None:
     st.download_button("download sweep report (HTML)", html, file_name=report_filename(f"{name}-sweep", res.policies),
                        mime="text/html", key="sw_dl", help="the parameters, scenario, every point's numbers and the charts")
     hf = _sweep_table(res, sc_run)
+    sty = hf.style.format(_num_cell, subset=[c for c in hf.columns if hf[c].dtype.kind == "f"])
     if best_i is not None:
-        st.dataframe(hf.style.apply(lambda r: ["background-color: #d4edda" if r.name == best_i else "" for _ in r], axis=1),
-                     width="stretch", key="sw_table")
-    else:
-        st.dataframe(hf, width="stretch", key="sw_table")
+        sty = sty.apply(lambda r: ["background-color: #d4edda" if r.name == best_i else "" for _ in r], axis=1)
+    st.dataframe(sty, width="stretch", key="sw_table")
+
+
+def _num_cell(v: Any) -> str:
+    """A table number as a planner reads it: thousands separated, 3 significant digits below 100, '-' for none."""
+    if v is None or v != v:
+        return "-"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
 
 
 def _sweep_table(res: Any, sc: scn.Scenario) -> Any:
@@ -277,13 +288,20 @@ def _sweep_table(res: Any, sc: scn.Scenario) -> Any:
     df = df.with_columns(pl.Series("usd_per_hour", cost, dtype=pl.Float64))
     if res.objective == "run":
         df = df.with_columns(pl.Series("meets_slo", meets, dtype=pl.Boolean))
-    return dec.human_frame(df, list(res.grid)).to_pandas()
+    hf = dec.human_frame(df, list(res.grid)).to_pandas()
+    # what a planner decides on first: the point, its design, whether it meets the SLO and what it costs
+    first = [dec.axis_label(a) for a in res.grid] + ["design", "meets SLO", "$/hour"]
+    lead = [c for c in first if c in hf.columns]
+    return hf[lead + [c for c in hf.columns if c not in lead]]
 
 
-def _best_sweep_point(res: Any, sc: scn.Scenario, min_attainment: float | None) -> int | None:
+def _best_sweep_point(res: Any, sc: scn.Scenario, min_attainment: float | None, rank: str = "value") -> int | None:
     """Name the best point (st.success with design, cost and why); its row index in the table, or None."""
-    choices = dec.sweep_choices(res, sc, min_attainment)
-    what = "highest capacity" if res.objective == "capacity" else "highest prompt tokens/s meeting the SLO"
+    choices = dec.sweep_choices(res, sc, min_attainment, rank)
+    if rank == "value":
+        what = "most capacity per dollar" if res.objective == "capacity" else "most prompt tokens per dollar meeting the SLO"
+    else:
+        what = "highest capacity" if res.objective == "capacity" else "highest prompt tokens/s meeting the SLO"
     slo = f"TTFT p90 <= {sc.slo.ttft_s:g} s, TPOT p90 <= {sc.slo.tpot_ms:g} ms"
     if not choices or not choices[0].meets:
         st.warning(f"No point meets the SLO ({slo})." + (f" Closest: {choices[0].design} ({choices[0].why})." if choices else ""))
@@ -636,7 +654,10 @@ def _decision_tab() -> None:
     src = st.radio("decide from", sources, horizontal=True, key="dec_src") if len(sources) > 1 else None
     choices: list[dec.Choice] = []
     if sweep is not None and src in (None, "sweep"):
-        choices += dec.sweep_choices(sweep, sweep_sc or scn.Scenario(), att / 100 or None)
+        rank = st.radio("rank the points that meet the SLO by", list(dec.RANKS), horizontal=True, key="dec_rank",
+                        format_func=lambda r: dec.RANKS[r],
+                        help="value: what a buyer wants (the same work for less); throughput: the fastest point")
+        choices += dec.sweep_choices(sweep, sweep_sc or scn.Scenario(), att / 100 or None, rank)
     if sizing is not None and src in (None, "sizing"):
         choices += dec.sizing_choices(sizing)
     best, others, verdict = dec.decide(choices, budget or None)
