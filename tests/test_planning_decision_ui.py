@@ -213,3 +213,43 @@ def test_a_sizing_result_is_decided_on_too(sweep: SweepResult) -> None:
     table = tab.dataframe[0].value
     assert table["source"].tolist() == ["sizing", "sizing"] and table["run"].tolist() == ["", ""]
     assert not [b for b in tab.button if b.key and b.key.startswith("dec_open_")]  # sizing keeps no run per point
+
+
+def _pd_page(sc: Scenario) -> AppTest:
+    at = AppTest.from_string(PAGE_APP, default_timeout=120)
+    at.session_state["dp_base_scenario"] = sc  # what the Scenario page holds (base and edited scenario)
+    at.session_state["dp_scenario"] = sc
+    at.session_state["dp_problems"] = []
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_decision_tab_advises_the_pd_split_of_the_built_scenario(db: Path) -> None:
+    sc = SC.model_copy(update={"cluster": SC.cluster.model_copy(update={"decode_nodes": 2})})
+    at = _pd_page(sc)
+    btn = at.button(key="pd_go")
+    assert btn.label == "Advise the split of tiny (1P2D, 3 nodes)"
+    btn.click().run()
+    assert not at.exception, at.exception
+    adv = at.session_state["planning_pd"]
+    tab = _tab(at)
+    text = [m.value for m in (*tab.success, *tab.warning)]
+    assert any(f"{adv.advised} is advised under dualpath" in t for t in text), text
+    table = next(d.value for d in tab.dataframe if "split" in d.value.columns)
+    assert sorted(table["split"]) == ["1P2D", "2P1D"]
+    assert table["advised"].tolist().count(True) == 1
+    assert table["measured rounds/s per node"].notna().any()  # the neighbours were simulated
+
+
+def test_pd_advice_of_a_huge_scenario_is_refused_before_any_run(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dualpath_twin.planning import pd_advice
+
+    called = []
+    monkeypatch.setattr(pd_advice, "advise_pd", lambda *a, **k: called.append(1))
+    sc = SC.model_copy(update={"workload": SC.workload.model_copy(update={"agents": 5_000_000, "max_context_tokens": 65536})})
+    at = _pd_page(sc)
+    at.button(key="pd_go").click().run()
+    assert not at.exception, at.exception
+    assert not called and "planning_pd" not in at.session_state
+    assert any("Refused before it started" in e.value for e in _tab(at).error)

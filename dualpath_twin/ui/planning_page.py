@@ -682,8 +682,50 @@ def _decision_tab() -> None:
                 st.switch_page(RESULTS_PAGE)
     elif any(c.source == "sweep" for c in shown):
         st.caption("these points have no stored run (capacity sweeps keep no single run per point)")
-    st.caption("P/D ratio advice is not derived from a sweep: it simulates a run of its own "
-               "(`dualpath-twin size <scenario> --pd all`).")
+
+
+PD_RUNS = 4  # the scenario's own split, the advised one and its two neighbours (at most)
+
+
+def _pd_advice_section() -> None:
+    """P/D split advice for the scenario of the Scenario page: which split keeps both sides busy, neighbours measured."""
+    from dualpath_twin.planning.pd_advice import advise_pd
+    from dualpath_twin.ui import state
+
+    st.subheader("Prefill/decode split")
+    st.caption("One run of the scenario's own split measures how busy each side is; every split of the same node count "
+               "is estimated from it, the best per node is advised, and it and its neighbours (one node moved "
+               f"between the roles) are simulated (up to {PD_RUNS} runs). CLI: `dualpath-twin size <scenario> --pd all`.")
+    if state.problems():
+        st.info("Fix the scenario on the Scenario page first: " + "; ".join(state.problems()))
+        return
+    sc = state.scenario()
+    c = sc.cluster
+    pol = st.selectbox("design", POLICIES, POLICIES.index(sc.policy.name) if sc.policy.name in POLICIES else 0,
+                       key="pd_pol")
+    anyway = refusal_box("pd")
+    if st.button(f"Advise the split of {sc.name} ({c.prefill_nodes}P{c.decode_nodes}D, {c.prefill_nodes + c.decode_nodes} nodes)",
+                 key="pd_go"):
+        if guard_ok([sc.with_policy(pol)], 1, "pd", anyway, PD_RUNS):
+            try:
+                with st.spinner("simulating the splits"):
+                    st.session_state["planning_pd"] = advise_pd(sc, policy=pol)
+            except (PlanningError, scn.ScenarioError, ValueError) as err:
+                st.error(str(err))
+                return
+    adv = st.session_state.get("planning_pd")
+    if adv is None:
+        return
+    (st.success if adv.matches is not False else st.warning)(adv.text)
+    import pandas as pd
+
+    rows = [{"split": x.label, "advised": x.label == adv.advised, "estimated rounds/s per node": x.estimated_per_node,
+             "measured rounds/s per node": x.measured_per_node, "sides balanced (1 = equally busy)": x.estimated_balance,
+             "binding resource (bound)": x.binding_resource, "JCT (s)": x.jct_s, "status": x.status}
+            for x in adv.candidates]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pd_table",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in
+                                ("estimated rounds/s per node", "measured rounds/s per node", "sides balanced (1 = equally busy)")})
 
 
 def render() -> None:
@@ -710,3 +752,5 @@ def render() -> None:
         _sensitivity_tab()
     with tabs[4]:
         _decision_tab()
+        st.divider()
+        _pd_advice_section()
