@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from dualpath_twin import cli
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult
+from dualpath_twin.planning.common import scenario_from_toml
 from dualpath_twin.planning.storeio import load_capacity, save_capacity
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.store import open_store
@@ -114,7 +115,16 @@ def test_cli_capacity_search_is_shown_by_the_dashboard(db: Path) -> None:
     assert [res.model_dump(mode="json") for res in rec.results] == out["capacity"]
     assert rec.spec["source"] == "cli" and "network.snic_gbps=25" in rec.spec["overrides"]
 
-    _assert_page_shows(_page(), out)
+    at = _page()
+    _assert_page_shows(at, out)
+    # each tile says what the cluster costs per agent/s it serves (the stored scenario, the session cost table)
+    from dualpath_twin.economics import cost_table
+
+    usd = cost_table(None).cluster_cost_per_hour(rec_sc := scenario_from_toml(rec.scenario_toml))
+    assert usd > 0 and rec_sc.cluster.prefill_nodes == 2
+    per = [c.value for c in at.caption if "per agent/s served" in c.value]
+    for c in out["capacity"]:
+        assert f"cluster ${usd:,.2f}/hour: ${usd / c['capacity_aps']:,.2f}/hour per agent/s served (session cost table)" in per
 
     # a newer search becomes the default; the CLI's link (?capacity=<id prefix>) still opens this one
     decoy = CapacityResult(policy="basic", capacity_aps=123.0, lo_aps=123.0, hi_aps=130.0, tolerance=0.1,

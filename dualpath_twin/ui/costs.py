@@ -79,3 +79,13 @@ def values(summary: Any, scenario_toml: str) -> dict[str, float | None]:
         return dict.fromkeys(economics.ECONOMICS_KEYS)
     d = e.as_dict()
     return {k: d[k] for k in economics.ECONOMICS_KEYS}
+
+
+def cluster_usd_per_hour(scenario_toml: str) -> float | None:
+    """$/hour of a scenario's cluster under the session's cost table, None when it cannot be priced."""
+    from dualpath_twin.scenario import from_toml
+
+    try:
+        return float(table().cluster_cost_per_hour(from_toml(scenario_toml, check_catalog=False)))
+    except Exception:  # noqa: BLE001 - e.g. no price for this GPU: the caller shows no cost
+        return None

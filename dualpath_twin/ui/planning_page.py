@@ -366,6 +366,7 @@ def _new_capacity_search(store: Any | None) -> bool:
         st.error(str(err))
         return False
     st.session_state["planning_capacity"] = results
+    st.session_state["planning_capacity_toml"] = sc.to_toml()
     if store is None:
         return False
     spec = capacity_spec(pols, tolerance=tol, criterion=crit, start_aps=start or None, window_s=window or None,
@@ -379,14 +380,20 @@ def _new_capacity_search(store: Any | None) -> bool:
     return True
 
 
-def show_capacity(results: list[CapacityResult], key: str, caption: str = "") -> None:
-    """Capacity per policy (tiles and table), the measured SLO curve (chart and table) and the chart download."""
+def show_capacity(results: list[CapacityResult], key: str, caption: str = "", scenario_toml: str | None = None) -> None:
+    """Capacity per policy (tiles with the cluster's cost per agent/s, table), the measured SLO curve and its download."""
+    from dualpath_twin.ui import costs
+
     if caption:
         st.caption(caption)
+    usd_h = costs.cluster_usd_per_hour(scenario_toml) if scenario_toml else None
     cols = st.columns(len(results))
     for col, r in zip(cols, results, strict=True):
         col.metric(f"{r.policy} capacity", f"{r.capacity_aps:.4g} agents/s",
                    help=f"fails at {r.hi_aps}; {'converged' if r.converged else 'not converged'}; {r.evaluations} runs")
+        if usd_h is not None:
+            per = f"${usd_h / r.capacity_aps:,.2f}/hour per agent/s served" if r.capacity_aps > 0 else "serves no rate within the SLO"
+            col.caption(f"cluster ${usd_h:,.2f}/hour: {per} (session cost table)")
         for n in r.notes:
             col.caption(n)
     st.dataframe(dec.human_frame(capacity_frame(results), drop_empty=False), width="stretch", key=f"{key}_caps")
@@ -435,7 +442,8 @@ def _capacity_tab() -> None:
         has_stored = stored.height > 0
     unsaved = st.session_state.get("planning_capacity")
     if unsaved:
-        show_capacity(unsaved, "cap_unsaved", "this search is not saved in the store (shown until the page is reloaded)")
+        show_capacity(unsaved, "cap_unsaved", "this search is not saved in the store (shown until the page is reloaded)",
+                      st.session_state.get("planning_capacity_toml"))
     if has_stored:
         assert stored is not None
         ids = stored["search_id"].to_list()
@@ -453,7 +461,7 @@ def _capacity_tab() -> None:
         pick = st.selectbox(f"capacity searches in {store.path.name} (CLI `dualpath-twin capacity` and this page save here)",
                             ids, format_func=lambda i: labels.get(i, i), key="cap_pick")
         rec = load_capacity(store, pick)
-        show_capacity(rec.results, "cap_stored", _spec_caption(rec))
+        show_capacity(rec.results, "cap_stored", _spec_caption(rec), rec.scenario_toml or None)
     elif not unsaved:
         st.info("No capacity search in the store yet: run one above, or from the command line "
                 "`dualpath-twin capacity scenarios/examples/online-serving.toml --policy basic,dualpath` "
