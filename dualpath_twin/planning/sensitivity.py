@@ -93,8 +93,13 @@ def sensitivity(
     tolerance: float = 0.1,
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
+    early_stop: bool = True,
+    from_bound: bool = True,
 ) -> SensitivityResult:
-    """Capacity (online scenarios) or JCT (offline) at each parameter x (1 - change) and x (1 + change)."""
+    """Capacity (online scenarios) or JCT (offline) at each parameter x (1 - change) and x (1 + change).
+
+    ``early_stop``, ``from_bound``: the capacity searches' (on by default, as in ``dualpath-twin capacity``).
+    """
     if not 0 < change < 1:
         raise PlanningError(f"--change must be in (0, 1), e.g. 0.5 for +/-50%; got {change}")
     pol = policy or sc.policy.name
@@ -105,7 +110,8 @@ def sensitivity(
 
     def task(s: Scenario) -> Task:
         if metric == "capacity_aps":
-            return Task(kind="capacity", scenario_toml=s.to_toml(), policy=pol, criterion=crit, tolerance=tolerance)
+            return Task(kind="capacity", scenario_toml=s.to_toml(), policy=pol, criterion=crit, tolerance=tolerance,
+                        early_stop=early_stop, from_bound=from_bound)
         return Task(kind="run", scenario_toml=s.to_toml(), policy=pol, keep_timeseries=False)
 
     rows: list[SensitivityRow] = []

@@ -177,8 +177,12 @@ def size(
     prune: bool = True,
     executor: Executor | None = None,
     progress: Callable[[SizingProgress], None] | None = None,
+    early_stop: bool = True,
 ) -> SizingResult:
     """Evaluate every configuration at ``target_aps``, cheapest first.
+
+    ``early_stop`` (on by default, as in ``dualpath-twin capacity``): a capacity search's run stops
+    once its SLO failure is certain.
 
     With ``prune`` (default) a configuration whose every axis is <= a failing one's is not
     simulated (status ``pruned``), and one whose every axis is >= a meeting one's is marked
@@ -249,7 +253,7 @@ def size(
         sc_of = {id(c): s for c, s in valid}
         tasks = [
             Task(kind="capacity", scenario_toml=sc_of[id(c)].to_toml(), policy=pol, criterion=crit, tolerance=tolerance,
-                 start_aps=target_aps)
+                 start_aps=target_aps, early_stop=early_stop)
             for c in want
         ]
         outs = list(executor.map(run_task, tasks)) if executor is not None and len(tasks) > 1 else [run_task(t) for t in tasks]

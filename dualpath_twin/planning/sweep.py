@@ -193,8 +193,14 @@ def run_sweep(
     tolerance: float = 0.05,
     progress: Callable[[SweepProgress], None] | None = None,
     retries: int = DEFAULT_RETRIES,
+    early_stop: bool = True,
+    from_bound: bool = True,
 ) -> SweepResult:
     """Run every grid point x policy (skipping ones finished in ``store``); ``objective='capacity'`` searches capacity per point.
+
+    ``early_stop`` and ``from_bound`` are the capacity search's (``capacity_search``; on by default,
+    as in ``dualpath-twin capacity``): a run stops once its SLO failure is certain, a search starts
+    at half the analytic ceiling.
 
     ``retries``: how often a point lost with its worker (Dask ``KilledWorker``, a broken local
     pool, which is renewed) is resubmitted before it is marked failed; finished points are
@@ -232,6 +238,8 @@ def run_sweep(
                         key=key,
                         criterion=criterion,
                         tolerance=tolerance,
+                        early_stop=early_stop,
+                        from_bound=from_bound,
                     ),
                 )
             )

@@ -336,6 +336,9 @@ def _new_capacity_search(store: Any | None) -> bool:
                              help="each rate runs rate x window agents, so the load lasts this long")
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
+    fast = st.checkbox("fast search: start at half the analytic ceiling and stop a run once its SLO failure is certain",
+                       True, key="cap_fast", help="as `dualpath-twin capacity` does by default: fewer and shorter runs, "
+                       "the same capacity within the tolerance")
     anyway = refusal_box("cap")
     if sc is None or not st.button("find capacity", key="cap_go"):
         return False
@@ -361,7 +364,8 @@ def _new_capacity_search(store: Any | None) -> bool:
     try:
         with st.spinner("searching"), open_executor(kind, workers, addr) as ex:
             results = capacity_search_many(sc, pols, criterion=crit, tolerance=tol, start_aps=start or None, executor=ex,
-                                           workers=workers, on_point=on_point, window_s=window or None)
+                                           workers=workers, on_point=on_point, window_s=window or None,
+                                           early_stop=fast, from_bound=fast)
     except (PlanningError, scn.ScenarioError) as err:
         st.error(str(err))
         return False
@@ -371,6 +375,7 @@ def _new_capacity_search(store: Any | None) -> bool:
         return False
     spec = capacity_spec(pols, tolerance=tol, criterion=crit, start_aps=start or None, window_s=window or None,
                          source="dashboard")
+    spec.update(early_stop=fast, from_bound=fast and not start)
     try:
         st.session_state["cap_pick"] = save_capacity(store, sc, results, spec)
     except (RuntimeError, OSError) as err:
