@@ -139,6 +139,16 @@ def describe_point(point: dict[str, Any], policy: str | None = None) -> str:
     return f"{text} ({policy})" if policy else text
 
 
+def resource_label(key: str) -> str:
+    """A bottleneck key as a planner reads it ('snic_read' -> 'storage NIC reads', 'offered_load' -> 'the offered load')."""
+    from dualpath_twin.analysis.bounds import RESOURCE_LABELS
+    from dualpath_twin.analysis.verdict import OFFERED_LOAD
+
+    if key == OFFERED_LOAD:
+        return "the offered load (no resource saturated)"
+    return RESOURCE_LABELS.get(key, key.replace("_", " "))
+
+
 def _count(n: Any, noun: str) -> str:
     """'1 decode node', '2 decode nodes'."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
@@ -154,6 +164,8 @@ def human_frame(df: pl.DataFrame, axes: list[str] | None = None, drop_empty: boo
         df = df.with_columns((pl.col("tpot_p90_s") * 1000).alias("tpot_p90_ms")).drop("tpot_p90_s")
     if "slo_attainment" in df.columns:
         df = df.with_columns((pl.col("slo_attainment") * 100).alias("slo_attainment_pct")).drop("slo_attainment")
+    if "bottleneck" in df.columns and df["bottleneck"].dtype == pl.String:
+        df = df.with_columns(pl.col("bottleneck").map_elements(resource_label, return_dtype=pl.String))
     if drop_empty:
         df = df.select([c for c in df.columns if df[c].null_count() < df.height or c in (axes or [])])
     ren = {c: axis_label(c) if c in (axes or []) or "." in c else COLUMNS.get(c, c.replace("_", " ")) for c in df.columns}
@@ -263,7 +275,7 @@ def sweep_choices(res: Any, sc: Scenario, min_attainment: float | None = None, r
             metrics = {"prompt tokens/s": s.prompt_tokens_per_s, "TTFT p90 (s)": s.ttft_s.p90,
                        "TPOT p90 (ms)": s.tpot_s.p90 * 1000}
         if s is not None and s.bottleneck:
-            why += f"; binding resource: {s.bottleneck}"
+            why += f"; binding resource: {resource_label(s.bottleneck)}"
         usd = point_cost(sc, p.point, p.policy, s)
         main = next(iter(metrics.values())) or 0.0
         if usd:

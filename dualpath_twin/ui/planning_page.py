@@ -734,7 +734,7 @@ def _pd_advice_section() -> None:
 
     rows = [{"split": x.label, "advised": x.label == adv.advised, "estimated rounds/s per node": x.estimated_per_node,
              "measured rounds/s per node": x.measured_per_node, "sides balanced (1 = equally busy)": x.estimated_balance,
-             "binding resource (bound)": x.binding_resource, "JCT (s)": x.jct_s, "status": x.status}
+             "binding resource (bound)": dec.resource_label(x.binding_resource), "JCT (s)": x.jct_s, "status": x.status}
             for x in adv.candidates]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pd_table",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in
