@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
@@ -36,15 +35,9 @@ TINY = [
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh store file that both the CLI (--db) and the dashboard (DUALPATH_TWIN_DB) use."""
-    path = tmp_path / "cap.duckdb"
-    monkeypatch.setenv("DUALPATH_TWIN_DB", str(path))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    backend._STORES.clear()
-    yield path
-    backend._STORES.clear()
+def db(dashboard_db: Path) -> Path:
+    """The shared fresh store (tests/conftest.py)."""
+    return dashboard_db
 
 
 def _page(query: dict[str, str] | None = None) -> AppTest:

@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dualpath_twin.planning.storeio import open_sweep_store
 from dualpath_twin.planning.sweep import SweepResult, run_sweep
 from dualpath_twin.scenario import Scenario
-from dualpath_twin.ui import backend
 from dualpath_twin.ui import decision as dec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +31,9 @@ SC = Scenario(
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh store file for the sweep's runs and the dashboard (DUALPATH_TWIN_DB)."""
-    path = tmp_path / "dec.duckdb"
-    monkeypatch.setenv("DUALPATH_TWIN_DB", str(path))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    backend._STORES.clear()
-    yield path
-    backend._STORES.clear()
+def db(dashboard_db: Path) -> Path:
+    """The shared fresh store (tests/conftest.py)."""
+    return dashboard_db
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dualpath_twin import api
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.store import open_store
-from dualpath_twin.ui import backend
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -32,13 +30,9 @@ def _scenario(**extra) -> Scenario:
 
 
 @pytest.fixture
-def run_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def run_id(dashboard_db: Path) -> str:
     """A real run with a node loss, a degraded SNIC and an unbounded DRAM cache, saved in a fresh store."""
-    path = tmp_path / "w.duckdb"
-    monkeypatch.setenv("DUALPATH_TWIN_DB", str(path))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    backend._STORES.clear()
+    path = dashboard_db
     sc = _scenario(
         faults=[{"kind": "node_lost", "node": "D1", "start_s": 5.0, "end_s": 15.0},
                 {"kind": "snic_degraded", "node": "P0", "start_s": 2.0, "end_s": 8.0, "rate_factor": 0.5}],
@@ -51,8 +45,7 @@ def run_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         rid = store.save_run(r)
     finally:
         store.close()
-    yield rid
-    backend._STORES.clear()
+    return rid
 
 
 def test_results_detail_shows_faults_cache_and_shaded_intervals(run_id: str) -> None:
@@ -71,11 +64,8 @@ def test_results_detail_shows_faults_cache_and_shaded_intervals(run_id: str) -> 
     assert "D1 node_lost" in specs and "P0 snic_degraded" in specs  # the intervals are shaded and labelled
 
 
-def test_a_run_without_what_ifs_shows_no_such_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "n.duckdb"
-    monkeypatch.setenv("DUALPATH_TWIN_DB", str(path))
-    backend._STORES.clear()
-    store = open_store(path)
+def test_a_run_without_what_ifs_shows_no_such_tables(dashboard_db: Path) -> None:
+    store = open_store(dashboard_db)
     try:
         rid = store.save_run(api.simulate(_scenario(), "dualpath"))
     finally:
@@ -87,4 +77,3 @@ def test_a_run_without_what_ifs_shows_no_such_tables(tmp_path: Path, monkeypatch
     assert not at.exception, at.exception
     cols = [c for d in at.dataframe for c in d.value.columns]
     assert "rounds re-queued" not in cols and "SNIC relief" not in cols
-    backend._STORES.clear()
