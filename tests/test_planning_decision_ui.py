@@ -232,6 +232,17 @@ def test_the_decision_tab_advises_the_pd_split_of_the_built_scenario(db: Path) -
     assert sorted(table["split"]) == ["1P2D", "2P1D"]
     assert table["advised"].tolist().count(True) == 1
     assert table["measured rounds/s per node"].notna().any()  # the neighbours were simulated
+    # every simulated split is in the store, one click from Results
+    from dualpath_twin.store import open_store
+
+    ids = [c.run_id for c in adv.candidates if c.run_id]
+    assert ids and len(ids) == sum(c.measured_per_node is not None for c in adv.candidates)
+    store = open_store(db)
+    try:
+        assert {store.get_summary(i).scenario_name for i in ids} == {"tiny"}
+    finally:
+        store.close()
+    assert at.button(key="pd_open").label.startswith(f"Open the {len(ids)} simulated splits in Results")
 
 
 def test_pd_advice_of_a_huge_scenario_is_refused_before_any_run(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

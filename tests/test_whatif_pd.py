@@ -43,14 +43,29 @@ def test_advice_matches_the_measured_best_on_the_paper_ds27b_set(advice) -> None
     assert "advised" in advice.text and advice.advised in advice.text
 
 
-def test_size_pd_cli_prints_the_advice_and_the_neighbours() -> None:
+def test_size_pd_cli_prints_the_advice_and_the_neighbours(tmp_path: Path) -> None:
     from dualpath_twin.cli import app
+    from dualpath_twin.store import open_store
 
-    res = CliRunner().invoke(app, ["size", str(DS27B), "--pd", "1:1,2:1,1:2", "--set", "workload.agents=32", "--json"])
+    db = tmp_path / "pd.duckdb"
+    res = CliRunner().invoke(app, ["size", str(DS27B), "--pd", "1:1,2:1,1:2", "--set", "workload.agents=32", "--json",
+                                   "--db", str(db)])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["advised"] in ("1P1D", "2P1D", "1P2D")
     ran = [c for c in out["candidates"] if c["measured_per_node"] is not None]
     assert len(ran) >= 2  # the advised split and at least one neighbour measured
+    # each simulated split is saved: its run id is on its candidate and the store holds it
+    store = open_store(db)
+    try:
+        for c in ran:
+            s = store.get_summary(c["run_id"])
+            assert s.rounds_per_s == c["measured_rounds_per_s"]
+    finally:
+        store.close()
+    res = CliRunner().invoke(app, ["size", str(DS27B), "--pd", "1:1,2:1", "--set", "workload.agents=8", "--db", str(db),
+                                   "--no-save"])
+    assert res.exit_code == 0, res.output
+    assert "runs saved" not in res.output
     res = CliRunner().invoke(app, ["size", str(DS27B)])
     assert res.exit_code != 0 and "--target-aps" in res.output

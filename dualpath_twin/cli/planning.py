@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dualpath_twin import scenario as scn
-from dualpath_twin.cli.common import out_console
+from dualpath_twin.cli import common
+from dualpath_twin.cli.common import DbOpt, NoSaveOpt, out_console
 from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_size
 from dualpath_twin.cli_errors import guard as _guard
 from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
@@ -96,12 +97,16 @@ def capacity_table(results: list[CapacityResult]) -> Table:
     return t
 
 
-def _pd_advice(sc: scn.Scenario, pd: str, measure: str, policy: str | None, json_out: bool) -> None:
-    """``size --pd``: advise a P/D split from a run and show the neighbouring splits measured."""
+def _pd_advice(sc: scn.Scenario, pd: str, measure: str, policy: str | None, json_out: bool, store: Any = None) -> None:
+    """``size --pd``: advise a P/D split from a run and show the neighbouring splits measured (saved in ``store``)."""
     from dualpath_twin.planning.pd_advice import advise_pd, parse_splits
 
     splits = None if pd.strip().lower() == "all" else parse_splits(pd)
-    adv = advise_pd(sc, splits, policy=policy, measure=measure)
+    try:
+        adv = advise_pd(sc, splits, policy=policy, measure=measure, store=store)
+    finally:
+        if store is not None:
+            store.close()
     if json_out:
         _emit_json(adv.model_dump(mode="json"))
         return
@@ -117,6 +122,9 @@ def _pd_advice(sc: scn.Scenario, pd: str, measure: str, policy: str | None, json
                   _fmt(c.measured_per_node), busy, _fmt(c.jct_s, digits=".1f"))
     out_console().print(t)
     typer.echo(adv.text)
+    ids = [c.run_id for c in adv.candidates if c.run_id]
+    if ids:
+        typer.echo(f"runs saved: {' '.join(ids)} (report: dualpath-twin report {' '.join(ids)})")
 
 
 def register(app: typer.Typer) -> None:
@@ -311,6 +319,8 @@ def register(app: typer.Typer) -> None:
         yes: YesOpt = False,
         max_memory_gb: MaxMemOpt = None,
         max_wall_s: MaxWallOpt = None,
+        db: DbOpt = None,
+        no_save: NoSaveOpt = False,
     ) -> None:
         """Cheapest configurations meeting the SLO at --target-aps, and the cost vs capacity Pareto front; --pd: which P/D split keeps both sides busy."""
         with _guard():
@@ -320,7 +330,7 @@ def register(app: typer.Typer) -> None:
             limits = {"yes": yes, "max_memory_gb": max_memory_gb, "max_wall_s": max_wall_s}
             if pd is not None:
                 check_size([sc], workers=workers or default_workers(), runs_per_scenario=3, **limits)  # the advised split and two neighbours
-                _pd_advice(sc, pd, pd_measure, policy, json_out)
+                _pd_advice(sc, pd, pd_measure, policy, json_out, None if no_save else common.open_store(db))
                 return
             if target_aps is None or not vary:
                 raise PlanningError("size needs --target-aps and at least one --vary axis (or --pd for P/D advice)")

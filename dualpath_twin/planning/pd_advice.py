@@ -45,6 +45,7 @@ class PdCandidate(BaseModel):
     measured_gpu_busy_decode: float | None = None
     jct_s: float | None = None
     status: str = "not simulated"
+    run_id: str | None = None  # the simulated run in the result store (when advise_pd was given a store)
 
     @property
     def label(self) -> str:
@@ -147,6 +148,7 @@ def advise_pd(
     policy: str | None = None,
     measure: str = "neighbours",
     simulate: Callable[[Scenario, str], Any] | None = None,
+    store: Any = None,
 ) -> PdAdvice:
     """Advise a P/D split for ``sc``'s workload and hardware.
 
@@ -156,6 +158,7 @@ def advise_pd(
     of the scenario's node count). ``measure``: ``neighbours`` also simulates the advised split
     and its neighbours among the candidates (one node moved between roles), ``all`` every
     candidate, ``none`` nothing more. The closed-form bound of each split is reported alongside.
+    ``store``: a result store; every simulated split is saved there and its run id kept on its candidate.
     """
     from dualpath_twin import api
 
@@ -168,7 +171,15 @@ def advise_pd(
     if not cand_splits:
         raise PlanningError("P/D advice needs a cluster of at least 2 nodes (one prefill, one decode)")
     wl = api.load_workload(sc)
-    sim = simulate or (lambda s, p: api.simulate(s, p))
+    run_sim = simulate or (lambda s, p: api.simulate(s, p))
+    run_ids: dict[tuple[int, int], str] = {}
+
+    def sim(s: Scenario, p: str) -> Any:
+        res = run_sim(s, p)
+        if store is not None:
+            run_ids[(s.cluster.prefill_nodes, s.cluster.decode_nodes)] = store.save_run(res)
+        return res
+
     base = sim(sc, pol)
     base_split = (sc.cluster.prefill_nodes, sc.cluster.decode_nodes)
     cands: list[PdCandidate] = []
@@ -203,6 +214,8 @@ def advise_pd(
             _record(c, sim(sc_pd, pol))
         except (ValueError, ScenarioError) as err:
             c.status = f"error: {err}"
+    for c in cands:
+        c.run_id = run_ids.get((c.prefill_nodes, c.decode_nodes))
     ran = [c for c in cands if c.measured_per_node is not None and c in to_run]
     mbest = max(ran, key=lambda c: c.measured_per_node or 0.0) if ran else None
     text = (

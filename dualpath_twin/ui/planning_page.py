@@ -722,7 +722,7 @@ def _pd_advice_section() -> None:
         if guard_ok([sc.with_policy(pol)], 1, "pd", anyway, PD_RUNS):
             try:
                 with st.spinner("simulating the splits"):
-                    st.session_state["planning_pd"] = advise_pd(sc, policy=pol)
+                    st.session_state["planning_pd"] = advise_pd(sc, policy=pol, store=_capacity_store())
             except (PlanningError, scn.ScenarioError, ValueError) as err:
                 st.error(str(err))
                 return
@@ -739,6 +739,13 @@ def _pd_advice_section() -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="pd_table",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in
                                 ("estimated rounds/s per node", "measured rounds/s per node", "sides balanced (1 = equally busy)")})
+    ids = [x.run_id for x in adv.candidates if x.run_id]
+    if ids and st.button(f"Open the {len(ids)} simulated splits in Results (compare them, download their report)",
+                         key="pd_open", icon=":material/monitoring:"):
+        from dualpath_twin.ui.run_page import RESULTS_PAGE
+
+        st.session_state[state.K_SELECTED] = ids
+        st.switch_page(RESULTS_PAGE)
 
 
 def render() -> None:
