@@ -58,7 +58,7 @@ class Distribution(_Strict):
 
 
 class ClusterConfig(_Strict):
-    """Topology: xPyD nodes of g GPUs each, one engine per GPU (SYSTEM.md §2)."""
+    """Topology: xPyD nodes of g GPUs each, one engine per GPU (docs/model.md)."""
 
     prefill_nodes: int = Field(2, ge=1, le=4096, description="x in xPyD: nodes whose engines all prefill")
     decode_nodes: int = Field(4, ge=1, le=4096, description="y in xPyD: nodes whose engines all decode")
@@ -140,7 +140,7 @@ class WorkloadConfig(_Strict):
 
 
 class PolicyConfig(_Strict):
-    """The KV-loading design and its scheduler parameters (SYSTEM.md §5)."""
+    """The KV-loading design and its scheduler parameters (docs/model.md, Scheduling)."""
 
     name: Literal["basic", "layerwise", "dualpath", "oracle", "dualpath-split"] = Field("dualpath", description="loading design")
     alpha_s: float = Field(3.0, gt=0, description="short read queue: tokens a node reads from storage in this many seconds")

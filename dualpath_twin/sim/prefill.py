@@ -202,7 +202,7 @@ class PrefillMixin:
             pd_events = {}
             if self.reference and self.layerwise:
                 # detailed: one load per layer in sequence, layer i computed once it is loaded and
-                # layer i-1 is done, its KV sent to the decode side right after (SYSTEM.md §3)
+                # layer i-1 is done, its KV sent to the decode side right after (docs/model.md)
                 for req in finishing:
                     pd_events[req.rid] = env.event()
                 yield env.process(self._layer_pipeline(load_specs, c_group, finishing, pd_events))
