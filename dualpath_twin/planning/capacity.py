@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 
 import polars as pl
 
+from dualpath_twin.planning.executors import run_tasks
 from dualpath_twin.planning.grid import PlanningError
 from dualpath_twin.planning.types import (
     CapacityPoint,
@@ -250,11 +251,7 @@ def capacity_search(
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
         tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window,
                       early_stop=early_stop) for r in rates]
-        outs = (
-            list(executor.map(run_rate_task, tasks))
-            if executor is not None and len(tasks) > 1
-            else [run_rate_task(t) for t in tasks]
-        )
+        outs = run_tasks(executor, run_rate_task, tasks)
         pts = []
         for t, o in zip(tasks, outs, strict=True):
             p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
@@ -315,7 +312,7 @@ def capacity_search_many(
             for p in policies
         ]
         out = []
-        for t, o in zip(tasks, executor.map(run_capacity_task, tasks), strict=True):
+        for t, o in zip(tasks, run_tasks(executor, run_capacity_task, tasks), strict=True):
             if o.capacity is None:
                 raise PlanningError(f"capacity search for {t.policy} failed: {o.error}")
             out.append(o.capacity)

@@ -236,3 +236,18 @@ def open_executor(
             ex.shutdown()
         return
     raise PlanningError(f"--executor {kind!r}: unknown; use local, dask or ray (or inline)")
+
+
+def run_tasks(executor: Executor | None, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
+              retries: int = DEFAULT_RETRIES) -> list[Any]:
+    """``fn(task)`` for every planning task, results in task order, through ``submit_all``: a task lost with its
+    worker is resubmitted (``retries`` times); one still lost comes back as ``error_outcome`` (never raised)."""
+    from dualpath_twin.planning.types import error_outcome
+
+    if executor is None or len(tasks) <= 1:
+        executor = None  # one task (or none): run it here, as before
+    index = {id(t): i for i, t in enumerate(tasks)}
+    out: list[Any] = [None] * len(tasks)
+    for t, result, err in submit_all(executor, fn, tasks, retries=retries):
+        out[index[id(t)]] = result if err is None else error_outcome(getattr(t, "key", ""), err)
+    return out

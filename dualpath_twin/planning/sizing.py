@@ -20,6 +20,7 @@ from dualpath_twin.planning.capacity import (
     online_scenario,
 )
 from dualpath_twin.planning.common import override
+from dualpath_twin.planning.executors import run_tasks
 from dualpath_twin.planning.grid import PlanningError, expand_grid
 from dualpath_twin.planning.tasks import Task, run_task
 from dualpath_twin.scenario import Scenario, ScenarioError
@@ -235,7 +236,7 @@ def size(
                 rest.append((c, s))
         pending = rest
         tasks = [Task(kind="rate", scenario_toml=s.to_toml(), policy=pol, aps=target_aps, criterion=crit) for _, s in batch]
-        outs = list(executor.map(run_task, tasks)) if executor is not None and len(tasks) > 1 else [run_task(t) for t in tasks]
+        outs = run_tasks(executor, run_task, tasks)
         for (c, _), o in zip(batch, outs, strict=True):
             if o.error or o.point is None:
                 c.status, c.reason = "error", o.error
@@ -256,7 +257,7 @@ def size(
                  start_aps=target_aps, early_stop=early_stop)
             for c in want
         ]
-        outs = list(executor.map(run_task, tasks)) if executor is not None and len(tasks) > 1 else [run_task(t) for t in tasks]
+        outs = run_tasks(executor, run_task, tasks)
         for i, (c, o) in enumerate(zip(want, outs, strict=True)):
             c.capacity = o.capacity
             if o.error:
