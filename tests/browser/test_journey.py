@@ -31,6 +31,18 @@ def _number(page, label: str, value: str) -> None:
     box.press("Enter")
 
 
+def open_builder_on(context, app_url: str, scenario: str):
+    """A new page on the Scenario builder with a bundled scenario loaded, its Workload tab open."""
+    page = context.new_page()
+    page.goto(app_url)
+    page.get_by_role("heading", name="Scenario builder").wait_for(timeout=30_000)
+    _select(page, "Start from a bundled scenario", scenario)
+    page.get_by_role("button", name="Load scenario", exact=True).click()
+    page.get_by_text(f"Editing: {scenario}").wait_for(timeout=15_000)
+    page.get_by_role("tab", name="Workload").click()
+    return page
+
+
 def _nav(page, name: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
 
@@ -40,15 +52,8 @@ def _plots(page) -> int:
 
 
 def test_journey_compare_basic_and_dualpath(app_url: str, context, screenshots: Path, tmp_path: Path) -> None:
-    page = context.new_page()
-    page.goto(app_url)
-    page.get_by_role("heading", name="Scenario builder").wait_for(timeout=30_000)
-
     # pick the paper's DS 660B 2P4D scenario and shrink it to a few agents
-    _select(page, "Start from a bundled scenario", SCENARIO)
-    page.get_by_role("button", name="Load scenario", exact=True).click()
-    page.get_by_text(f"Editing: {SCENARIO}").wait_for(timeout=15_000)
-    page.get_by_role("tab", name="Workload").click()
+    page = open_builder_on(context, app_url, SCENARIO)
     _number(page, "Agents", AGENTS)
     page.get_by_text("More workload settings").click()
     _number(page, "Max context (tokens)", MAX_CONTEXT)

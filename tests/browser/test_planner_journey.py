@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_journey import _number, _select
+from tests.browser.test_journey import _number, open_builder_on
 
 pytestmark = pytest.mark.browser
 
@@ -23,13 +23,7 @@ def _healthy(url: str) -> bool:
 
 
 def test_huge_input_is_refused_and_the_server_stays_up(app_url: str, context, screenshots: Path, server_log: Path) -> None:
-    page = context.new_page()
-    page.goto(app_url)
-    page.get_by_role("heading", name="Scenario builder").wait_for(timeout=30_000)
-    _select(page, "Start from a bundled scenario", SCENARIO)
-    page.get_by_role("button", name="Load scenario", exact=True).click()
-    page.get_by_text(f"Editing: {SCENARIO}").wait_for(timeout=15_000)
-    page.get_by_role("tab", name="Workload").click()
+    page = open_builder_on(context, app_url, SCENARIO)
 
     # ten million agents: estimated before any work, refused above the limits, server alive
     _number(page, "Agents", HUGE_AGENTS)
@@ -67,13 +61,7 @@ def _pick(scope, page, label: str, option: str) -> None:
 
 def test_built_scenario_carried_into_sweep_capacity_and_decision(app_url: str, context, screenshots: Path,
                                                                 server_log: Path, tmp_path: Path) -> None:
-    page = context.new_page()
-    page.goto(app_url)
-    page.get_by_role("heading", name="Scenario builder").wait_for(timeout=30_000)
-    _select(page, "Start from a bundled scenario", PLAN_SCENARIO)
-    page.get_by_role("button", name="Load scenario", exact=True).click()
-    page.get_by_text(f"Editing: {PLAN_SCENARIO}").wait_for(timeout=15_000)
-    page.get_by_role("tab", name="Workload").click()
+    page = open_builder_on(context, app_url, PLAN_SCENARIO)
     _number(page, "Agents", "8")
     page.get_by_text("More workload settings").click()
     _number(page, "Max context (tokens)", "4096")
