@@ -110,6 +110,21 @@ def economics_from_rates(
     )
 
 
+def point_economics(scenario: Scenario, overrides: dict[str, Any], summary: RunSummary | None = None,
+                    costs: Any = None) -> RunEconomics | None:
+    """Cost figures of a planning point (the scenario with ``overrides``) at its run's throughput; None when it
+    cannot be priced (no price for the GPU, an invalid point). Without a summary only $/hour is meaningful."""
+    from dualpath_twin.scenario import apply_overrides
+
+    try:
+        sc = apply_overrides(scenario, overrides, check_catalog=False) if overrides else scenario
+        pt = summary.prompt_tokens_per_s if summary else 0.0
+        gt = (summary.generated_tokens_per_s or 0.0) if summary else 0.0
+        return economics_from_rates(sc, pt, gt, costs)
+    except Exception:  # noqa: BLE001 - an unpriced or invalid point has no cost, it is not an error here
+        return None
+
+
 def run_economics(summary: RunSummary, scenario: Scenario | str, costs: Any = None) -> RunEconomics:
     """Cost figures of one run: its summary's throughput on its scenario's cluster (a Scenario or its TOML)."""
     sc = from_toml(scenario, check_catalog=False) if isinstance(scenario, str) else scenario

@@ -239,15 +239,18 @@ def open_executor(
 
 
 def run_tasks(executor: Executor | None, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
-              retries: int = DEFAULT_RETRIES) -> list[Any]:
+              retries: int = DEFAULT_RETRIES, progress: Callable[[int, int], None] | None = None) -> list[Any]:
     """``fn(task)`` for every planning task, results in task order, through ``submit_all``: a task lost with its
-    worker is resubmitted (``retries`` times); one still lost comes back as ``error_outcome`` (never raised)."""
+    worker is resubmitted (``retries`` times); one still lost comes back as ``error_outcome`` (never raised).
+    ``progress(done, total)`` is called as each task finishes."""
     from dualpath_twin.planning.types import error_outcome
 
     if executor is None or len(tasks) <= 1:
         executor = None  # one task (or none): run it here, as before
     index = {id(t): i for i, t in enumerate(tasks)}
     out: list[Any] = [None] * len(tasks)
-    for t, result, err in submit_all(executor, fn, tasks, retries=retries):
+    for n, (t, result, err) in enumerate(submit_all(executor, fn, tasks, retries=retries), start=1):
         out[index[id(t)]] = result if err is None else error_outcome(getattr(t, "key", ""), err)
+        if progress:
+            progress(n, len(tasks))
     return out

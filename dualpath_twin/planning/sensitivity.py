@@ -11,10 +11,9 @@ from pydantic import BaseModel, Field
 
 from dualpath_twin.planning.capacity import SloCriterion
 from dualpath_twin.planning.common import override
-from dualpath_twin.planning.executors import submit_all
+from dualpath_twin.planning.executors import run_tasks
 from dualpath_twin.planning.grid import PlanningError
 from dualpath_twin.planning.tasks import Outcome, Task, run_task
-from dualpath_twin.planning.types import error_outcome
 from dualpath_twin.scenario import Scenario, ScenarioError
 
 # (path, label); storage.read_gbps_total joins only when the scenario sets it.
@@ -139,14 +138,7 @@ def sensitivity(
             continue
         rows.append(row)
         tasks += [task(lo_sc), task(hi_sc)]
-    # as each finishes (a task lost with its worker is resubmitted; one still lost is an error outcome)
-    outs: list[Outcome] = [None] * len(tasks)  # type: ignore[list-item]
-    index = {id(t): i for i, t in enumerate(tasks)}
-    ex = executor if len(tasks) > 1 else None
-    for n, (t, o, err) in enumerate(submit_all(ex, run_task, tasks), start=1):
-        outs[index[id(t)]] = o if err is None else error_outcome(t.key, err)
-        if progress:
-            progress(n, len(tasks))
+    outs: list[Outcome] = run_tasks(executor, run_task, tasks, progress=progress)
     baseline = _metric(outs[0], metric)
     base_notes = [outs[0].error] if outs[0].error else []
     for i, row in enumerate(rows):

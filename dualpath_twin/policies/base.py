@@ -99,33 +99,15 @@ class Policy:
         out = []
         g = view.gpus_per_node
         n = view.prefill_nodes * g
-        down = view.down_nodes
         while queue:
-            pe = self._rr_pe % n
-            self._rr_pe += 1
-            if down:  # skip the engines of lost nodes
-                for _ in range(n):
-                    if pe // g not in down:
-                        break
-                    pe = self._rr_pe % n
-                    self._rr_pe += 1
+            pe, self._rr_pe = _next_up(self._rr_pe, n, g, 0, view.down_nodes)
             out.append((queue.popleft(), pe))
         return out
 
     def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
         """Pick the DE for a request (default: round-robin over the DEs of nodes that are up)."""
-        g = view.gpus_per_node
-        n = view.decode_nodes * g
-        de = self._rr_de % n
-        self._rr_de += 1
-        down = view.down_nodes
-        if down:
-            p = view.prefill_nodes
-            for _ in range(n):
-                if p + de // g not in down:
-                    break
-                de = self._rr_de % n
-                self._rr_de += 1
+        de, self._rr_de = _next_up(self._rr_de, view.decode_nodes * view.gpus_per_node, view.gpus_per_node,
+                                   view.prefill_nodes, view.down_nodes)
         return de
 
     def choose_read_side(self, view: ClusterView, req: RequestInfo, pe_node: int, de_node: int) -> str:
@@ -139,6 +121,22 @@ class Policy:
         in between (a multiple of ``view.block_tokens``) for a split read.
         """
         return req.hit_tokens if self.choose_read_side(view, req, pe_node, de_node) == "pe" else 0
+
+
+def _next_up(counter: int, n: int, g: int, node_offset: int, down: frozenset[int]) -> tuple[int, int]:
+    """Round-robin over ``n`` engines (``g`` per node, nodes numbered from ``node_offset``), skipping lost nodes.
+
+    Returns (engine, the advanced counter); with every node down it returns the next engine anyway.
+    """
+    e = counter % n
+    counter += 1
+    if down:
+        for _ in range(n):
+            if node_offset + e // g not in down:
+                break
+            e = counter % n
+            counter += 1
+    return e, counter
 
 
 _REGISTRY: dict[str, type[Policy]] = {}

@@ -54,21 +54,16 @@ def _cell(v: Any) -> str:
 
 def _point_costs(result: Any, scenario: Any) -> list[tuple[float | None, float | None]]:
     """Per point ($/hour of its cluster, $ per million prompt tokens at its throughput); None where unpriced."""
-    from dualpath_twin.economics import economics_from_rates
-    from dualpath_twin.planning.common import override, scenario_from_toml
+    from dualpath_twin.economics import point_economics
+    from dualpath_twin.scenario import from_toml
 
     if scenario is None:
         return [(None, None)] * len(result.points)
-    sc = scenario_from_toml(scenario) if isinstance(scenario, str) else scenario
+    sc = from_toml(scenario, check_catalog=False) if isinstance(scenario, str) else scenario
     out = []
     for p in result.points:
-        try:
-            s = p.summary
-            e = economics_from_rates(override(sc, dict(p.point)), s.prompt_tokens_per_s if s else 0.0,
-                                     (s.generated_tokens_per_s or 0.0) if s else 0.0)
-            out.append((e.usd_per_hour, e.usd_per_m_prompt_tokens if s else None))
-        except Exception:  # noqa: BLE001 - no price for this GPU, or an invalid point: the cell stays empty
-            out.append((None, None))
+        e = point_economics(sc, dict(p.point), p.summary)
+        out.append((None, None) if e is None else (e.usd_per_hour, e.usd_per_m_prompt_tokens if p.summary else None))
     return out
 
 

@@ -68,7 +68,7 @@ class NodeLossMixin:
                 continue  # still in the global queue: nothing placed yet
             if (req.pe_node in dead and not req.at_de) or req.de_node in dead:
                 hit.append(req)
-            elif self.cache_tok is not None and req.pe >= 0 and self.cache_holder[req.rid] in dead \
+            elif self.cache_tok is not None and self.cache_holder[req.rid] in dead \
                     and self.col["read_start_s"][req.rid] == self.col["read_start_s"][req.rid] \
                     and self.col["read_end_s"][req.rid] != self.col["read_end_s"][req.rid]:
                 hit.append(req)  # its cached blocks were being read from the lost node's DRAM

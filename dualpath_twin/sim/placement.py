@@ -31,10 +31,10 @@ class PlacementMixin:
         if self.down_nodes and (node in self.down_nodes or not self.can_place()):
             if node in self.down_nodes:
                 self.stopped_fetchers.add(node)
+                if self.global_q and self.idle_fetchers and not self.fetch_kicked:
+                    self._kick_fetcher()  # pass on a wake-up meant for this leader
             else:
                 self.idle_fetchers.append(node)
-            if node in self.down_nodes and self.global_q and self.idle_fetchers and not self.fetch_kicked:
-                self._kick_fetcher()  # pass on a wake-up meant for this leader
             return
         if not self.global_q:
             self.idle_fetchers.append(node)

@@ -231,17 +231,11 @@ class Choice:
 
 
 def point_cost(sc: Scenario, point: dict[str, Any], policy: str, summary: Any = None) -> float | None:
-    """$/hour of the point's cluster (economics_from_rates over the cost table), None when it has no price."""
-    from dualpath_twin.economics import economics_from_rates
-    from dualpath_twin.planning.common import override
+    """$/hour of the point's cluster (economics.point_economics over the cost table), None when it has no price."""
+    from dualpath_twin.economics import point_economics
 
-    try:
-        s2 = override(sc, {**point, "policy.name": policy})
-        pt = summary.prompt_tokens_per_s if summary else 0.0
-        gt = (summary.generated_tokens_per_s or 0.0) if summary else 0.0
-        return economics_from_rates(s2, pt, gt).usd_per_hour
-    except Exception:  # noqa: BLE001  (no price for this GPU, invalid point)
-        return None
+    e = point_economics(sc, {**point, "policy.name": policy}, summary)
+    return e.usd_per_hour if e is not None else None
 
 
 RANKS: dict[str, str] = {
