@@ -74,7 +74,7 @@ def test_report_from_results_is_self_contained(tmp_path: Path, two_results: list
         assert sec in c.sections, sec
     # content: SLO, binding resource, sentence, ratios
     assert "TTFT ≤ 4 s and TPOT ≤ 50 ms" in text
-    assert "snic_read" in text and "storage NICs bind" in text
+    assert "storage NIC reads" in text and "storage NICs bind" in text
     assert "Ratios are against basic" in text
     assert re.search(r"\(\d+\.\d\dx\)", text)
     assert text.count('class="plotly-graph-div"') >= 12

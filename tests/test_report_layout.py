@@ -81,7 +81,7 @@ def test_quick_report_answers_with_a_tie_cost_and_no_false_bottleneck(quick_html
     assert "On scenario quick" in body
     assert "No design is clearly better" in body  # basic and dualpath are within 1% on quick
     assert "$/hour" in body and "$ per M generated tokens" in body and re.search(r"\$\d+(,\d{3})*\.\d\d", body)
-    assert "none (offered load)" in body and "No resource is saturated" in body
+    assert "the offered load (no resource saturated)" in body and "No resource is saturated" in body
     assert "DualPath or faster" not in quick_html
 
 

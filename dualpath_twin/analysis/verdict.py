@@ -42,6 +42,19 @@ BUSY_UTILISATION = 0.9
 OFFERED_LOAD = "offered_load"
 """The ``bottleneck`` value of a run no resource binds: the workload's offered load limits it."""
 
+
+def resource_label(key: str | None) -> str:
+    """A bottleneck key as a planner reads it ('snic_read' -> 'storage NIC reads'); '' for none.
+
+    The one wording of bottleneck / binding-resource keys for every front end: reports, CLI
+    tables and the dashboard (``dualpath_twin.ui.decision`` re-exports it).
+    """
+    if not key:
+        return ""
+    if key == OFFERED_LOAD:
+        return "the offered load (no resource saturated)"
+    return RESOURCE_LABELS.get(key, key.replace("_", " "))
+
 _IO_RESOURCES = ("snic_read", "storage_read", "snic_write", "storage_write", "pe_cnic", "de_cnic", "pe_dram", "de_dram")
 
 _ADVICE = {

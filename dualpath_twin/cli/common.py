@@ -341,7 +341,9 @@ _PCT_KEYS = ("p50", "p90", "p99")
 
 
 def summary_rows(s: RunSummary) -> list[tuple[str, str]]:
-    """Label/value rows of a run summary for the human-readable tables."""
+    """Label/value rows of a run summary for the human-readable tables (bottleneck keys in words)."""
+    from dualpath_twin.analysis.verdict import resource_label
+
     ms = 1000.0
 
     def pct(p: Any, scale: float = 1.0) -> str:
@@ -363,11 +365,11 @@ def summary_rows(s: RunSummary) -> list[tuple[str, str]]:
         ("SNIC read util prefill", fmt_num(s.snic_read_utilization.get("prefill"))),
         ("SNIC read util decode", fmt_num(s.snic_read_utilization.get("decode"))),
         ("SNIC imbalance (max/avg)", fmt_num(s.snic_imbalance)),
-        ("bottleneck", s.bottleneck or "-"),
+        ("bottleneck", resource_label(s.bottleneck) or "-"),
     ]
     if s.bound is not None:
         rows += [
-            ("bound: binding resource", s.bound.binding_resource or "-"),
+            ("bound: binding resource", resource_label(s.bound.binding_resource) or "-"),
             ("bound: max prompt tokens/s", fmt_num(s.bound.max_prompt_tokens_per_s)),
             ("bound: min JCT (s)", fmt_num(s.bound.min_jct_s)),
         ]

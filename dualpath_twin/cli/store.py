@@ -74,8 +74,10 @@ def runs_cmd(
         table = Table(title=f"{len(rows)} run(s); TPOT in ms, cost in USD from the cost table", title_justify="left")
         for c in cols:
             table.add_column(c, overflow="fold")
-        for r in rows:
-            table.add_row(*[fmt_cell(r.get(c)) for c in cols])
+        from dualpath_twin.analysis.verdict import resource_label
+
+        for r in rows:  # the table words the bottleneck key (--json keeps the key)
+            table.add_row(*[fmt_cell((resource_label(r.get(c)) or None) if c == "bottleneck" else r.get(c)) for c in cols])
         out_console().print(table)
 
 

@@ -100,12 +100,14 @@ def validate(
         if "unavailable" in bounds:
             lines += _comment_block("analytic bounds", bounds)
         else:
+            from dualpath_twin.analysis.verdict import resource_label
+
             lines.append("# ---- analytic bounds per policy (rounds/s; binding resource)")
             for pol, b in bounds.items():
                 lines.append(
                     f"#   {pol}: max {fmt_num(b.get('max_rounds_per_s'))} rounds/s, "
                     f"{fmt_num(b.get('max_prompt_tokens_per_s'))} prompt tokens/s, "
-                    f"min JCT {fmt_num(b.get('min_jct_s'))} s, bound by {b.get('binding_resource') or '-'}"
+                    f"min JCT {fmt_num(b.get('min_jct_s'))} s, bound by {resource_label(b.get('binding_resource')) or '-'}"
                 )
         typer.echo("\n".join(lines))
 

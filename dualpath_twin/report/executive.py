@@ -48,12 +48,9 @@ def _economics(runs: list[ReportRun]) -> dict[str, Any]:
 
 
 def _binding_text(s: RunSummary) -> str:
-    from dualpath_twin.analysis.bounds import RESOURCE_LABELS
-    from dualpath_twin.analysis.verdict import OFFERED_LOAD
+    from dualpath_twin.analysis.verdict import resource_label
 
-    if s.bottleneck == OFFERED_LOAD:
-        return "none (offered load)"
-    return RESOURCE_LABELS.get(s.bottleneck, s.bottleneck) or "–"
+    return resource_label(s.bottleneck) or "–"
 
 
 def pct(v: float | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dualpath_twin.analysis.verdict import resource_label
 from dualpath_twin.analysis.whatif import CACHE_NOTE, FAULT_NOTE, cache_row, fault_rows
 from dualpath_twin.report import figures as F
 from dualpath_twin.report.common import (
@@ -75,15 +76,21 @@ _SUMMARY_ROWS = (
     ("prompt_tokens_per_s", "prompt throughput", "tokens/s"), ("generated_tokens_per_s", "generated throughput", "tokens/s"),
     ("rounds_per_s", "rounds per second", "rounds/s"), ("ttft_s.p50", "TTFT p50", "s"), ("ttft_s.p99", "TTFT p99", "s"),
     ("tpot_s.p50", "TPOT p50", "ms"), ("tpot_s.p99", "TPOT p99", "ms"), ("slo_attainment", "SLO attainment", "share"),
-    ("snic_imbalance", "SNIC load imbalance (max/avg)", ""), ("bottleneck", "bottleneck", ""),
+    ("snic_imbalance", "SNIC load imbalance (max/avg)", ""), ("bottleneck", "binding resource", ""),
 )  # fmt: skip
+
+
+def _summary_cell(flat: dict, key: str) -> str:
+    """One summary-table cell: TPOT in ms, the bottleneck key in words, anything else formatted."""
+    if key == "bottleneck":
+        return resource_label(flat.get(key)) or "–"  # type: ignore[arg-type]
+    return fmt(F.metric_value(flat, key) if key in F.METRIC_SCALE else flat.get(key))
 
 
 def summary_section(runs: list[ReportRun], slo: tuple[float, float]) -> str:
     """The per-run summary table against the SLO."""
     flats = [r.summary.flat() for r in runs]
-    rows = [[esc(f"{lab} ({unit})" if unit else lab)]
-            + [esc(fmt(F.metric_value(f, key) if key in F.METRIC_SCALE else f.get(key))) for f in flats]
+    rows = [[esc(f"{lab} ({unit})" if unit else lab)] + [esc(_summary_cell(f, key)) for f in flats]
             for key, lab, unit in _SUMMARY_ROWS]  # fmt: skip
     note = f"SLO: TTFT ≤ {slo[0]:g} s and TPOT ≤ {slo[1] * 1000:g} ms per round."
     return (
@@ -106,8 +113,8 @@ def bounds_section(runs: list[ReportRun]) -> str:
         b = s.bound
         if b is not None:
             rows = [
-                ["binding resource", esc(b.binding_resource or "–")],
-                ["second resource", esc(b.second_resource or "–")],
+                ["binding resource", esc(resource_label(b.binding_resource) or "–")],
+                ["second resource", esc(resource_label(b.second_resource) or "–")],
                 ["margin (second / binding rate)", esc(fmt(b.binding_margin))],
                 ["max rounds/s (bound)", esc(fmt(b.max_rounds_per_s))],
                 ["achieved rounds/s", esc(fmt(s.rounds_per_s))],

@@ -16,6 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from dualpath_twin.analysis.verdict import resource_label
 from dualpath_twin.report.common import CSS, SCENARIO_FIELDS, esc, fmt, get_path, table, toml_dict
 
 __all__ = ["SWEEP_COLUMNS", "cli_command_line", "sweep_report_html", "write_sweep_report"]
@@ -32,7 +33,7 @@ SWEEP_COLUMNS: dict[str, str] = {
     "slo_attainment": "SLO attainment",
     "steady_state": "steady",
     "capacity_aps": "capacity (agents/s)",
-    "bottleneck": "bottleneck",
+    "bottleneck": "binding resource",
     "reason": "note",
 }
 """Result columns of ``SweepResult.to_frame()`` shown after the grid axes, with their headings."""
@@ -85,7 +86,7 @@ def _results_table(result: Any, scenario: Any = None) -> str:
         header += ["$/hour", "$ per M prompt tokens"]
     rows = []
     for row, (usd_h, per_m) in zip(df.iter_rows(named=True), costs, strict=True):
-        cells = [esc(_cell(row[c])) for c in cols]
+        cells = [esc((resource_label(row[c]) or "–") if c == "bottleneck" else _cell(row[c])) for c in cols]
         if priced:
             cells += [esc("–" if usd_h is None else f"{usd_h:,.2f}"), esc("–" if per_m is None else f"{per_m:,.4f}")]
         rows.append(cells)

@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from dualpath_twin.analysis.verdict import resource_label
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.ui.fields import get_value, humanize
 
@@ -137,16 +138,6 @@ def describe_point(point: dict[str, Any], policy: str | None = None) -> str:
             parts.append(f"{lab} {_num(v)}")
     text = ", ".join(parts) or "the scenario as is"
     return f"{text} ({policy})" if policy else text
-
-
-def resource_label(key: str) -> str:
-    """A bottleneck key as a planner reads it ('snic_read' -> 'storage NIC reads', 'offered_load' -> 'the offered load')."""
-    from dualpath_twin.analysis.bounds import RESOURCE_LABELS
-    from dualpath_twin.analysis.verdict import OFFERED_LOAD
-
-    if key == OFFERED_LOAD:
-        return "the offered load (no resource saturated)"
-    return RESOURCE_LABELS.get(key, key.replace("_", " "))
 
 
 def _count(n: Any, noun: str) -> str:

@@ -26,7 +26,7 @@ HISTORY_COLUMNS = {
     "generated_tokens_per_s": "gen tok/s", "prompt_tokens_per_s": "prompt tok/s",
     "jct_s": "JCT (s)", "ttft_p99_s": "TTFT p99 (s)", "tpot_p99_ms": "TPOT p99 (ms)",
     "slo_attainment": "SLO attainment (%)", "usd_per_hour": "$/hour", "usd_per_m_generated_tokens": "$ per M gen tokens",
-    "bottleneck": "bottleneck", "error": "error",
+    "bottleneck": "binding resource", "error": "error",
 }
 """History columns (store column -> shown name); the scenario-diff columns (comparison.scenario_diff)
 appear only when they vary among the listed runs, so a sweep's runs are told apart."""
@@ -124,6 +124,10 @@ def _history(df: pl.DataFrame) -> None:
         df = df.with_columns((pl.col("tpot_p99_s") * 1000).round(2).alias("tpot_p99_ms"))
     if "slo_attainment" in df.columns:
         df = df.with_columns((pl.col("slo_attainment") * 100).round(1))
+    if "bottleneck" in df.columns and df["bottleneck"].dtype == pl.String:
+        from dualpath_twin.analysis.verdict import resource_label
+
+        df = df.with_columns(pl.col("bottleneck").map_elements(resource_label, return_dtype=pl.String))
     cols = [c for c in HISTORY_COLUMNS if c in df.columns]
     view = df.select(cols).rename({c: HISTORY_COLUMNS[c] for c in cols})
     st.dataframe(view, hide_index=True, width="stretch", height=min(400, 40 + 35 * max(1, view.height)))

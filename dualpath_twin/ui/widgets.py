@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
+from dualpath_twin.analysis.verdict import resource_label
 from dualpath_twin.palette import CHIP as _CHIP
 from dualpath_twin.results import RunSummary
 
@@ -42,7 +43,7 @@ def headline_rows(summaries: list[RunSummary], labels: list[str] | None = None,
             "TPOT p99 (ms)": _r(s.tpot_s.p99 * 1000, 2) if s.tpot_s.p99 is not None else None,
             "SLO attainment (%)": _r(100 * s.slo_attainment, 1) if s.slo_attainment is not None else None,
             "rounds": s.rounds,
-            "bottleneck": s.bottleneck,
+            "binding resource": resource_label(s.bottleneck) or None,
         })
         if scenarios is not None:
             from dualpath_twin.ui import costs
@@ -80,7 +81,7 @@ def show_ratios(summaries: list[RunSummary]) -> None:
 def show_verdicts(summaries: list[RunSummary]) -> None:
     """The bottleneck sentence of each run."""
     for s in summaries:
-        sentence = s.bottleneck_sentence or (f"bound by {s.bottleneck}" if s.bottleneck else "")
+        sentence = s.bottleneck_sentence or (f"bound by {resource_label(s.bottleneck)}" if s.bottleneck else "")
         if sentence:
             st.markdown(f"{policy_chip(s.policy)} {sentence}")
         if s.status != "finished":
