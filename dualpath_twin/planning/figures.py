@@ -22,13 +22,35 @@ METRIC_LABELS = {
     "generated_tokens_per_s": "generated tokens/s",
     "ttft_p90_s": "TTFT p90 (s)",
     "ttft_p99_s": "TTFT p99 (s)",
-    "tpot_p90_s": "TPOT p90 (s)",
+    "tpot_p90_ms": "TPOT p90 (ms)",
     "slo_attainment": "SLO attainment",
 }
+"""Metrics a sweep heatmap can show, with their labels (TPOT in ms, as every table and report shows it)."""
+
+DERIVED_METRICS: dict[str, tuple[str, float]] = {"tpot_p90_ms": ("tpot_p90_s", 1000.0)}
+"""Display metric -> (the ``SweepResult.to_frame()`` column it comes from, the factor to its unit)."""
+
+METRIC_ALIASES: dict[str, str] = {src: name for name, (src, _) in DERIVED_METRICS.items()}
+"""A stored column asked for by name (``--heatmap X,Y,tpot_p90_s``) -> the metric shown in its display unit."""
+
+
+def with_display_metrics(frame: pl.DataFrame) -> pl.DataFrame:
+    """The sweep frame with every DERIVED_METRICS column added (e.g. tpot_p90_ms from tpot_p90_s)."""
+    add = [(pl.col(src) * k).alias(name) for name, (src, k) in DERIVED_METRICS.items()
+           if src in frame.columns and name not in frame.columns]
+    return frame.with_columns(add) if add else frame
+
+
+def heatmap_metrics(frame: pl.DataFrame) -> list[str]:
+    """The METRIC_LABELS metrics the sweep frame has values for (in display units)."""
+    df = with_display_metrics(frame)
+    return [m for m in METRIC_LABELS if m in df.columns and df[m].null_count() < df.height]
 
 
 def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = "policy", title: str = "") -> go.Figure:
-    """Heatmap of ``value`` over two grid axes, one panel per ``facet`` value (policy by default)."""
+    """Heatmap of ``value`` over two grid axes, one panel per ``facet`` value (policy by default); TPOT in ms."""
+    frame = with_display_metrics(frame)
+    value = METRIC_ALIASES.get(value, value)
     for col in (x, y, value):
         if col not in frame.columns:
             raise ValueError(f"heatmap: column {col!r} not in the sweep frame (columns: {', '.join(frame.columns)})")
@@ -51,7 +73,7 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
             go.Heatmap(
                 x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, zmin=zmin, zmax=zmax, coloraxis="coloraxis",
                 text=[[("" if v is None else f"{v:.3g}") for v in r] for r in z], texttemplate="%{text}",
-                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{value}=%{{z}}<extra>{f}</extra>",
+                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{METRIC_LABELS.get(value, value)}=%{{z:.4g}}<extra>{f}</extra>",
             ),
             row=1, col=i + 1,
         )
