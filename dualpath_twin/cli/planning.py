@@ -40,15 +40,6 @@ HtmlOpt = Annotated[Path | None, typer.Option("--html", help="write the chart(s)
 PctOpt = Annotated[str, typer.Option("--percentile", help="SLO percentile that must be under the limits: p50, p90 or p99")]
 AttOpt = Annotated[float | None, typer.Option("--min-attainment", help="also require this share of rounds within SLO (0-1)")]
 SteadyOpt = Annotated[bool, typer.Option("--require-steady/--no-require-steady", help="a run not in steady state fails")]
-PopOpt = Annotated[str, typer.Option(
-    "--population",
-    help="rounds the SLO percentiles count: 'window' (default) = rounds arriving in the last two run.online_window_s "
-         "windows before the last agent's arrival, the run stopping once they are done; 'all' = every round, "
-         "ramp-up and drain included")]
-GrowthOpt = Annotated[float | None, typer.Option(
-    "--max-population-growth",
-    help="fail a run whose active agents grew by more than this share (e.g. 0.05) in the last window before the "
-         "last arrival (not steady: agents outlive the arrival window); default: report the growth only")]
 
 
 def _load(path: Path, sets: list[str] | None) -> scn.Scenario:
@@ -62,16 +53,10 @@ def _split(items: list[str] | None) -> list[str]:
     return [p.strip() for it in items or [] for p in it.split(",") if p.strip()]
 
 
-def _criterion(percentile: str, min_attainment: float | None, require_steady: bool, population: str = "window",
-               max_population_growth: float | None = None) -> SloCriterion:
+def _criterion(percentile: str, min_attainment: float | None, require_steady: bool) -> SloCriterion:
     if percentile not in ("p50", "p90", "p99"):
         raise PlanningError(f"--percentile {percentile!r}: use p50, p90 or p99")
-    if population not in ("window", "all"):
-        raise PlanningError(f"--population {population!r}: use window or all")
-    if max_population_growth is not None and not max_population_growth >= 0:
-        raise PlanningError(f"--max-population-growth {max_population_growth}: give a share >= 0, e.g. 0.05")
-    return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady,  # type: ignore[arg-type]
-                        population=population, max_population_growth=max_population_growth)  # type: ignore[arg-type]
+    return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady)  # type: ignore[arg-type]
 
 
 def _emit_json(obj: Any) -> None:
@@ -100,8 +85,7 @@ def _fmt(v: float | None, scale: float = 1.0, digits: str = ".3g") -> str:
 def capacity_table(results: list[CapacityResult]) -> Table:
     """Rich table: capacity per policy plus the measured curve."""
     t = Table(title="capacity (highest agents/s meeting the SLO)")
-    for c in ("policy", "APS", "meets", "TTFT p90 s", "TTFT p99 s", "TPOT p90 ms", "attain", "steady", "agents +%",
-              "stopped", "why"):
+    for c in ("policy", "APS", "meets", "TTFT p90 s", "TTFT p99 s", "TPOT p90 ms", "attain", "steady", "stopped", "why"):
         t.add_column(c)
     for r in results:
         for p in r.curve:
@@ -109,7 +93,7 @@ def capacity_table(results: list[CapacityResult]) -> Table:
             # a run stopped early ends before its load drains: its latencies cover only the rounds run so far
             t.add_row(r.policy, f"{p.aps:.4g}", "yes" if p.meets else "no", _fmt(p.ttft_p90_s), _fmt(p.ttft_p99_s),
                       _fmt(p.tpot_p90_s, 1000), _fmt(p.slo_attainment), str(p.steady_state),
-                      _fmt(p.population_growth, 100, ".0f"), "early" if p.stopped_early else "-", p.reason + mark)
+                      "early" if p.stopped_early else "-", p.reason + mark)
     return t
 
 
@@ -235,8 +219,6 @@ def register(app: typer.Typer) -> None:
         percentile: PctOpt = "p90",
         min_attainment: AttOpt = None,
         require_steady: SteadyOpt = True,
-        population: PopOpt = "window",
-        max_population_growth: GrowthOpt = None,
         early_stop: Annotated[bool, typer.Option(
             "--early-stop/--no-early-stop",
             help="stop a run as soon as its TTFT SLO failure is certain (marked 'early' in the curve). On by default: "
@@ -270,7 +252,7 @@ def register(app: typer.Typer) -> None:
         with _guard():
             sc = _load(scenario, sets)
             pols = check_policies(_split(policy), sc)
-            crit = _criterion(percentile, min_attainment, require_steady, population, max_population_growth)
+            crit = _criterion(percentile, min_attainment, require_steady)
             n = workers or default_workers()
             check_size([sc.with_policy(p) for p in pols], workers=n, yes=yes, max_memory_gb=max_memory_gb,
                        max_wall_s=max_wall_s, runs_per_scenario=min(max_evaluations, CAPACITY_RUNS_TYPICAL))
