@@ -49,12 +49,17 @@ def check_fits(scenario: Scenario, wl, cost, zero_io: bool = False, dram_prompt:
     problems: list[str] = []
     src = f"workload.max_context_tokens={scenario.workload.max_context_tokens}" if scenario.workload.max_context_tokens else "the workload"
     if need_hbm > cost.hbm_kv_decode_bytes + 1e-6:
+        tp = scenario.cluster.decode_tp_gpus
+        where = "one decode GPU's HBM" if tp == 1 else f"one decode engine's HBM ({tp} GPUs, cluster.decode_tp_gpus={tp})"
+        g = scenario.cluster.gpus_per_node
+        more_tp = next((t for t in range(tp + 1, g + 1) if g % t == 0), None) if not cost.model.is_moe else None
+        tp_fix = f", split a decode engine over more GPUs (cluster.decode_tp_gpus={more_tp})" if more_tp else ""
         problems.append(
             f"cluster.hbm_reserved_gb / model / workload.max_context_tokens: the largest request ({int(ctx[i]):,} tokens of"
-            f" context from {src}) needs {need_hbm / 1e9:.2f} GB of KV in one decode GPU's HBM, but only"
+            f" context from {src}) needs {need_hbm / 1e9:.2f} GB of KV in {where}, but only"
             f" {cost.hbm_kv_decode_bytes / 1e9:.2f} GB is left after weights and cluster.hbm_reserved_gb="
             f"{scenario.cluster.hbm_reserved_gb:g}; it could never be admitted. Lower workload.max_context_tokens,"
-            " hbm_reserved_gb, use a GPU with more HBM or more decode nodes per EP group (cluster.decode_ep_nodes)"
+            f" hbm_reserved_gb{tp_fix}, use a GPU with more HBM or more decode nodes per EP group (cluster.decode_ep_nodes)"
         )
     if not zero_io:
         sizes = wl.prompt_tokens if dram_prompt else wl.hit_tokens

@@ -58,16 +58,39 @@ class Distribution(_Strict):
 
 
 class ClusterConfig(_Strict):
-    """Topology: xPyD nodes of g GPUs each, one engine per GPU (docs/model.md)."""
+    """Topology: xPyD nodes of g GPUs each; an engine is one GPU, or T GPUs with tensor parallelism (docs/model.md)."""
 
     prefill_nodes: int = Field(2, ge=1, le=4096, description="x in xPyD: nodes whose engines all prefill")
     decode_nodes: int = Field(4, ge=1, le=4096, description="y in xPyD: nodes whose engines all decode")
-    gpus_per_node: int = Field(8, ge=1, le=64, description="g: GPUs (= engines) per node")
+    gpus_per_node: int = Field(8, ge=1, le=64, description="g: GPUs per node (engines per node = g / TP)")
     gpu: str = Field("H800", description="GPU catalog name (see catalog/gpus.toml)")
     dram_buffer_gb: float = Field(80.0, gt=0, description="host DRAM per node set aside for KV buffers, GB (paper: 80 DS, 320 Qwen)")
     prefill_ep_nodes: int = Field(0, ge=0, description="nodes per prefill expert-parallel group; 0 = all prefill nodes")
     decode_ep_nodes: int = Field(0, ge=0, description="nodes per decode expert-parallel group; 0 = all decode nodes")
     hbm_reserved_gb: float = Field(6.0, ge=0, description="HBM per GPU kept for activations, workspace and CUDA graphs (assumed)")
+    prefill_tp_gpus: int = Field(
+        1, ge=1, le=64, description="tensor parallelism of a prefill engine: GPUs per engine (dense models; 1 = one engine per GPU)"
+    )
+    decode_tp_gpus: int = Field(
+        1, ge=1, le=64, description="tensor parallelism of a decode engine: GPUs per engine (dense models; 1 = one engine per GPU)"
+    )
+
+    @field_validator("prefill_tp_gpus", "decode_tp_gpus")
+    @classmethod
+    def _tp_divides_node(cls, tp: int, info: Any) -> int:
+        g = info.data.get("gpus_per_node")
+        if g is not None and g % tp:
+            divisors = [d for d in range(1, g + 1) if g % d == 0]
+            raise ValueError(f"must divide cluster.gpus_per_node = {g} (a node holds whole TP engines); use one of {divisors}")
+        return tp
+
+    def tp(self, role: str) -> int:
+        """GPUs per engine of a role ('prefill' or 'decode')."""
+        return self.prefill_tp_gpus if role == "prefill" else self.decode_tp_gpus
+
+    def engines_per_node(self, role: str) -> int:
+        """Engines per node of a role: gpus_per_node / TP."""
+        return self.gpus_per_node // self.tp(role)
 
 
 class NetworkConfig(_Strict):
@@ -248,6 +271,10 @@ def fault_node_index(node: str, prefill_nodes: int, decode_nodes: int) -> int:
     return i if role == "P" else prefill_nodes + i
 
 
+_OMIT_AT_DEFAULT = (("cluster", "prefill_tp_gpus"), ("cluster", "decode_tp_gpus"), ("compute", "tp_allreduce_latency_us"))
+"""Fields left out of ``Scenario.to_toml`` at their default, so scenarios without them keep their content hash."""
+
+
 class Scenario(_Strict):
     """A complete, self-contained description of one twin run."""
 
@@ -293,6 +320,12 @@ class Scenario(_Strict):
         data = self.model_dump(mode="json", exclude_none=True)
         if not data.get("faults"):
             data.pop("faults", None)  # no faults: the same text (and content hash) as before faults existed
+        # fields added after content hashes were stored: at their defaults, the text (and hash) of before
+        for section, key in _OMIT_AT_DEFAULT:
+            sec = data.get(section)
+            model = type(getattr(self, section))
+            if isinstance(sec, dict) and sec.get(key) == model.model_fields[key].default:
+                sec.pop(key)
         return tomli_w.dumps(data)
 
     def content_hash(self) -> str:
@@ -408,11 +441,13 @@ def semantic_problems(sc: Scenario) -> list[str]:
     for role, (nodes, ep) in roles.items():
         sem.check_ep_group(role, nodes, ep, problems)
     sem.check_nics(c.gpus_per_node, sc.network.cnics_per_node, sc.network.snics_per_node, problems)
+    for role in roles:
+        sem.check_tp(role, c.tp(role), c.gpus_per_node, sc.network.cnics_per_node, model, problems)
     sem.check_workload(w.kind, w.trace_path, w.dataset, problems)
     if model is not None and gpu is not None and sem.check_hbm_reserved(c.hbm_reserved_gb, gpu, problems):
         for (role, (nodes, ep)), group in zip(roles.items(), ep_group_nodes(sc), strict=True):
             if ep <= nodes:  # else reported by check_ep_group
-                sem.check_weights(role, ep, group, c.gpus_per_node, c.hbm_reserved_gb, c.gpu, model, gpu, problems)
+                sem.check_weights(role, ep, group, c.gpus_per_node, c.hbm_reserved_gb, c.gpu, model, gpu, problems, c.tp(role))
     if model is not None:
         ctx = sem.max_context_tokens(w.kind, w.dataset, w.max_context_tokens)
         src = "workload.max_context_tokens" if w.max_context_tokens else f"dataset {w.dataset} MAL"

@@ -65,6 +65,10 @@ class ComputeConfig(_Strict):
         100.0, ge=0, le=100_000,
         description="the same for a one-node prefill EP group (NVLink barrier and the host sync before each dispatch; assumed)",
     )
+    tp_allreduce_latency_us: float = Field(
+        15.0, ge=0, le=10_000,
+        description="fixed latency of one tensor-parallel all-reduce over NVLink, on top of its ring bytes (NCCL small-message all-reduce on NVLink: ~10-20 us; assumed)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -140,27 +140,28 @@ def check_weights(
     model: ModelSpec,
     gpu: GpuSpec,
     problems: list[str],
+    tp: int = 1,
 ) -> None:
-    """A role's GPUs must hold the model's weights (experts spread over an EP group of ``ep_group_nodes``) + reserve."""
+    """A role's GPUs must hold the model's weights (experts over an EP group of ``ep_group_nodes``, the rest split by ``tp``) + reserve."""
     reserved = hbm_reserved_gb * GB
-    need = model.weight_bytes_per_gpu(ep_group_nodes * gpus_per_node) + reserved
+    need = model.weight_bytes_per_gpu(ep_group_nodes * gpus_per_node, tp) + reserved
     if need <= gpu.hbm_bytes:
         return
     where = (
         f"cluster.{role}_ep_nodes = {ep_field} (EP group of {ep_group_nodes} node(s) x {gpus_per_node} GPUs)"
         if model.is_moe
-        else f"cluster.gpu = {gpu_field!r} ({role} GPUs)"
+        else f"cluster.gpu = {gpu_field!r} ({role} GPUs, cluster.{role}_tp_gpus = {tp})"
     )
     head = (
         f"{where}: {model.name} weights need {_gb(need - reserved)} per GPU + {hbm_reserved_gb:g} GB reserved "
         f"> {gpu.hbm_gb:g} GB HBM of {gpu.name}"
     )
-    room = gpu.hbm_bytes - reserved - model.dense_params * model.weight_bytes_per_param
+    room = gpu.hbm_bytes - reserved - model.dense_params * model.weight_bytes_per_param / tp
     if not model.is_moe:
-        fix = (
-            "a dense model is replicated on every GPU (tensor parallelism is not modelled); try FP8 weights "
-            "(model.overrides.weight_bytes_per_param = 1)"
-        )
+        wanted = model.dense_params * model.weight_bytes_per_param / max(gpu.hbm_bytes - reserved, 1.0)
+        fits = [t for t in range(tp + 1, gpus_per_node + 1) if gpus_per_node % t == 0 and t >= wanted]
+        tp_fix = f"split the weights over more GPUs (cluster.{role}_tp_gpus = {fits[0]}); " if fits else ""
+        fix = f"{tp_fix}try FP8 weights (model.overrides.weight_bytes_per_param = 1)"
     elif room > 0:
         min_gpus = math.ceil(model.expert_params * model.expert_weight_bytes_per_param / room)
         min_nodes = math.ceil(min_gpus / gpus_per_node)
@@ -173,6 +174,34 @@ def check_weights(
     bigger = [g for g in list_gpus() if get_gpu(g).hbm_bytes >= need]
     alt = f"; or use a GPU with more HBM ({', '.join(bigger)})" if bigger else ""
     problems.append(f"{head}; {fix}{alt}, a smaller model, or lower cluster.hbm_reserved_gb")
+
+
+def check_tp(role: str, tp: int, gpus_per_node: int, cnics_per_node: int, model: ModelSpec | None, problems: list[str]) -> None:
+    """cluster.<role>_tp_gpus: dense models only, dividing the attention and KV heads; GPUs sharing a CNIC stay in one engine."""
+    if tp <= 1:
+        return
+    path = f"cluster.{role}_tp_gpus = {tp}"
+    if model is not None:
+        if model.is_moe:
+            problems.append(
+                f"{path}: tensor parallelism is modelled for dense models only; {model.name} is a mixture of experts, "
+                f"which the twin runs expert-parallel (cluster.{role}_ep_nodes); set cluster.{role}_tp_gpus = 1"
+            )
+            return
+        kv_heads = model.kv_heads if model.attention == "gqa" else model.heads
+        bad = [f"{n} = {v}" for n, v in (("heads", model.heads), ("kv_heads", kv_heads)) if v % tp]
+        if bad:
+            ok = [t for t in range(1, gpus_per_node + 1) if gpus_per_node % t == 0 and model.heads % t == 0 and kv_heads % t == 0]
+            problems.append(
+                f"{path}: does not divide the {model.name} attention heads ({', '.join(bad)}); each GPU of a TP engine "
+                f"holds a whole number of heads; use one of {ok}"
+            )
+    per_cnic = max(1, gpus_per_node // max(cnics_per_node, 1))
+    if tp % per_cnic and per_cnic % tp:
+        problems.append(
+            f"{path}: with network.cnics_per_node = {cnics_per_node} ({per_cnic} GPUs per compute NIC) a TP engine would "
+            f"share a compute NIC with part of another; use a multiple or a divisor of {per_cnic}"
+        )
 
 
 def check_nics(gpus_per_node: int, cnics_per_node: int, snics_per_node: int, problems: list[str]) -> None:

@@ -45,10 +45,15 @@ def derived_values(sc: Scenario) -> dict[str, float | int | str | None]:
     reserved = c.hbm_reserved_gb * GB
     for role, group_nodes in zip(("prefill", "decode"), ep_group_nodes(sc), strict=True):
         ep_gpus = group_nodes * c.gpus_per_node
-        w = model.weight_bytes_per_gpu(ep_gpus)
+        tp = c.tp(role)
+        w = model.weight_bytes_per_gpu(ep_gpus, tp)
         out[f"{role}_ep_gpus"] = ep_gpus
         out[f"weight_bytes_per_gpu_{role}"] = w
         out[f"free_hbm_per_gpu_bytes_{role}"] = gpu.hbm_bytes - reserved - w
+        if tp > 1:  # tensor parallelism: an engine of tp GPUs, each holding 1/tp of the KV heads
+            out[f"{role}_tp_gpus"] = tp
+            out[f"kv_bytes_per_token_per_gpu_{role}"] = model.kv_bytes_per_token / tp
+            out[f"free_hbm_per_engine_bytes_{role}"] = (gpu.hbm_bytes - reserved - w) * tp
     ctx_max = max_context_tokens(sc)
     out["max_context_tokens"] = ctx_max
     out["kv_bytes_per_request_max"] = model.kv_bytes_for_context(ctx_max) if ctx_max else None

@@ -266,7 +266,7 @@ def _means(wl: Workload) -> tuple[float, float, float, float]:
 
 
 def prefill_gpu_s_per_round(sc: Scenario, cost: CostModel, miss: float, hit: float) -> float:
-    """GPU-seconds of prefill per mean round at the batch the compute quota allows."""
+    """Engine-seconds of prefill per mean round at the batch the compute quota allows (GPU-seconds without TP)."""
     attn = cost.attention_time_s(miss, hit)
     quota = sc.policy.compute_quota_ms / 1000.0
     b = max(1, min(sc.policy.max_prefill_batch, int(quota / attn) if attn > 0 else sc.policy.max_prefill_batch))
@@ -275,7 +275,7 @@ def prefill_gpu_s_per_round(sc: Scenario, cost: CostModel, miss: float, hit: flo
 
 
 def decode_rounds_per_s(sc: Scenario, cost: CostModel, prompt: float, gen: float) -> tuple[float, float]:
-    """(rounds/s the decode GPUs sustain, batch per GPU) with HBM-capped batches at mean context."""
+    """(rounds/s the decode engines sustain, batch per engine) with HBM-capped batches at mean context."""
     kv = cost.kv_bytes_per_token
     per_req = (prompt + gen) * kv
     bsz = max(1, int(cost.hbm_kv_decode_bytes // per_req)) if per_req > 0 else 1
@@ -283,7 +283,7 @@ def decode_rounds_per_s(sc: Scenario, cost: CostModel, prompt: float, gen: float
     model = cost.model
     step, _ = cost.decode_step_s(bsz, bsz * model.decode_kv_read_bytes(ctx), bsz * cost.attention_flops_per_token(ctx))
     tok_per_s_gpu = bsz / step
-    n = sc.cluster.decode_nodes * sc.cluster.gpus_per_node
+    n = sc.cluster.decode_nodes * sc.cluster.engines_per_node("decode")
     steps_per_round = max(gen - 1, 1.0)
     return n * tok_per_s_gpu / steps_per_round, bsz
 
@@ -296,7 +296,7 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
     kv = cost.kv_bytes_per_token
     hb, pb = hit * kv, prompt * kv
     n, c = sc.network, sc.cluster
-    P, D, g = c.prefill_nodes, c.decode_nodes, c.gpus_per_node
+    P, D = c.prefill_nodes, c.decode_nodes
     snic = n.snic_gbps / 8 * 1e9 * n.snics_per_node * n.snic_efficiency
     cnic_node = n.cnic_gbps / 8 * 1e9 * n.cnic_efficiency * n.cnics_per_node
     dram = n.dram_gbps / 8 * 1e9
@@ -343,7 +343,7 @@ def compute_bound(sc: Scenario, wl: Workload, policy: str | None = None, cost: C
         if sc.storage.write_gbps_total:
             r["storage_write"] = sc.storage.write_gbps_total / 8 * 1e9 / max(write_b, 1.0)
     gpu_s = prefill_gpu_s_per_round(sc, cost, miss, hit)
-    r["prefill_compute"] = P * g / gpu_s if gpu_s > 0 else inf
+    r["prefill_compute"] = P * c.engines_per_node("prefill") / gpu_s if gpu_s > 0 else inf
     r["decode"], _ = decode_rounds_per_s(sc, cost, prompt, gen)
     items = sorted(r.items(), key=lambda kv_: kv_[1])
     first = items[0]

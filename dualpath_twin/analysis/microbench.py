@@ -47,7 +47,7 @@ def prefill_point(
     cost = cost or build_cost_model(sc)
     hit = max(context_tokens - new_tokens, 0)
     step, parts = cost.prefill_uniform_step_s(batch_per_gpu, new_tokens, hit)
-    g = sc.cluster.gpus_per_node
+    g = sc.cluster.engines_per_node("prefill")  # engines per node (GPUs without TP)
     new_s = batch_per_gpu * new_tokens * g / step if step > 0 else 0.0
     inp_s = batch_per_gpu * context_tokens * g / step if step > 0 else 0.0
     return PrefillPoint(batch_per_gpu, context_tokens, new_tokens, step, new_s, inp_s, parts)
@@ -57,7 +57,7 @@ def decode_point(sc: Scenario, batch_per_gpu: int, context_tokens: int, cost: Co
     """Predicted decode step of ``batch_per_gpu`` requests at ``context_tokens`` each."""
     cost = cost or build_cost_model(sc)
     step, parts = cost.decode_uniform_step_s(batch_per_gpu, context_tokens)
-    g = sc.cluster.gpus_per_node
+    g = sc.cluster.engines_per_node("decode")
     per_user = cost.tokens_per_decode_step / step if step > 0 else 0.0
     return DecodePoint(batch_per_gpu, context_tokens, step, per_user, per_user * batch_per_gpu * g, parts)
 

@@ -28,8 +28,10 @@ class ClusterView(Protocol):
     prefill_nodes: int
     decode_nodes: int
     gpus_per_node: int
+    prefill_engines_per_node: int  # gpus_per_node / cluster.prefill_tp_gpus (= gpus_per_node without TP)
+    decode_engines_per_node: int  # gpus_per_node / cluster.decode_tp_gpus
     alpha_tokens: float  # tokens a node reads from storage in alpha_s seconds
-    beta_tokens: float  # tokens one GPU prefills in beta_s seconds
+    beta_tokens: float  # tokens one prefill engine (one GPU without TP) prefills in beta_s seconds
     z_factor: float
     block_tokens: int  # tokens per KV block: a split read is cut at a block boundary
     # nodes lost now (fault node_lost; numbering as read_q_tokens: prefill 0..P-1, decode P..P+D-1), empty
@@ -97,7 +99,7 @@ class Policy:
         called on arrival. The default is global round-robin in FIFO order.
         """
         out = []
-        g = view.gpus_per_node
+        g = view.prefill_engines_per_node
         n = view.prefill_nodes * g
         while queue:
             pe, self._rr_pe = _next_up(self._rr_pe, n, g, 0, view.down_nodes)
@@ -106,7 +108,8 @@ class Policy:
 
     def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
         """Pick the DE for a request (default: round-robin over the DEs of nodes that are up)."""
-        de, self._rr_de = _next_up(self._rr_de, view.decode_nodes * view.gpus_per_node, view.gpus_per_node,
+        g = view.decode_engines_per_node
+        de, self._rr_de = _next_up(self._rr_de, view.decode_nodes * g, g,
                                    view.prefill_nodes, view.down_nodes)
         return de
 

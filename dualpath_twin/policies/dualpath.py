@@ -26,7 +26,7 @@ class DualPathPolicy(Policy):
         """
         if pe_node is None:
             return []
-        g = view.gpus_per_node
+        g = view.prefill_engines_per_node
         lo = pe_node * g
         beta = view.beta_tokens
         toks = view.pe_toks(lo, lo + g)
@@ -46,7 +46,7 @@ class DualPathPolicy(Policy):
 
     def choose_decode(self, view: ClusterView, req: RequestInfo) -> int:
         """DE group with the smallest total tok_e; inside it, stay under Z (fewest requests), else smallest tok_e."""
-        g = view.gpus_per_node
+        g = view.decode_engines_per_node
         toks = view.de_node_toks()
         if view.down_nodes:  # lost decode nodes take nothing
             p = view.prefill_nodes

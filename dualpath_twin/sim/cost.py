@@ -17,7 +17,13 @@ the tensor cores; the fixed costs that do not shrink with the batch are added on
   the GPU's compute NIC, the rest over NVLink, plus a fixed latency per collective; overlapped
   (two micro-batches: ``prefill_ep_overlap``, ``decode_ep_overlap``) it hides under compute,
   which then runs on the SMs the communication kernels leave (``ep_comm_sm_share``), else it adds;
-- ``layer_overhead_us`` per layer (the small kernels: norms, RoPE, routing, top-k, residuals).
+- ``layer_overhead_us`` per layer (the small kernels: norms, RoPE, routing, top-k, residuals);
+- tensor parallelism (dense models, ``cluster.prefill_tp_gpus`` / ``decode_tp_gpus`` = T): an engine
+  is T GPUs; each GPU holds 1/T of the weights and of the KV heads, so every GEMM's weight bytes
+  and FLOPs and the attention core's KV reads and FLOPs are divided by T, and each layer adds two
+  all-reduces (after attention and after the MLP) of tokens x hidden x 2 bytes: a ring over NVLink,
+  2(T-1)/T x bytes / NVLink bandwidth, plus ``tp_allreduce_latency_us`` each. The per-layer
+  overheads and the step overhead do not shrink. Every step time below is an engine's.
 
 A step adds ``step_overhead_ms`` (host-side scheduling, input preparation, sampling). An EP
 group synchronises at every MoE layer, so a prefill step lasts as long as its slowest GPU
@@ -86,8 +92,8 @@ class CostModel:
     step_overhead_s: float
     weights_prefill_gpu_bytes: float
     weights_decode_gpu_bytes: float
-    hbm_kv_prefill_bytes: float
-    hbm_kv_decode_bytes: float
+    hbm_kv_prefill_bytes: float  # KV room of one prefill engine (its TP GPUs' free HBM)
+    hbm_kv_decode_bytes: float  # KV room of one decode engine
     ep_bytes_per_token: float
     model: Any
     decode_extra_flops_per_token: float = 0.0  # the LM head, computed for every decoded token
@@ -95,6 +101,12 @@ class CostModel:
     prefill_sync_s: float = 0.0  # per MoE layer of a prefill step: DeepEP normal-mode notify + host sync
     tokens_per_decode_step: float = 1.0  # tokens a request emits per decode step (no speculative decoding)
     straggler: float = 1.0  # multiplies this engine's compute time (a slow GPU; 1 = nominal)
+    # tensor parallelism: GPUs per prefill and per decode engine, and the all-reduce terms
+    prefill_tp: int = 1
+    decode_tp: int = 1
+    tp_ar_bytes_tok: float = 0.0  # bytes of one token's activation in one all-reduce (hidden x 2 B, BF16)
+    tp_nvlink_bps: float = 1.0  # NVLink bytes/s per GPU per direction
+    tp_ar_latency_s: float = 0.0  # fixed latency of one all-reduce
     # memo tables of the batch-dependent terms (pure functions of the fields above, computed in the
     # same order, so a memoised step equals the computed one bit for bit); cleared when large
     _memo_decode: dict[int, tuple[float, float, float, float, float, float]] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -103,6 +115,20 @@ class CostModel:
     _memo_a2a: dict[tuple[float, int, int], float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---------------------------------------------------------------- pieces
+    def allreduce_s(self, tokens: float, tp: int) -> float:
+        """One tensor-parallel all-reduce of ``tokens`` activations over ``tp`` GPUs: ring bytes over NVLink + latency."""
+        if tp <= 1 or tokens <= 0:
+            return 0.0
+        return 2.0 * (tp - 1) / tp * tokens * self.tp_ar_bytes_tok / self.tp_nvlink_bps + self.tp_ar_latency_s
+
+    def tp_allreduce_step_s(self, tokens: float, tp: int) -> float:
+        """All-reduce seconds of one step of ``tokens`` on a TP engine: two per layer (after attention, after the MLP)."""
+        return self.layers * 2.0 * self.allreduce_s(tokens, tp)
+
+    def kv_bytes_per_gpu_per_token(self, role: str) -> float:
+        """KV bytes one GPU of a ``role`` engine holds per token (its 1/TP share of the KV heads)."""
+        return self.kv_bytes_per_token / (self.prefill_tp if role == "prefill" else self.decode_tp)
+
     def _roof(self, w_bytes: float, flops: float) -> float:
         """One GEMM-like operation: weights streamed from HBM vs tensor-core time."""
         return max(w_bytes / self.weight_bps, flops / (self.peak_linear_flops * self.gemm_mfu))
@@ -182,7 +208,8 @@ class CostModel:
         flops_s = self.attention_flops(new_tokens, context_start) / (self.peak_attn_flops * self.attention_mfu)
         ctx = context_start + new_tokens
         kv = self.layers * (self.kv_layer_capped * min(ctx, self.kv_topk) + self.kv_layer_full * ctx)
-        return max(flops_s, kv / self.hbm_bps)
+        t = max(flops_s, kv / self.hbm_bps)
+        return t / self.prefill_tp if self.prefill_tp > 1 else t  # TP: each GPU runs 1/T of the heads
 
     def prefill_group_step_s(self, gpu_work: list[tuple[float, float]], n_gpus: int) -> tuple[float, list[float], float]:
         """One EP group's forward step: ``gpu_work`` is (new tokens, attention seconds) per busy GPU.
@@ -236,7 +263,12 @@ class CostModel:
                 shared = self._roof(self.shared_w_bytes, toks * self.shared_flops_tok) if self.moe_layers else 0.0
             else:
                 per_layer = dense = shared = 0.0
-            terms = (self.layers * (per_layer + self.layer_overhead_s), self.dense_layers * dense, shared)
+            tp = self.prefill_tp
+            if tp > 1:  # each GPU: 1/T of every GEMM, plus the two all-reduces per layer
+                terms = (self.layers * (per_layer / tp + self.layer_overhead_s) + self.tp_allreduce_step_s(toks, tp),
+                         self.dense_layers * dense / tp, shared)
+            else:
+                terms = (self.layers * (per_layer + self.layer_overhead_s), self.dense_layers * dense, shared)
             if len(memo) >= _MEMO_MAX:
                 memo.clear()
             memo[toks] = terms
@@ -249,13 +281,14 @@ class CostModel:
             return 0.0, {}
         toks = float(batch_per_gpu * new_tokens)
         attn = batch_per_gpu * self.attention_time_s(new_tokens, hit_tokens)
-        n = self.prefill_ep_gpus
+        tp = self.prefill_tp
+        n = self.prefill_ep_gpus // tp if tp > 1 else self.prefill_ep_gpus  # engines of the group
         step, _, comm = self.prefill_group_step_s([(toks, attn)] * n, n)
         ep_tokens = toks * n
         parts = {
-            "attention_projections": self.layers * self._roof(self.attn_w_bytes, toks * self.attn_flops_tok),
+            "attention_projections": self.layers * self._roof(self.attn_w_bytes, toks * self.attn_flops_tok) / tp,
             "attention_core": attn,
-            "dense_mlp": self.dense_layers * self._roof(self.dense_mlp_w_bytes, toks * self.dense_mlp_flops_tok) if self.dense_layers else 0.0,
+            "dense_mlp": self.dense_layers * self._roof(self.dense_mlp_w_bytes, toks * self.dense_mlp_flops_tok) / tp if self.dense_layers else 0.0,
             "shared_experts": self.moe_layers * self._roof(self.shared_w_bytes, toks * self.shared_flops_tok) if self.moe_layers else 0.0,
             "routed_experts": self.moe_layers * self._moe_layer_s(ep_tokens, n),
             "layer_overhead": self.layers * self.layer_overhead_s,
@@ -263,6 +296,8 @@ class CostModel:
             "ep_sync": self.moe_layers * self.prefill_sync_s if n > 1 else 0.0,
             "step_overhead": self.step_overhead_s,
         }
+        if tp > 1:
+            parts["tp_all_reduce"] = self.tp_allreduce_step_s(toks, tp)
         return step, parts
 
     def prefill_comm_s(self, group_tokens_per_gpu: float) -> float:
@@ -288,6 +323,8 @@ class CostModel:
             terms = self._decode_terms(batch)
         layers_s, lm_s, dense_s, moe_s, comm, cross_s = terms
         core = max(kv_read_bytes / self.hbm_bps, attn_flops / (self.peak_attn_flops * self.attention_mfu))
+        if self.decode_tp > 1:
+            core /= self.decode_tp  # each GPU reads and attends over its 1/T of the KV heads
         comp = layers_s + core
         comp += lm_s
         if self.dense_layers:
@@ -305,6 +342,11 @@ class CostModel:
         layers_s = self.layers * (proj + self.layer_overhead_s)
         lm_s = self._roof(self.lm_head_w_bytes, batch * self.lm_head_flops_tok)
         dense_s = self.dense_layers * self._roof(self.dense_mlp_w_bytes, batch * self.dense_mlp_flops_tok) if self.dense_layers else 0.0
+        tp = self.decode_tp
+        if tp > 1:  # each GPU: 1/T of every GEMM (LM head vocabulary-parallel), plus two all-reduces per layer
+            layers_s = self.layers * (proj / tp + self.layer_overhead_s) + self.tp_allreduce_step_s(batch, tp)
+            lm_s /= tp
+            dense_s /= tp
         moe_s = comm = cross_s = 0.0
         if self.moe_layers:
             moe = self._moe_layer_s(batch * ep, ep)
@@ -329,17 +371,20 @@ class CostModel:
         step, _ = self.decode_step_s(batch_per_gpu, kv, attn)
         b = batch_per_gpu
         ep = self.decode_ep_gpus
+        tp = self.decode_tp
         parts = {
-            "attention_projections": self.layers * self._roof(self.attn_w_bytes, b * self.attn_flops_tok),
-            "attention_core": max(kv / self.hbm_bps, attn / (self.peak_attn_flops * self.attention_mfu)),
-            "dense_mlp": self.dense_layers * self._roof(self.dense_mlp_w_bytes, b * self.dense_mlp_flops_tok) if self.dense_layers else 0.0,
+            "attention_projections": self.layers * self._roof(self.attn_w_bytes, b * self.attn_flops_tok) / tp,
+            "attention_core": max(kv / self.hbm_bps, attn / (self.peak_attn_flops * self.attention_mfu)) / tp,
+            "dense_mlp": self.dense_layers * self._roof(self.dense_mlp_w_bytes, b * self.dense_mlp_flops_tok) / tp if self.dense_layers else 0.0,
             "shared_experts": self.moe_layers * self._roof(self.shared_w_bytes, b * self.shared_flops_tok) if self.moe_layers else 0.0,
             "routed_experts": self.moe_layers * self._moe_layer_s(b * ep, ep) if self.moe_layers else 0.0,
-            "lm_head": self._roof(self.lm_head_w_bytes, b * self.lm_head_flops_tok),
+            "lm_head": self._roof(self.lm_head_w_bytes, b * self.lm_head_flops_tok) / tp,
             "layer_overhead": self.layers * self.layer_overhead_s,
             "all_to_all": self.moe_layers * self._a2a_layer_s(b, self.decode_nodes_per_group, ep) if self.moe_layers else 0.0,
             "step_overhead": self.step_overhead_s,
         }
+        if tp > 1:
+            parts["tp_all_reduce"] = self.tp_allreduce_step_s(b, tp)
         return step, parts
 
 
@@ -359,8 +404,9 @@ def build_cost_model(sc: Scenario) -> CostModel:
     cp = sc.compute
     g = sc.cluster.gpus_per_node
     pe_nodes, de_nodes = ep_group_nodes(sc)
-    w_p = float(m.weight_bytes_per_gpu(pe_nodes * g))
-    w_d = float(m.weight_bytes_per_gpu(de_nodes * g))
+    tp_p, tp_d = sc.cluster.prefill_tp_gpus, sc.cluster.decode_tp_gpus
+    w_p = float(m.weight_bytes_per_gpu(pe_nodes * g, tp_p))
+    w_d = float(m.weight_bytes_per_gpu(de_nodes * g, tp_d))
     hbm = gpu.hbm_gb * 1e9
     reserved = sc.cluster.hbm_reserved_gb * 1e9
     wb = m.weight_bytes_per_param
@@ -423,11 +469,16 @@ def build_cost_model(sc: Scenario) -> CostModel:
         step_overhead_s=cp.step_overhead_ms / 1000.0,
         weights_prefill_gpu_bytes=w_p,
         weights_decode_gpu_bytes=w_d,
-        hbm_kv_prefill_bytes=max(hbm - w_p - reserved, 0.0),
-        hbm_kv_decode_bytes=max(hbm - w_d - reserved, 0.0),
+        hbm_kv_prefill_bytes=max(hbm - w_p - reserved, 0.0) * tp_p,  # an engine's KV room: its T GPUs' free HBM
+        hbm_kv_decode_bytes=max(hbm - w_d - reserved, 0.0) * tp_d,
         ep_bytes_per_token=float(m.ep_alltoall_bytes_per_token()) if moe else 0.0,
         model=m,
         decode_extra_flops_per_token=float(m.lm_head_flops_per_token()),
         indexer_weight=(gpu.peak_flops(False) / gpu.peak_flops(True)) if cp.indexer_fp8 and m.has_indexer else 1.0,
         prefill_sync_s=(cp.prefill_ep_sync_us if pe_nodes > 1 else cp.prefill_ep_sync_intranode_us) * 1e-6 if moe else 0.0,
+        prefill_tp=tp_p,
+        decode_tp=tp_d,
+        tp_ar_bytes_tok=float(m.hidden) * 2.0,
+        tp_nvlink_bps=max(gpu.nvlink_gbps, 1e-9) / 8 * 1e9,
+        tp_ar_latency_s=cp.tp_allreduce_latency_us * 1e-6,
     )

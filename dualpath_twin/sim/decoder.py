@@ -51,7 +51,8 @@ class DecodeHost(Protocol):
     kv: float  # KV bytes per token
     reference: bool  # run.fidelity = "reference": one timer per step
     de_pending: list[deque[Any]]  # per decode engine: requests whose KV has landed in its HBM
-    gpu_busy_s: list[float]  # per node
+    gpu_busy_s: list[float]  # per node, GPU-seconds
+    tp_d: int  # GPUs per decode engine (tensor parallelism)
     gen_tokens_done: float
     col: dict[str, Any]  # per-round columns by name
 
@@ -113,7 +114,7 @@ class DecodeEngine:
     __slots__ = (
         "w", "de", "env", "pending", "cost", "ka", "kb", "kt", "fa", "fb", "ft", "blk", "blk_bytes", "dnode",
         "reference", "steps", "b", "base", "ends", "resid", "fresh", "caps", "start", "step", "n", "timer", "k_end", "kicked",
-        "finishing", "slow", "stop_entry",
+        "finishing", "slow", "stop_entry", "tp",
     )
 
     def __init__(self, world: DecodeHost, de: int) -> None:
@@ -126,6 +127,7 @@ class DecodeEngine:
         self.blk = world.block
         self.blk_bytes = world.block * world.kv
         self.dnode = world.de_loc(de)[0]
+        self.tp = world.tp_d  # GPUs of this engine (tensor parallelism; 1 = one GPU)
         self.reference = world.reference
         self.steps = 0  # decode steps this engine has run
         self.b = 0  # running requests
@@ -240,7 +242,7 @@ class DecodeEngine:
         step = self.step
         steps = self.steps = self.steps + k
         b = self.b
-        w.gpu_busy_s[self.dnode] += k * step
+        w.gpu_busy_s[self.dnode] += k * step * self.tp  # GPU-seconds
         w.gen_tokens_done += k * b
         if self.fresh:
             col = w.col["second_token_s"]

@@ -64,7 +64,7 @@ class FaultInjector:
             return [nd.snic_rx, nd.snic_tx]
         if f.gpu is None:
             return [*nd.cnic_rx, *nd.cnic_tx]
-        k = f.gpu // self.w.gpus_per_cnic
+        k = self.w.cnic_index(self.nodes[i], f.gpu)  # a TP engine's merged link: its transfers wait for the slow share
         return [nd.cnic_rx[k], nd.cnic_tx[k]]
 
     def _apply(self, i: int, on: bool) -> None:
@@ -75,7 +75,7 @@ class FaultInjector:
             factor = 0.0 if f.kind.endswith("down") else f.rate_factor
             for lk in self._links(i):
                 if lk not in self.nominal:
-                    self.nominal[lk] = w.cnic_kv_bps if lk.kind.startswith("cnic") else lk.capacity_bps
+                    self.nominal[lk] = w.cnic_kv_bps * w.cnic_width[lk.node] if lk.kind.startswith("cnic") else lk.capacity_bps
                 fs = self.factors.setdefault(lk, [])
                 if on:
                     fs.append(factor)
@@ -98,13 +98,13 @@ class FaultInjector:
         elif f.kind == "straggler_gpu":
             factor = f.compute_factor if on else 1.0
             if node < w.P:
-                pe = node * w.g + int(f.gpu or 0)
+                pe = w.engine_of_gpu(node, int(f.gpu or 0))
                 if on:
                     w.pe_slow[pe] = factor
                 else:
                     w.pe_slow.pop(pe, None)
             else:
-                w.decoders[(node - w.P) * w.g + int(f.gpu or 0)].slow = factor
+                w.decoders[w.engine_of_gpu(node, int(f.gpu or 0))].slow = factor
 
     def factor(self, lk: Any) -> float:
         """The product of the active faults' factors on a link (1.0 when none)."""

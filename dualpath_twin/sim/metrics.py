@@ -20,7 +20,6 @@ def rounds_frame(world) -> pl.DataFrame:
     agent = np.repeat(np.arange(wl.n_trajectories), n_per)
     round_idx = np.arange(wl.n_rounds) - np.repeat(wl.round_offsets[:-1], n_per)
     c = world.col
-    g = world.g
     pe = world.col_pe.astype(np.int64)  # kept as exact floats in the world's per-round rows
     de = world.col_de.astype(np.int64)
     data = {
@@ -37,8 +36,8 @@ def rounds_frame(world) -> pl.DataFrame:
         data[k] = np.ascontiguousarray(c[k])
     data["pe"] = pe
     data["de"] = de
-    data["pe_node"] = np.where(pe >= 0, pe // g, -1)
-    data["de_node"] = np.where(de >= 0, de // g, -1)
+    data["pe_node"] = np.where(pe >= 0, pe // world.gp, -1)
+    data["de_node"] = np.where(de >= 0, de // world.gd, -1)
     for k in ("bytes_read_pe_snic", "bytes_read_de_snic", "bytes_pe_h2d", "bytes_de_to_pe", "bytes_pe_to_de", "bytes_written"):
         data[k] = np.ascontiguousarray(c[k])
     df = pl.DataFrame(data).with_columns(pl.col(pl.Float64).fill_nan(None))

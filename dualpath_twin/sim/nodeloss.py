@@ -76,7 +76,7 @@ class NodeLossMixin:
             self._abandon(req)
         for nd in newly:
             if nd >= self.P:
-                g = self.g
+                g = self.gd
                 for de in range((nd - self.P) * g, (nd - self.P + 1) * g):
                     self.decoders[de].lose()
             self.read_queue[nd].clear()
@@ -125,7 +125,7 @@ class NodeLossMixin:
             self.prompt_tokens_done -= req.prompt
         de = req.de
         self.de_tok_v[de] -= req.prompt + req.gen
-        self.de_node_tok_v[de // self.g] -= req.prompt + req.gen
+        self.de_node_tok_v[de // self.gd] -= req.prompt + req.gen
         self.de_seq_v[de] -= 1
         self.de_promised[de] -= req.hbm_bytes
         if req.dram_pe_bytes > 0:

@@ -63,17 +63,17 @@ class PlacementMixin:
     def _assigned(self, req: Req, pe: int) -> None:
         now = self.env.now
         req.pe = pe
-        req.pe_node = pe // self.g
+        req.pe_node = pe // self.gp
         self.col["sched_s"][req.rid] = now
         self.col_pe[req.rid] = pe
         self.pe_tok_v[pe] += req.prompt
         self.pe_seq_v[pe] += 1
         de = self.policy.choose_decode(self, req.info)
         req.de = de
-        req.de_node = self.P + de // self.g
+        req.de_node = self.P + de // self.gd
         self.col_de[req.rid] = de
         self.de_tok_v[de] += req.prompt + req.gen
-        self.de_node_tok_v[de // self.g] += req.prompt + req.gen
+        self.de_node_tok_v[de // self.gd] += req.prompt + req.gen
         self.de_seq_v[de] += 1
         self.de_promised[de] += req.hbm_bytes
         if req.hit <= 0:

@@ -114,7 +114,8 @@ class PrefillMixin:
     def _pe_group(self, gi: int):
         env = self.env
         nodes = self.pe_groups[gi]
-        engines = [n * self.g + k for n in nodes for k in range(self.g)]
+        gp = self.gp
+        engines = [n * gp + k for n in nodes for k in range(gp)]
         group_lanes = [lk for nd in nodes for lk in (*self.nodes[nd].cnic_rx, *self.nodes[nd].cnic_tx)]
         cost = self.cost
         nl = self.layers
@@ -141,7 +142,7 @@ class PrefillMixin:
             comp = dict(zip(batches, busy, strict=True))
             col_start = self.col["prefill_start_s"]
             for pe, b in batches.items():
-                self.gpu_busy_s[pe // self.g] += comp[pe]
+                self.gpu_busy_s[pe // gp] += comp[pe] * self.tp_p  # GPU-seconds: a TP engine busies its T GPUs
                 for req, _, _ in b:
                     if col_start[req.rid] != col_start[req.rid]:  # NaN: its first chunk
                         col_start[req.rid] = start
@@ -188,7 +189,7 @@ class PrefillMixin:
                         links = self._routes.get(key) or self._add_route(key, [self.nodes[pnode].dram, *self._into_gpu(pnode, pgpu)])
                     else:
                         # DE DRAM -> DE CNIC tx -> fabric -> PE CNIC rx -> PE HBM (CNIC of the request's DE GPU)
-                        dgpu = pgpu % self.g
+                        dgpu = pgpu % self.gd
                         key = ("de2pe", src, dgpu, pnode, pgpu)
                         links = self._routes.get(key) or self._add_route(key, [
                             self.nodes[src].dram, *self._out_of_gpu(src, dgpu), *self._fab(), *self._into_gpu(pnode, pgpu)])

@@ -101,10 +101,10 @@ class Sampler:
             if self.per_cnic:
                 for k, lk in enumerate(nd.cnic_rx):
                     col("cnic_rx_util", f"{nd.name}.cnic{k}", nd.role)
-                    util_links.append((lk, world.cnic_line_bps, nd_i))
+                    util_links.append((lk, world.cnic_line_bps * world.cnic_width[nd.name], nd_i))
                 for k, lk in enumerate(nd.cnic_tx):
                     col("cnic_tx_util", f"{nd.name}.cnic{k}", nd.role)
-                    util_links.append((lk, world.cnic_line_bps, nd_i))
+                    util_links.append((lk, world.cnic_line_bps * world.cnic_width[nd.name], nd_i))
         n_util = len(util_links)
         for nd in world.nodes:
             for m in ("cnic_rx_util", "cnic_tx_util"):
@@ -160,16 +160,18 @@ class Sampler:
                         b = float(world.net.bytes_of(lks, now).sum())
                         pb = self._cnic_prev.get(key, 0.0)
                         self._cnic_prev[key] = b
-                        tot = (b - pb + comm[nd_i] * len(lks)) / (world.cnic_line_bps * dt * len(lks))
+                        tot = (b - pb + comm[nd_i] * len(lks)) / (world.cnic_line_bps * world.cnic_width[nd.name] * dt * len(lks))
                         cn[k] = tot
                         k += 1
             per_node = []
             for nd_i, nd in enumerate(world.nodes):
                 if nd.role == "prefill":
-                    hbm = sum(world.pe_hbm[e].used for e in range(nd_i * g, (nd_i + 1) * g))
+                    gp = world.gp
+                    hbm = sum(world.pe_hbm[e].used for e in range(nd_i * gp, (nd_i + 1) * gp))
                 else:
                     jn = nd_i - world.P
-                    hbm = sum(world.de_hbm[e].used for e in range(jn * g, (jn + 1) * g))
+                    gd = world.gd
+                    hbm = sum(world.de_hbm[e].used for e in range(jn * gd, (jn + 1) * gd))
                 per_node.extend((
                     world.dram_buf[nd_i].used,
                     hbm,

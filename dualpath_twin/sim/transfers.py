@@ -22,13 +22,15 @@ class TransfersMixin:
     """Routes, storage reads, the PD transfer and block write-backs of ``World``."""
 
     # ================================================================ routes
-    def _gpu_cnic(self, node: int, gpu: int) -> tuple[Link, Link]:
+    def _gpu_cnic(self, node: int, slot: int) -> tuple[Link, Link]:
+        """The CNIC link (rx, tx) of an engine slot: its first GPU's (a TP engine's links are merged into one)."""
         nd = self.nodes[node]
-        k = gpu // self.gpus_per_cnic
+        tp = self.tp_p if node < self.P else self.tp_d
+        k = self.cnic_index(node, slot * tp) if tp > 1 else slot // self.gpus_per_cnic
         return nd.cnic_rx[k], nd.cnic_tx[k]
 
     def _gpu_path(self, node: int, gpu: int, into: bool) -> list[Link]:
-        """Links into (or out of) a GPU's HBM: its CNIC rx (tx), and PCIe when that is narrower; cached, do not mutate."""
+        """Links into (or out of) an engine's HBM (its GPU's, or its TP GPUs' merged): CNIC rx (tx), and PCIe when that is narrower; cached, do not mutate."""
         key = (node, gpu, into)
         got = self._gpu_paths.get(key)
         if got is None:

@@ -80,6 +80,9 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
             self.net = JitFlowNetwork(self.env)
         c, n, s = sc.cluster, sc.network, sc.storage
         self.P, self.D, self.g = c.prefill_nodes, c.decode_nodes, c.gpus_per_node
+        # tensor parallelism: an engine is tp GPUs; gp / gd engines per prefill / decode node (g without TP)
+        self.tp_p, self.tp_d = c.prefill_tp_gpus, c.decode_tp_gpus
+        self.gp, self.gd = self.g // self.tp_p, self.g // self.tp_d
         self.kv = cost.kv_bytes_per_token
         self.block = s.block_tokens
         self.layers = cost.layers
@@ -99,9 +102,17 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         pcie_bps = n.pcie_gbps / 8 * 1e9
         use_pcie = pcie_bps < cnic_bps / self.gpus_per_cnic
         self.nodes: list[NodeLinks] = []
+        # a TP engine's transfers are split evenly over its GPUs (KV is split by heads) and its GPUs'
+        # links serve that engine only: its CNICs (and PCIe links) are modelled as one link of their
+        # summed bandwidth, which is exact for evenly split flows (docs/model.md, Tensor parallelism)
+        self.cnic_width: dict[str, int] = {}  # node -> physical CNICs per modelled CNIC link
         for i in range(self.P + self.D):
             role = "prefill" if i < self.P else "decode"
             nm = f"P{i}" if i < self.P else f"D{i - self.P}"
+            tp = self.tp_p if i < self.P else self.tp_d
+            width = self.cnic_width[nm] = max(tp // self.gpus_per_cnic, 1)
+            n_cnic = n.cnics_per_node // width
+            n_eng = self.g // tp
             self.nodes.append(
                 NodeLinks(
                     name=nm,
@@ -109,10 +120,10 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
                     snic_rx=Link(f"{nm}.snic.rx", snic_bps, "snic_rx", nm, role),
                     snic_tx=Link(f"{nm}.snic.tx", snic_bps, "snic_tx", nm, role),
                     dram=Link(f"{nm}.dram", dram_bps, "dram", nm, role),
-                    cnic_rx=[Link(f"{nm}.cnic{k}.rx", cnic_bps, "cnic_rx", nm, role) for k in range(n.cnics_per_node)],
-                    cnic_tx=[Link(f"{nm}.cnic{k}.tx", cnic_bps, "cnic_tx", nm, role) for k in range(n.cnics_per_node)],
-                    pcie_in=[Link(f"{nm}.pcie{k}.in", pcie_bps, "pcie", nm, role) for k in range(self.g)] if use_pcie else None,
-                    pcie_out=[Link(f"{nm}.pcie{k}.out", pcie_bps, "pcie", nm, role) for k in range(self.g)] if use_pcie else None,
+                    cnic_rx=[Link(f"{nm}.cnic{k}.rx", cnic_bps * width, "cnic_rx", nm, role) for k in range(n_cnic)],
+                    cnic_tx=[Link(f"{nm}.cnic{k}.tx", cnic_bps * width, "cnic_tx", nm, role) for k in range(n_cnic)],
+                    pcie_in=[Link(f"{nm}.pcie{k}.in", pcie_bps * tp, "pcie", nm, role) for k in range(n_eng)] if use_pcie else None,
+                    pcie_out=[Link(f"{nm}.pcie{k}.out", pcie_bps * tp, "pcie", nm, role) for k in range(n_eng)] if use_pcie else None,
                 )
             )
         self.storage_read = Link("storage.read", s.read_gbps_total / 8 * 1e9, "storage", "storage", "cluster") if s.read_gbps_total else None
@@ -123,8 +134,8 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
 
         # ---------------- memory
         self.dram_buf = [BytePool(self.env, f"{nd.name}.dram_buf", c.dram_buffer_gb * 1e9) for nd in self.nodes]
-        self.pe_hbm = [BytePool(self.env, f"PE{e}.hbm", cost.hbm_kv_prefill_bytes) for e in range(self.P * self.g)]
-        self.de_hbm = [BytePool(self.env, f"DE{e}.hbm", cost.hbm_kv_decode_bytes) for e in range(self.D * self.g)]
+        self.pe_hbm = [BytePool(self.env, f"PE{e}.hbm", cost.hbm_kv_prefill_bytes) for e in range(self.P * self.gp)]
+        self.de_hbm = [BytePool(self.env, f"DE{e}.hbm", cost.hbm_kv_decode_bytes) for e in range(self.D * self.gd)]
 
         # ---------------- scheduler state
         self.global_q: deque[Req] = deque()
@@ -132,18 +143,18 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         self.by_rid: dict[int, Req] = {}
         # per-engine scheduler counters as Python lists: policies read them one scalar at a time,
         # and a list item is several times cheaper to read and update than a NumPy element
-        self.pe_tok_v = [0.0] * (self.P * self.g)
-        self.pe_seq_v = [0] * (self.P * self.g)
-        self.de_tok_v = [0.0] * (self.D * self.g)
+        self.pe_tok_v = [0.0] * (self.P * self.gp)
+        self.pe_seq_v = [0] * (self.P * self.gp)
+        self.de_tok_v = [0.0] * (self.D * self.gd)
         self.de_node_tok_v = [0] * self.D  # exact integer token sums per decode node
-        self.de_seq_v = [0] * (self.D * self.g)
-        self.de_promised = [0.0] * (self.D * self.g)
+        self.de_seq_v = [0] * (self.D * self.gd)
+        self.de_promised = [0.0] * (self.D * self.gd)
         self.de_hbm_cap = [p.capacity for p in self.de_hbm]
         self.read_q = [0.0] * (self.P + self.D)
         self.read_queue: list[deque[Req]] = [deque() for _ in self.nodes]
         self.read_inflight = [0] * len(self.nodes)
         self.max_inflight = s.max_inflight_reads_per_node
-        self.pe_ready: list[deque[Req]] = [deque() for _ in range(self.P * self.g)]
+        self.pe_ready: list[deque[Req]] = [deque() for _ in range(self.P * self.gp)]
         pe_grp, de_grp = ep_group_nodes(sc)
         self.pe_group_nodes = pe_grp
         self.pe_groups = [list(range(i, min(i + pe_grp, self.P))) for i in range(0, self.P, pe_grp)]
@@ -152,7 +163,7 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
             for nd in grp:
                 self.node_group[nd] = gi
         self.group_wake: list[simpy.Event] = [self.env.event() for _ in self.pe_groups]
-        self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.g)]
+        self.de_pending: list[deque[Req]] = [deque() for _ in range(self.D * self.gd)]
         # idle PE group leaders, in the order they went idle; an arrival wakes only the first
         # (waking all of them would cost O(prefill nodes) per request for the same outcome)
         self.idle_fetchers: deque[int] = deque()  # their prefill nodes
@@ -163,6 +174,7 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         self.beta_tokens = sc.policy.beta_s * self._prefill_tokens_per_gpu_s()
         self.z_factor = sc.policy.z_factor
         self.prefill_nodes, self.decode_nodes, self.gpus_per_node = self.P, self.D, self.g
+        self.prefill_engines_per_node, self.decode_engines_per_node = self.gp, self.gd
         self.block_tokens = self.block
         self.split_reads = policy.split_reads
 
@@ -279,7 +291,7 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         return mean > 3.0 * self.sc.slo.ttft_s
 
     def _prefill_tokens_per_gpu_s(self) -> float:
-        """Estimated prompt tokens one GPU prefills per second for the workload's mean round."""
+        """Estimated prompt tokens one prefill engine (one GPU without TP) prefills per second for the mean round."""
         wl = self.wl
         if wl.n_rounds == 0:
             return 1.0
@@ -291,12 +303,22 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         return p / max(step / 16, 1e-9)
 
     def pe_loc(self, pe: int) -> tuple[int, int]:
-        """(node, gpu) of a prefill engine."""
-        return pe // self.g, pe % self.g
+        """(node, engine slot on the node) of a prefill engine (the slot is the GPU without TP)."""
+        return pe // self.gp, pe % self.gp
 
     def de_loc(self, de: int) -> tuple[int, int]:
-        """(node index in self.nodes, gpu) of a decode engine."""
-        return self.P + de // self.g, de % self.g
+        """(node index in self.nodes, engine slot on the node) of a decode engine."""
+        return self.P + de // self.gd, de % self.gd
+
+    def cnic_index(self, node: int, gpu: int) -> int:
+        """The modelled CNIC link that carries GPU ``gpu`` of ``node`` (one per physical CNIC without TP)."""
+        return gpu // self.gpus_per_cnic // self.cnic_width[self.nodes[node].name]
+
+    def engine_of_gpu(self, node: int, gpu: int) -> int:
+        """The prefill or decode engine GPU ``gpu`` of ``node`` belongs to."""
+        if node < self.P:
+            return node * self.gp + gpu // self.tp_p
+        return (node - self.P) * self.gd + gpu // self.tp_d
 
     # ================================================================ arrivals
     def start(self) -> None:
@@ -321,7 +343,7 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
                 env.process(self._fetcher(nd))
         for gi in range(len(self.pe_groups)):
             env.process(self._pe_group(gi))
-        self.decoders = [DecodeEngine(self, de) for de in range(self.D * self.g)]
+        self.decoders = [DecodeEngine(self, de) for de in range(self.D * self.gd)]
         if self.faults is not None:
             self.faults.start()
         if wl.n_rounds == 0:
@@ -427,7 +449,7 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         if req.de_hbm_reserved:
             self.de_hbm[req.de].release(req.hbm_bytes)
         self.de_tok_v[req.de] -= req.prompt + req.gen
-        self.de_node_tok_v[req.de // self.g] -= req.prompt + req.gen
+        self.de_node_tok_v[req.de // self.gd] -= req.prompt + req.gen
         self.de_seq_v[req.de] -= 1
         self.de_promised[req.de] -= req.hbm_bytes
         self.gen_tokens_done += 1  # the first token, produced by prefill
