@@ -25,6 +25,7 @@ from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCr
 from dualpath_twin.planning.common import point_scenarios
 from dualpath_twin.planning.executors import DEFAULT_RETRIES, default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
+from dualpath_twin.planning.reasons import actionable_reason, window_advice
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
 from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
@@ -93,7 +94,7 @@ def capacity_table(results: list[CapacityResult]) -> Table:
             # a run stopped early ends before its load drains: its latencies cover only the rounds run so far
             t.add_row(r.policy, f"{p.aps:.4g}", "yes" if p.meets else "no", _fmt(p.ttft_p90_s), _fmt(p.ttft_p99_s),
                       _fmt(p.tpot_p90_s, 1000), _fmt(p.slo_attainment), str(p.steady_state),
-                      "early" if p.stopped_early else "-", p.reason + mark)
+                      "early" if p.stopped_early else "-", actionable_reason(p.reason) + mark)
     return t
 
 
@@ -259,7 +260,8 @@ def register(app: typer.Typer) -> None:
 
             def on_point(p: CapacityPoint) -> None:
                 early = ", stopped early" if p.stopped_early else ""
-                _err.print(f"  {p.aps:.4g} APS: {'meets' if p.meets else 'fails'}{early} ({p.reason})", markup=False)
+                _err.print(f"  {p.aps:.4g} APS: {'meets' if p.meets else 'fails'}{early} ({actionable_reason(p.reason)})",
+                           markup=False)
 
             with open_executor(executor, n, address) as ex:
                 results = capacity_search_many(sc, pols, criterion=crit, tolerance=tolerance, start_aps=start_aps,
@@ -295,6 +297,9 @@ def register(app: typer.Typer) -> None:
                            f"{stopped} stopped early)")
                 for note in r.notes:
                     typer.echo(f"  note: {note}")
+                advice = window_advice(r.policy, r.curve, r.window_s)
+                if advice:
+                    typer.echo(f"  note: {advice}")
 
     @app.command("size")
     def size_cmd(

@@ -23,6 +23,7 @@ from dualpath_twin.planning.capacity import (
 from dualpath_twin.planning.common import point_scenarios
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
+from dualpath_twin.planning.reasons import DASHBOARD_WINDOW, actionable_reason, window_advice
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
 from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
 from dualpath_twin.planning.storeio import (
@@ -358,8 +359,8 @@ def _new_capacity_search(store: Any | None) -> bool:
     lines: list[str] = []
 
     def on_point(p: CapacityPoint) -> None:
-        lines.append(f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})")
-        log.code("\n".join(lines[-12:]))
+        lines.append(f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({actionable_reason(p.reason, DASHBOARD_WINDOW)})")
+        log.code("\n".join(lines[-12:]), language=None, wrap_lines=True)  # whole reasons, not cut at the edge
 
     try:
         with st.spinner("searching"), open_executor(kind, workers, addr) as ex:
@@ -405,7 +406,12 @@ def show_capacity(results: list[CapacityResult], key: str, caption: str = "", sc
     fig = figures.capacity_curve(results)
     st.plotly_chart(fig, width="stretch", key=f"{key}_fig")
     _download([fig], "capacity", key)
-    st.dataframe(dec.human_frame(curve_frame(results), drop_empty=False), width="stretch", key=f"{key}_curve")
+    st.dataframe(dec.human_frame(curve_frame(results), drop_empty=False), width="stretch", key=f"{key}_curve",
+                 column_config={"note": st.column_config.TextColumn(width="large")})
+    for r in results:  # a table cell cuts a long reason: say in full which runs a longer window would settle
+        advice = window_advice(r.policy, r.curve, r.window_s, DASHBOARD_WINDOW)
+        if advice:
+            st.warning(advice)
 
 
 def _spec_caption(rec: CapacitySearchRecord) -> str:
