@@ -167,7 +167,7 @@ class PolicyConfig(_Strict):
 
     name: Literal["basic", "layerwise", "dualpath", "oracle", "dualpath-split"] = Field("dualpath", description="loading design")
     alpha_s: float = Field(3.0, gt=0, description="short read queue: tokens a node reads from storage in this many seconds")
-    beta_s: float = Field(5.0, gt=0, description="overloaded engine: tokens one GPU prefills in this many seconds")
+    beta_s: float = Field(5.0, gt=0, description="overloaded engine: tokens one prefill engine (one GPU without TP) prefills in this many seconds")
     compute_quota_ms: float = Field(300.0, gt=0, description="predicted attention time allowed per prefill forward batch")
     fetch_period_ms: float = Field(20.0, gt=0, description="period of a PE group leader's fetch from the global queue (10-50 ms, assumed)")
     z_factor: float = Field(1.05, ge=1, description="decode balance threshold factor Z")
@@ -219,7 +219,7 @@ class FaultConfig(_Strict):
         ..., description="what fails: a storage or compute NIC down or slowed, a node lost, slow storage reads, a slow GPU"
     )
     node: str = Field(..., description="the node it hits: P0..P{prefill_nodes-1} or D0..D{decode_nodes-1}")
-    gpu: int | None = Field(None, ge=0, description="straggler_gpu: the GPU (engine) on the node; cnic_*: the GPU whose CNIC (unset = all)")
+    gpu: int | None = Field(None, ge=0, description="straggler_gpu: the GPU on the node (its whole engine with TP); cnic_*: the GPU whose CNIC (unset = all)")
     start_s: float = Field(..., ge=0, description="simulated time the fault begins, seconds")
     end_s: float | None = Field(None, gt=0, description="simulated time it is repaired, seconds; unset = never")
     rate_factor: float = Field(0.5, gt=0, lt=1, description="*_degraded: the link keeps this share of its capacity")
