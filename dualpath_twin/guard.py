@@ -453,6 +453,213 @@ def guard_many(
     return big
 
 
+# ---------------------------------------------------------------- a capacity search: its runs, from its settings
+
+
+@dataclass
+class CapacityPlan:
+    """The runs a bracket-and-bisect capacity search of one design is expected to make, and what that assumes."""
+
+    rates: list[float]  # agents/s of each expected run, in the order the search would visit them
+    bracket_runs: int  # runs doubling (or halving) from the start rate until one fails and one meets
+    bisect_runs: int  # runs narrowing the bracket to the tolerance
+    start_aps: float
+    start_source: str  # where the start rate came from
+    boundary_aps: float  # the rate assumed to be the SLO boundary (the analytic ceiling when known)
+    boundary_source: str
+    window_s: float  # arrival window: each rate runs rate x window agents
+    tolerance: float
+    max_evaluations: int
+    capped: bool  # the search would stop at max_evaluations before reaching the tolerance
+    rounds: list[int]  # expected rounds of each run
+    rounds_per_agent: float
+    rounds_source: str
+    direction: str = "doubling"  # "halving" when the start rate is assumed to fail
+
+    @property
+    def runs(self) -> int:
+        """Expected runs of the search."""
+        return len(self.rates)
+
+    def text(self) -> str:
+        """What was assumed, in one sentence a planner can check against the form."""
+        cap = f", capped by max_evaluations {self.max_evaluations}" if self.capped else f" (at most {self.max_evaluations})"
+        top = max(self.rates) if self.rates else 0.0
+        return (
+            f"~{self.runs} runs{cap}: {self.bracket_runs} {self.direction} from {self.start_aps:.3g} agents/s "
+            f"({self.start_source}) to bracket the SLO boundary, assumed at {self.boundary_aps:.3g} agents/s "
+            f"({self.boundary_source}), then {self.bisect_runs} bisecting to tolerance {self.tolerance:g}; "
+            f"each run = rate x {self.window_s:g} s window x {self.rounds_per_agent:.3g} rounds per agent "
+            f"= {min(self.rounds):,}-{max(self.rounds):,} rounds (up to {top:.3g} agents/s)"
+        )
+
+
+@dataclass
+class CapacityEstimate:
+    """A capacity search's expected cost over all its designs (guard_capacity)."""
+
+    plans: dict[str, CapacityPlan]  # design -> its expected runs
+    largest: RunEstimate  # the run at the highest rate (memory)
+    runs: int  # over every design
+    wall_s: float  # expected wall time of the whole search, runs in parallel as the search runs them
+    memory_bytes: float  # peak memory: the largest run times the runs at the same time
+    concurrent: int  # runs at the same time
+
+    def text(self) -> str:
+        """One line per design: what was assumed."""
+        return "; ".join(f"{p}: {pl.text()}" for p, pl in self.plans.items())
+
+
+@lru_cache(maxsize=64)
+def _ceiling_aps(toml: str, policy: str | None, window_s: float) -> tuple[float | None, str]:
+    """The analytic ceiling (agents/s) of the scenario's TOML under ``policy``, or (None, why not)."""
+    from dualpath_twin import api
+    from dualpath_twin.scenario import from_toml
+
+    try:
+        sc = from_toml(toml, check_catalog=False)
+        per, _ = _dataset_rounds_per_trajectory(sc.workload.dataset, float(sc.workload.append_scale),
+                                                sc.workload.max_context_tokens)
+        b = api.bounds(sc, policy)
+        if not (b.max_rounds_per_s and math.isfinite(b.max_rounds_per_s) and per > 0):
+            return None, "no finite analytic bound"
+        from dualpath_twin.analysis.verdict import resource_label
+
+        return b.max_rounds_per_s / per, f"the analytic ceiling, bound by {resource_label(b.binding_resource) or 'no resource'}"
+    except Exception as err:  # noqa: BLE001 - an estimate: the search itself reports a broken scenario
+        return None, f"analytic ceiling unavailable ({type(err).__name__})"
+
+
+def plan_capacity_search(
+    sc: Scenario,
+    policy: str | None = None,
+    *,
+    tolerance: float = 0.05,
+    start_aps: float | None = None,
+    window_s: float | None = None,
+    max_evaluations: int = 40,
+    from_bound: bool = False,
+    batch: int = 1,
+    boundary_aps: float | None = None,
+) -> CapacityPlan:
+    """The runs a capacity search with these settings is expected to make (``planning.capacity.capacity_search``).
+
+    The search doubles from its start rate until a run fails, then bisects until ``(hi - lo) / hi <=
+    tolerance``, at most ``max_evaluations`` runs. Where the SLO fails is what the search finds out; the
+    estimate assumes it fails at the analytic ceiling (``boundary_aps`` overrides), the highest rate it
+    could hold, so the rates (and each run's rounds = rate x window x rounds per agent) are an upper
+    estimate. ``start_aps``/``from_bound`` choose the start rate as the search does. No run is simulated;
+    the ceiling costs one bounds computation on a sample of agents (cached per scenario).
+    """
+    from dualpath_twin.planning.capacity import CapacityPoint, bracket_and_bisect, online_scenario
+
+    w = sc.workload
+    window = float(window_s) if window_s else w.agents / w.arrival_rate_aps
+    ceiling, c_src = _ceiling_aps(online_scenario(sc, w.arrival_rate_aps, window).to_toml(), policy, window)
+    if start_aps:
+        start, s_src = float(start_aps), "the start rate given"
+    elif from_bound and ceiling:
+        start, s_src = 0.5 * ceiling, "half the analytic ceiling"
+    else:
+        start, s_src = w.arrival_rate_aps, "workload.arrival_rate_aps"
+    if boundary_aps:
+        boundary, b_src = float(boundary_aps), "given"
+    elif ceiling:
+        boundary, b_src = ceiling, c_src
+    else:
+        boundary, b_src = 4.0 * start, f"4x the start rate: {c_src}"
+    visited: list[float] = []
+
+    def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        visited.extend(rates)
+        return [CapacityPoint(aps=r, meets=r < boundary * (1 - 1e-9)) for r in rates]
+
+    _lo, _hi, _curve, converged, _notes = bracket_and_bisect(evaluate, start, tolerance, batch, None, None, max_evaluations)
+    # bracketing ends with the first step holding both a meeting and a failing rate
+    bracket = len(visited)
+    for i in range(len(visited)):
+        sides = {r < boundary * (1 - 1e-9) for r in visited[: i + 1]}
+        if len(sides) == 2:
+            bracket = min(len(visited), math.ceil((i + 1) / batch) * batch)
+            break
+    per, how = _dataset_rounds_per_trajectory(w.dataset, float(w.append_scale), w.max_context_tokens)
+    rounds = [expected_rounds(online_scenario(sc, r, window))[0] for r in visited] if w.kind == "synthetic" else \
+        [expected_rounds(sc)[0]] * len(visited)
+    return CapacityPlan(
+        rates=visited, bracket_runs=bracket, bisect_runs=len(visited) - bracket, start_aps=start, start_source=s_src,
+        boundary_aps=boundary, boundary_source=b_src, window_s=window, tolerance=tolerance,
+        max_evaluations=max_evaluations, capped=not converged and len(visited) >= max_evaluations,
+        rounds=rounds or [0], rounds_per_agent=per, rounds_source=how,
+        direction="doubling" if start < boundary * (1 - 1e-9) else "halving",
+    )
+
+
+def guard_capacity(
+    sc: Scenario,
+    policies: list[str],
+    *,
+    tolerance: float = 0.05,
+    start_aps: float | None = None,
+    window_s: float | None = None,
+    max_evaluations: int = 40,
+    from_bound: bool = False,
+    workers: int = 1,
+    limits: Limits | None = None,
+    force: bool = False,
+    force_hint: str = DASHBOARD_FORCE_HINT,
+) -> CapacityEstimate:
+    """Guard a capacity search per design: its largest run against memory, all its runs against wall time.
+
+    Raises :class:`RunTooLarge` (unless ``force``) naming the runs, the rates and what was assumed
+    (:meth:`CapacityPlan.text`); returns the estimate with each design's plan.
+    """
+    from dualpath_twin.planning.capacity import online_scenario
+
+    lim = limits or get_limits()
+    pols = list(policies) or [sc.policy.name]
+    w = max(1, workers)
+    # as capacity_search_many runs them: designs in parallel (one rate at a time each), else rates in parallel
+    parallel_designs = len(pols) > 1 and w > 1
+    batch = 1 if parallel_designs else w
+    plans = {p: plan_capacity_search(sc.with_policy(p), p, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
+                                     max_evaluations=max_evaluations, from_bound=from_bound, batch=batch) for p in pols}
+    total_wall = 0.0
+    big: RunEstimate | None = None
+    big_sc = sc
+    for p, plan in plans.items():
+        for r in plan.rates:
+            s_r = online_scenario(sc.with_policy(p), r, plan.window_s)
+            est = estimate_run(s_r)
+            total_wall += est.wall_s
+            if big is None or est.memory_bytes > big.memory_bytes:
+                big, big_sc = est, s_r
+    assert big is not None
+    concurrent = min(w, len(pols)) if parallel_designs else w
+    total_wall /= concurrent
+    n_runs = sum(pl.runs for pl in plans.values())
+    out = CapacityEstimate(plans, big, n_runs, total_wall, big.memory_bytes * concurrent, concurrent)
+    assumed = out.text()
+    problems: list[str] = []
+    if big.memory_bytes * concurrent > lim.max_memory_bytes:
+        scaled = RunEstimate(**{**big.__dict__, "memory_bytes": big.memory_bytes * concurrent})
+        problems += [
+            f"capacity search at its highest rate, {big_sc.workload.arrival_rate_aps:.3g} agents/s "
+            f"({big_sc.workload.agents:,} agents over the {plans[pols[0]].window_s:g} s window): " + pr
+            for pr in check_estimate(scaled, lim, big_sc, force_hint) if "memory" in pr
+        ]
+    if total_wall > lim.max_wall_s:
+        problems.append(
+            f"capacity search: ~{n_runs:,} runs ({len(pols)} design(s)) expected to take ~{human_seconds(total_wall)} of"
+            f" wall time in total on {w} worker(s), above the limit of {human_seconds(lim.max_wall_s)} ({lim.source})."
+            f" Assumed: {assumed}. Fix: a looser tolerance, a shorter arrival window (fewer agents per run), a start"
+            f" rate nearer the capacity or fewer max evaluations; or raise the limit ({ENV_MAX_WALL_S} or the settings"
+            f" file), or {force_hint}"
+        )
+    if problems and not force:
+        raise RunTooLarge(problems, big, lim)
+    return out
+
+
 # ---------------------------------------------------------------- while running: memory watchdog
 
 

@@ -68,7 +68,8 @@ def test_sweep_refuses_when_one_grid_point_is_huge() -> None:
 
 def test_capacity_size_and_sensitivity_count_their_runs_against_the_wall_limit() -> None:
     err = _refused(["capacity", QUICK, "--policy", "basic,dualpath", "--no-save", "--workers", "1", "--max-wall-s", "1"])
-    assert "20 runs: expected" in err  # 2 designs x CAPACITY_RUNS_TYPICAL rates
+    # the runs of both searches from their settings (guard.plan_capacity_search), with what was assumed
+    assert "capacity search: ~" in err and "Assumed: basic:" in err and "dualpath:" in err and "to tolerance 0.05" in err
     err = _refused(["size", QUICK, "--target-aps", "1", "--vary", "cluster.decode_nodes=1,2", "--workers", "1", "--max-wall-s", "1"])
     assert "runs: expected" in err
     err = _refused(["sensitivity", QUICK, "--param", "network.snic_gbps", "--workers", "1", "--max-wall-s", "0.01"])

@@ -183,7 +183,8 @@ def test_a_huge_capacity_search_is_refused_before_any_run(db: Path, monkeypatch:
     assert not at.exception, at.exception
     errs = " ".join(e.value for e in _tab(at, "Capacity").error)
     assert "Refused before it started" in errs and "above the limit" in errs
-    assert f"{2 * planning_page.CAPACITY_RUNS_TYPICAL} runs" in errs  # 2 designs x ~10 runs per search
+    # both designs' runs from the form's settings (bracket, bisect to the tolerance), with what was assumed
+    assert "capacity search" in errs and "Assumed: basic:" in errs and "dualpath:" in errs and "to tolerance 0.05" in errs
     assert calls == [] and "planning_capacity" not in at.session_state
     assert list_capacity(open_store(db)).height == 0
 

@@ -68,3 +68,33 @@ def check_size(
     except ValueError as err:  # a limit in the environment or settings file that is not a number
         die(str(err))
     return None
+
+
+def check_capacity(
+    sc: Scenario,
+    policies: list[str],
+    *,
+    workers: int = 1,
+    yes: bool = False,
+    max_memory_gb: float | None = None,
+    max_wall_s: float | None = None,
+    **settings: object,
+) -> dict[str, g.CapacityPlan]:
+    """Refuse (exit 2) a capacity search whose expected runs exceed the limits, unless ``yes``; its plan per design.
+
+    ``settings`` are the search's (tolerance, start_aps, window_s, max_evaluations, from_bound): the runs and
+    each run's size follow from them (``guard.plan_capacity_search``), not from a typical count.
+    """
+    try:
+        limits = g.get_limits(max_memory_gb, max_wall_s)
+        try:
+            return g.guard_capacity(sc, policies, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
+                                    **settings).plans  # type: ignore[arg-type]
+        except g.RunTooLarge as err:
+            if not yes:
+                die(str(err))
+            typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
+            return g.guard_capacity(sc, policies, workers=workers, limits=limits, force=True, **settings).plans  # type: ignore[arg-type]
+    except ValueError as err:  # a limit that is not a number, or a setting the search would refuse
+        die(str(err))
+    return {}

@@ -18,7 +18,7 @@ from rich.table import Table
 from dualpath_twin import scenario as scn
 from dualpath_twin.cli import common
 from dualpath_twin.cli.common import DbOpt, NoSaveOpt, out_console
-from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_size
+from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_capacity, check_size
 from dualpath_twin.cli_errors import guard as _guard
 from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
@@ -255,8 +255,12 @@ def register(app: typer.Typer) -> None:
             pols = check_policies(_split(policy), sc)
             crit = _criterion(percentile, min_attainment, require_steady)
             n = workers or default_workers()
-            check_size([sc.with_policy(p) for p in pols], workers=n, yes=yes, max_memory_gb=max_memory_gb,
-                       max_wall_s=max_wall_s, runs_per_scenario=min(max_evaluations, CAPACITY_RUNS_TYPICAL))
+            # runs and their sizes from the settings: bracket from the start rate, bisect to the tolerance
+            plans = check_capacity(sc, pols, workers=n, yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,
+                                   tolerance=tolerance, start_aps=start_aps, window_s=window,
+                                   max_evaluations=max_evaluations, from_bound=from_bound)
+            for pol_name, plan in plans.items():
+                _err.print(f"estimate {pol_name}: {plan.text()}", markup=False)
 
             def on_point(p: CapacityPoint) -> None:
                 early = ", stopped early" if p.stopped_early else ""

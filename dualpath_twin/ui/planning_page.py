@@ -14,11 +14,9 @@ from dualpath_twin.planning.capacity import (
     CapacityPoint,
     CapacityResult,
     SloCriterion,
-    arrival_window_s,
     capacity_frame,
     capacity_search_many,
     curve_frame,
-    online_scenario,
 )
 from dualpath_twin.planning.common import point_scenarios
 from dualpath_twin.planning.executors import default_workers, open_executor
@@ -154,6 +152,26 @@ def guard_ok(scenarios: list[scn.Scenario], workers: int, key: str, force: bool,
         st.rerun()
     st.session_state.pop(f"{key}_refused", None)
     return True
+
+
+def guard_capacity_ok(sc: scn.Scenario, pols: list[str], workers: int, key: str, force: bool,
+                      **settings: Any) -> dict[str, Any]:
+    """Estimate a capacity search from its settings (guard.guard_capacity) like the CLI; its plan per design.
+
+    Refused work is remembered for refusal_box and the page reruns; with ``force`` it warns and goes on.
+    """
+    from dualpath_twin.guard import RunTooLarge, guard_capacity
+
+    try:
+        plans = guard_capacity(sc, pols, workers=workers, **settings).plans
+    except RunTooLarge as err:
+        if not force:
+            st.session_state[f"{key}_refused"] = list(err.problems)
+            st.rerun()
+        st.warning("running anyway: " + "; ".join(err.problems))
+        plans = guard_capacity(sc, pols, workers=workers, force=True, **settings).plans
+    st.session_state.pop(f"{key}_refused", None)
+    return plans
 
 
 MAX_GRID_POINTS = 10_000  # a page job enumerates its grid before estimating it: refuse larger grids outright
@@ -346,15 +364,13 @@ def _new_capacity_search(store: Any | None) -> bool:
     if not pols:
         st.error("pick at least one design")
         return False
-    try:  # the runs of a search: the scenario online at the start rate over the arrival window, per design
-        win = window or arrival_window_s(sc)
-        firsts = [online_scenario(sc.with_policy(p), start or sc.workload.arrival_rate_aps, win) for p in pols]
+    try:  # the runs of a search: bracket and bisect from the start rate, each rate x window agents (guard.plan_capacity_search)
+        plans = guard_capacity_ok(sc, pols, workers, "cap", anyway, tolerance=tol, start_aps=start or None,
+                                  window_s=window or None, from_bound=fast)
     except scn.ScenarioError as err:
         st.error(str(err))
         return False
-    # a search stops after max_evaluations runs (40); it typically needs CAPACITY_RUNS_TYPICAL, as the CLI estimates
-    if not guard_ok(firsts, workers, "cap", anyway, CAPACITY_RUNS_TYPICAL):
-        return False
+    st.caption("Run-size estimate: " + "; ".join(f"{p}: {pl.text()}" for p, pl in plans.items()))
     log = st.empty()
     lines: list[str] = []
 
