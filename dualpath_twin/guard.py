@@ -640,13 +640,21 @@ def guard_capacity(
     out = CapacityEstimate(plans, big, n_runs, total_wall, big.memory_bytes * concurrent, concurrent)
     assumed = out.text()
     problems: list[str] = []
+    window = plans[pols[0]].window_s
+    top_aps = big_sc.workload.arrival_rate_aps
     if big.memory_bytes * concurrent > lim.max_memory_bytes:
-        scaled = RunEstimate(**{**big.__dict__, "memory_bytes": big.memory_bytes * concurrent})
-        problems += [
-            f"capacity search at its highest rate, {big_sc.workload.arrival_rate_aps:.3g} agents/s "
-            f"({big_sc.workload.agents:,} agents over the {plans[pols[0]].window_s:g} s window): " + pr
-            for pr in check_estimate(scaled, lim, big_sc, force_hint) if "memory" in pr
-        ]
+        # agents = rate x window: the window, not workload.agents, sets a search's run size
+        # all but the process base grows ~linearly with the window (agents, rounds, simulated time)
+        base = concurrent * COEFFICIENTS.base_bytes
+        share = (lim.max_memory_bytes - base) / max(big.memory_bytes * concurrent - base, 1.0)
+        fit = (f"an arrival window of ~{0.9 * share * window:,.0f} s fits at that rate" if share > 0
+               else "a shorter arrival window")
+        problems.append(
+            f"capacity search at its highest rate, {top_aps:.3g} agents/s ({big_sc.workload.agents:,} agents over the"
+            f" {window:g} s arrival window, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"
+            f" {concurrent} at a time, above the memory limit of {human_bytes(lim.max_memory_bytes)} ({lim.source})."
+            f" Fix: {fit}, or fewer workers; or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or {force_hint}"
+        )
     if total_wall > lim.max_wall_s:
         problems.append(
             f"capacity search: ~{n_runs:,} runs ({len(pols)} design(s)) expected to take ~{human_seconds(total_wall)} of"

@@ -117,3 +117,14 @@ def test_dashboard_refusal_uses_the_forms_tolerance_and_window(tmp_path: Path, m
         return int(text.split("capacity search: ~")[1].split(" ")[0])
 
     assert runs(texts[0.01]) > runs(texts[0.2]) and calls == []
+
+
+def test_memory_refusal_names_the_window_not_workload_agents() -> None:
+    small = g.Limits(max_memory_bytes=2e9, max_wall_s=1e9, source="test")
+    with pytest.raises(g.RunTooLarge) as err:
+        g.guard_capacity(QUICK, ["basic"], window_s=20_000, limits=small)
+    msg = str(err.value)
+    assert "20000 s arrival window" in msg and "workload.agents" not in msg
+    fit = float(msg.split("an arrival window of ~")[1].split(" s fits")[0].replace(",", ""))
+    assert 0 < fit < 20_000
+    g.guard_capacity(QUICK, ["basic"], window_s=fit, limits=small)  # the window it names fits

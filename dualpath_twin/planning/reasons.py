@@ -19,7 +19,7 @@ OUTLIVE = "outlive the arrival window"
 """Part of the reason of a run whose active agents still grew (agents outlive the arrival window)."""
 
 CLI_WINDOW = "--window-s"
-DASHBOARD_WINDOW = "'Arrival window (s)' of New capacity search, --window-s on the CLI"
+DASHBOARD_WINDOW = "'Arrival window (s)' in New capacity search (--window-s on the CLI)"
 
 
 def needs_longer_window(reason: str) -> bool:
@@ -55,8 +55,9 @@ def window_advice(policy: str, points: Iterable[Any], window_s: float | None, se
         if unknown == len(hit)
         else "the runs could not show a steady state within their arrival window"
     )
-    now = f" (now {window_s:g} s; try {2 * window_s:g} s or more)" if window_s else ""
+    fix = (f"set {setting} to {2 * window_s:g} s or more (now {window_s:g} s)" if window_s
+           else f"lengthen the arrival window ({setting})")
     return (
         f"{policy}: {len(hit)} of {len(pts)} run(s) failed only for want of a longer window, at {rates} agents/s: "
-        f"{what}. These rates are not proven over capacity: lengthen the arrival window ({setting}){now} and search again."
+        f"{what}. These rates are not proven over capacity: {fix} and search again."
     )
