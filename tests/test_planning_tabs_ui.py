@@ -185,6 +185,7 @@ def test_a_huge_capacity_search_is_refused_before_any_run(db: Path, monkeypatch:
     assert "Refused before it started" in errs and "above the limit" in errs
     # both designs' runs from the form's settings (bracket, bisect to the tolerance), with what was assumed
     assert "capacity search" in errs and "Assumed: basic:" in errs and "dualpath:" in errs and "to tolerance 0.05" in errs
+    assert "tick 'Run anyway' below" in errs and "Scenario page" not in errs
     assert calls == [] and "planning_capacity" not in at.session_state
     assert list_capacity(open_store(db)).height == 0
 

@@ -154,6 +154,9 @@ def guard_ok(scenarios: list[scn.Scenario], workers: int, key: str, force: bool,
     return True
 
 
+PAGE_FORCE_HINT = "tick 'Run anyway' below and press the button again"
+
+
 def guard_capacity_ok(sc: scn.Scenario, pols: list[str], workers: int, key: str, force: bool,
                       **settings: Any) -> dict[str, Any]:
     """Estimate a capacity search from its settings (guard.guard_capacity) like the CLI; its plan per design.
@@ -163,7 +166,7 @@ def guard_capacity_ok(sc: scn.Scenario, pols: list[str], workers: int, key: str,
     from dualpath_twin.guard import RunTooLarge, guard_capacity
 
     try:
-        plans = guard_capacity(sc, pols, workers=workers, **settings).plans
+        plans = guard_capacity(sc, pols, workers=workers, force_hint=PAGE_FORCE_HINT, **settings).plans
     except RunTooLarge as err:
         if not force:
             st.session_state[f"{key}_refused"] = list(err.problems)
