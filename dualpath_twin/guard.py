@@ -506,8 +506,17 @@ class CapacityEstimate:
     concurrent: int  # runs at the same time
 
     def text(self) -> str:
-        """One line per design: what was assumed."""
-        return "; ".join(f"{p}: {pl.text()}" for p, pl in self.plans.items())
+        """What was assumed (:func:`plans_text`)."""
+        return plans_text(self.plans)
+
+
+def plans_text(plans: dict[str, CapacityPlan]) -> str:
+    """What capacity estimates assumed: each search's plan, or for many searches their range and the largest one's."""
+    if len(plans) <= 3:
+        return "; ".join(f"{p}: {pl.text()}" for p, pl in plans.items())
+    runs = [pl.runs for pl in plans.values()]
+    k, top = max(plans.items(), key=lambda kv: (sum(kv[1].rounds), kv[1].runs))
+    return f"{len(runs)} searches of {min(runs)}-{max(runs)} runs each; the largest, {k}: {top.text()}"
 
 
 @lru_cache(maxsize=64)
@@ -613,55 +622,88 @@ def guard_capacity(
     Raises :class:`RunTooLarge` (unless ``force``) naming the runs, the rates and what was assumed
     (:meth:`CapacityPlan.text`); returns the estimate with each design's plan.
     """
-    from dualpath_twin.planning.capacity import online_scenario
-
-    lim = limits or get_limits()
     pols = list(policies) or [sc.policy.name]
     w = max(1, workers)
     # as capacity_search_many runs them: designs in parallel (one rate at a time each), else rates in parallel
     parallel_designs = len(pols) > 1 and w > 1
-    batch = 1 if parallel_designs else w
-    plans = {p: plan_capacity_search(sc.with_policy(p), p, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
-                                     max_evaluations=max_evaluations, from_bound=from_bound, batch=batch) for p in pols}
+    searches = {p: sc.with_policy(p) for p in pols}
+    return _guard_searches(searches, batch=1 if parallel_designs else w,
+                           concurrent=min(w, len(pols)) if parallel_designs else w, workers=w, tolerance=tolerance,
+                           start_aps=start_aps, window_s=window_s, max_evaluations=max_evaluations,
+                           from_bound=from_bound, limits=limits, force=force, force_hint=force_hint, what="design")
+
+
+def guard_capacity_many(
+    searches: dict[str, Scenario],
+    *,
+    tolerance: float = 0.05,
+    window_s: float | None = None,
+    max_evaluations: int = 40,
+    from_bound: bool = True,
+    workers: int = 1,
+    limits: Limits | None = None,
+    force: bool = False,
+    force_hint: str = DASHBOARD_FORCE_HINT,
+) -> CapacityEstimate:
+    """Guard one capacity search per scenario (a capacity sweep's points, label -> scenario with its policy).
+
+    The searches run ``workers`` at a time, each one rate at a time, as ``run_sweep`` runs them.
+    """
+    w = max(1, workers)
+    return _guard_searches(searches, batch=1, concurrent=min(w, max(1, len(searches))), workers=w, tolerance=tolerance,
+                           start_aps=None, window_s=window_s, max_evaluations=max_evaluations, from_bound=from_bound,
+                           limits=limits, force=force, force_hint=force_hint, what="search")
+
+
+def _guard_searches(
+    searches: dict[str, Scenario], *, batch: int, concurrent: int, workers: int, tolerance: float,
+    start_aps: float | None, window_s: float | None, max_evaluations: int, from_bound: bool,
+    limits: Limits | None, force: bool, force_hint: str, what: str,
+) -> CapacityEstimate:
+    """Plan every search, check the largest run x ``concurrent`` against memory and all runs against wall time."""
+    from dualpath_twin.planning.capacity import online_scenario
+
+    lim = limits or get_limits()
+    plans = {k: plan_capacity_search(s, s.policy.name, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
+                                     max_evaluations=max_evaluations, from_bound=from_bound, batch=batch)
+             for k, s in searches.items()}
     total_wall = 0.0
     big: RunEstimate | None = None
-    big_sc = sc
-    for p, plan in plans.items():
+    big_sc: Scenario | None = None
+    big_window = 0.0
+    for k, plan in plans.items():
         for r in plan.rates:
-            s_r = online_scenario(sc.with_policy(p), r, plan.window_s)
+            s_r = online_scenario(searches[k], r, plan.window_s)
             est = estimate_run(s_r)
             total_wall += est.wall_s
             if big is None or est.memory_bytes > big.memory_bytes:
-                big, big_sc = est, s_r
-    assert big is not None
-    concurrent = min(w, len(pols)) if parallel_designs else w
-    total_wall /= concurrent
+                big, big_sc, big_window = est, s_r, plan.window_s
+    assert big is not None and big_sc is not None, "no capacity search to guard"
+    total_wall /= max(1, concurrent)
     n_runs = sum(pl.runs for pl in plans.values())
     out = CapacityEstimate(plans, big, n_runs, total_wall, big.memory_bytes * concurrent, concurrent)
-    assumed = out.text()
     problems: list[str] = []
-    window = plans[pols[0]].window_s
     top_aps = big_sc.workload.arrival_rate_aps
     if big.memory_bytes * concurrent > lim.max_memory_bytes:
-        # agents = rate x window: the window, not workload.agents, sets a search's run size
+        # agents = rate x window: the window, not workload.agents, sets a search's run size;
         # all but the process base grows ~linearly with the window (agents, rounds, simulated time)
         base = concurrent * COEFFICIENTS.base_bytes
         share = (lim.max_memory_bytes - base) / max(big.memory_bytes * concurrent - base, 1.0)
-        fit = (f"an arrival window of ~{0.9 * share * window:,.0f} s fits at that rate" if share > 0
+        fit = (f"an arrival window of ~{0.9 * share * big_window:,.0f} s fits at that rate" if share > 0
                else "a shorter arrival window")
         problems.append(
             f"capacity search at its highest rate, {top_aps:.3g} agents/s ({big_sc.workload.agents:,} agents over the"
-            f" {window:g} s arrival window, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"
+            f" {big_window:g} s arrival window, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"
             f" {concurrent} at a time, above the memory limit of {human_bytes(lim.max_memory_bytes)} ({lim.source})."
             f" Fix: {fit}, or fewer workers; or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or {force_hint}"
         )
     if total_wall > lim.max_wall_s:
         problems.append(
-            f"capacity search: ~{n_runs:,} runs ({len(pols)} design(s)) expected to take ~{human_seconds(total_wall)} of"
-            f" wall time in total on {w} worker(s), above the limit of {human_seconds(lim.max_wall_s)} ({lim.source})."
-            f" Assumed: {assumed}. Fix: a looser tolerance, a shorter arrival window (fewer agents per run), a start"
-            f" rate nearer the capacity or fewer max evaluations; or raise the limit ({ENV_MAX_WALL_S} or the settings"
-            f" file), or {force_hint}"
+            f"capacity search: ~{n_runs:,} runs ({len(plans)} {what}(s)) expected to take ~{human_seconds(total_wall)} of"
+            f" wall time in total on {workers} worker(s), above the limit of {human_seconds(lim.max_wall_s)}"
+            f" ({lim.source}). Assumed: {out.text()}. Fix: a looser tolerance, a shorter arrival window (fewer agents"
+            f" per run), a start rate nearer the capacity or fewer max evaluations; or raise the limit ({ENV_MAX_WALL_S}"
+            f" or the settings file), or {force_hint}"
         )
     if problems and not force:
         raise RunTooLarge(problems, big, lim)

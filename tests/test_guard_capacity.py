@@ -128,3 +128,59 @@ def test_memory_refusal_names_the_window_not_workload_agents() -> None:
     fit = float(msg.split("an arrival window of ~")[1].split(" s fits")[0].replace(",", ""))
     assert 0 < fit < 20_000
     g.guard_capacity(QUICK, ["basic"], window_s=fit, limits=small)  # the window it names fits
+
+
+def test_a_capacity_sweep_plans_a_search_per_point() -> None:
+    from dualpath_twin.planning.common import labelled_point_scenarios
+
+    searches = labelled_point_scenarios(QUICK, {"cluster.prefill_nodes": [2, 3], "network.snic_gbps": [200, 400]},
+                                        ["basic"])
+    assert len(searches) == 4 and "cluster.prefill_nodes=3, network.snic_gbps=400 (basic)" in searches
+    loose = g.guard_capacity_many(searches, tolerance=0.2, limits=LIMITS)
+    tight = g.guard_capacity_many(searches, tolerance=0.01, limits=LIMITS)
+    longer = g.guard_capacity_many(searches, tolerance=0.2, window_s=640, limits=LIMITS)
+    assert tight.runs > loose.runs and longer.wall_s > loose.wall_s and longer.runs == loose.runs
+    assert loose.text().startswith("4 searches of ") and "the largest, cluster.prefill_nodes=" in loose.text()
+
+
+def test_cli_capacity_sweep_is_refused_with_its_own_tolerance() -> None:
+    from typer.testing import CliRunner
+
+    from dualpath_twin import cli
+
+    path = str(Path(__file__).resolve().parents[1] / "scenarios" / "examples" / "quick.toml")
+    args = ["sweep", path, "--grid", "cluster.prefill_nodes=2,3", "--policies", "basic", "--objective", "capacity",
+            "--no-save", "--workers", "1", "--max-wall-s", "1"]
+    loose = CliRunner().invoke(cli.app, [*args, "--tolerance", "0.2"])
+    tight = CliRunner().invoke(cli.app, [*args, "--tolerance", "0.01"])
+    assert loose.exit_code == tight.exit_code == 2
+    assert "to tolerance 0.2" in loose.stderr and "to tolerance 0.01" in tight.stderr
+
+    def runs(text: str) -> int:
+        return int(text.split("capacity search: ~")[1].split(" ")[0])
+
+    assert runs(tight.stderr) > runs(loose.stderr)
+
+
+def test_dashboard_capacity_sweep_is_refused_with_each_points_search(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+    from test_planning_tabs_ui import TINY, _page, _tab
+
+    from dualpath_twin.ui import backend, planning_page
+
+    monkeypatch.setenv("DUALPATH_TWIN_DB", str(tmp_path / "t.duckdb"))
+    monkeypatch.setenv("DUALPATH_TWIN_MAX_WALL_S", "0.001")
+    monkeypatch.delenv("DUALPATH_TWIN_SETTINGS", raising=False)
+    st.cache_data.clear()
+    backend._STORES.clear()
+    calls: list[object] = []
+    monkeypatch.setattr(planning_page, "run_sweep", lambda *a, **k: calls.append(a))
+    at = _page(TINY)
+    at.radio(key="sw_obj").set_value("capacity").run()
+    at.button(key="sw_go").click().run()
+    assert not at.exception, at.exception
+    errs = " ".join(e.value for e in _tab(at, "Sweep").error)
+    backend._STORES.clear()
+    assert "capacity search: ~" in errs and "search(s)) expected" in errs and "to tolerance 0.05" in errs
+    assert "Assumed:" in errs and calls == []

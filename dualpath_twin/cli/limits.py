@@ -98,3 +98,28 @@ def check_capacity(
     except ValueError as err:  # a limit that is not a number, or a setting the search would refuse
         die(str(err))
     return {}
+
+
+def check_capacity_many(
+    searches: dict[str, Scenario],
+    *,
+    workers: int = 1,
+    yes: bool = False,
+    max_memory_gb: float | None = None,
+    max_wall_s: float | None = None,
+    **settings: object,
+) -> dict[str, g.CapacityPlan]:
+    """``check_capacity`` for one search per scenario (a capacity sweep's points); their plans by label."""
+    try:
+        limits = g.get_limits(max_memory_gb, max_wall_s)
+        try:
+            return g.guard_capacity_many(searches, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
+                                         **settings).plans  # type: ignore[arg-type]
+        except g.RunTooLarge as err:
+            if not yes:
+                die(str(err))
+            typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
+            return g.guard_capacity_many(searches, workers=workers, limits=limits, force=True, **settings).plans  # type: ignore[arg-type]
+    except ValueError as err:
+        die(str(err))
+    return {}

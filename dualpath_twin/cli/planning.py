@@ -18,11 +18,18 @@ from rich.table import Table
 from dualpath_twin import scenario as scn
 from dualpath_twin.cli import common
 from dualpath_twin.cli.common import DbOpt, NoSaveOpt, out_console
-from dualpath_twin.cli.limits import MaxMemOpt, MaxWallOpt, YesOpt, check_capacity, check_size
+from dualpath_twin.cli.limits import (
+    MaxMemOpt,
+    MaxWallOpt,
+    YesOpt,
+    check_capacity,
+    check_capacity_many,
+    check_size,
+)
 from dualpath_twin.cli_errors import guard as _guard
-from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
+from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL, plans_text
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
-from dualpath_twin.planning.common import point_scenarios
+from dualpath_twin.planning.common import labelled_point_scenarios, point_scenarios
 from dualpath_twin.planning.executors import DEFAULT_RETRIES, default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.reasons import actionable_reason, window_advice
@@ -160,8 +167,14 @@ def register(app: typer.Typer) -> None:
             pols = check_policies(_split(policies), sc)
             if objective not in ("run", "capacity"):
                 raise PlanningError(f"--objective {objective!r}: use run or capacity")
-            check_size(point_scenarios(sc, axes, pols), workers=workers or default_workers(), yes=yes, max_memory_gb=max_memory_gb,
-                       max_wall_s=max_wall_s, runs_per_scenario=CAPACITY_RUNS_TYPICAL if objective == "capacity" else 1)
+            if objective == "capacity":  # a search per point, its runs from its settings (guard.plan_capacity_search)
+                plans = check_capacity_many(labelled_point_scenarios(sc, axes, pols), workers=workers or default_workers(),
+                                            yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,
+                                            tolerance=tolerance, from_bound=True)
+                _err.print(f"estimate: {plans_text(plans)}", markup=False)
+            else:
+                check_size(point_scenarios(sc, axes, pols), workers=workers or default_workers(), yes=yes,
+                           max_memory_gb=max_memory_gb, max_wall_s=max_wall_s)
             store = None if (no_save or objective == "capacity") else _store(db)
             n_points = len(pols)
             for v in axes.values():

@@ -30,13 +30,19 @@ def scenario_from_toml(text: str) -> Scenario:
 
 def point_scenarios(sc: Scenario, grid: dict[str, list[Any]], policies: list[str]) -> list[Scenario]:
     """Every (grid point, policy) scenario a planning job will run; invalid points are left out (skipped later)."""
+    return list(labelled_point_scenarios(sc, grid, policies).values())
+
+
+def labelled_point_scenarios(sc: Scenario, grid: dict[str, list[Any]], policies: list[str]) -> dict[str, Scenario]:
+    """``point_scenarios`` keyed by 'path=value, ... (policy)', the label a run-size estimate names them by."""
     from dualpath_twin.planning.grid import expand_grid
 
-    out = []
+    out: dict[str, Scenario] = {}
     for point in expand_grid(grid) if grid else [{}]:
         for pol in policies:
             try:
-                out.append(override(sc, {**point, "policy.name": pol}))
+                s = override(sc, {**point, "policy.name": pol})
             except scn.ScenarioError:
                 continue
+            out[", ".join(f"{k}={v}" for k, v in point.items()) + f" ({pol})"] = s
     return out

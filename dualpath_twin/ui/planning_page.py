@@ -18,7 +18,7 @@ from dualpath_twin.planning.capacity import (
     capacity_search_many,
     curve_frame,
 )
-from dualpath_twin.planning.common import point_scenarios
+from dualpath_twin.planning.common import labelled_point_scenarios, point_scenarios
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.reasons import DASHBOARD_WINDOW, actionable_reason, window_advice
@@ -157,24 +157,38 @@ def guard_ok(scenarios: list[scn.Scenario], workers: int, key: str, force: bool,
 PAGE_FORCE_HINT = "tick 'Run anyway' below and press the button again"
 
 
-def guard_capacity_ok(sc: scn.Scenario, pols: list[str], workers: int, key: str, force: bool,
-                      **settings: Any) -> dict[str, Any]:
+def guard_capacity_ok(sc: scn.Scenario | None, pols: list[str], workers: int, key: str, force: bool,
+                      searches: dict[str, scn.Scenario] | None = None, **settings: Any) -> dict[str, Any]:
     """Estimate a capacity search from its settings (guard.guard_capacity) like the CLI; its plan per design.
 
     Refused work is remembered for refusal_box and the page reruns; with ``force`` it warns and goes on.
     """
-    from dualpath_twin.guard import RunTooLarge, guard_capacity
+    from dualpath_twin.guard import RunTooLarge, guard_capacity, guard_capacity_many
+
+    def check(force_it: bool) -> dict[str, Any]:
+        if searches is not None:  # one search per sweep point
+            return guard_capacity_many(searches, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT,
+                                       **settings).plans
+        assert sc is not None
+        return guard_capacity(sc, pols, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT, **settings).plans
 
     try:
-        plans = guard_capacity(sc, pols, workers=workers, force_hint=PAGE_FORCE_HINT, **settings).plans
+        plans = check(False)
     except RunTooLarge as err:
         if not force:
             st.session_state[f"{key}_refused"] = list(err.problems)
             st.rerun()
         st.warning("running anyway: " + "; ".join(err.problems))
-        plans = guard_capacity(sc, pols, workers=workers, force=True, **settings).plans
+        plans = check(True)
     st.session_state.pop(f"{key}_refused", None)
     return plans
+
+
+def _plans_text(plans: dict[str, Any]) -> str:
+    """What a capacity estimate assumed (guard.plans_text)."""
+    from dualpath_twin.guard import plans_text
+
+    return plans_text(plans)
 
 
 MAX_GRID_POINTS = 10_000  # a page job enumerates its grid before estimating it: refuse larger grids outright
@@ -228,8 +242,15 @@ def _sweep_tab() -> None:
             return
         if _too_many_points(grid):
             return
-        runs = CAPACITY_RUNS_TYPICAL if objective == "capacity" else 1
-        if not guard_ok(_scenario_list(sc, grid, pols), workers, "sw", anyway, runs):
+        if objective == "capacity":  # a search per point, its runs from its settings (guard.plan_capacity_search)
+            try:
+                plans = guard_capacity_ok(None, pols, workers, "sw", anyway,
+                                          searches=labelled_point_scenarios(sc, grid, pols), from_bound=True)
+            except scn.ScenarioError as err:
+                st.error(str(err))
+                return
+            st.caption("Run-size estimate: " + _plans_text(plans))
+        elif not guard_ok(_scenario_list(sc, grid, pols), workers, "sw", anyway, 1):
             return
         bar = st.progress(0.0, text="starting")
 
@@ -373,7 +394,7 @@ def _new_capacity_search(store: Any | None) -> bool:
     except scn.ScenarioError as err:
         st.error(str(err))
         return False
-    st.caption("Run-size estimate: " + "; ".join(f"{p}: {pl.text()}" for p, pl in plans.items()))
+    st.caption("Run-size estimate: " + _plans_text(plans))
     log = st.empty()
     lines: list[str] = []
 
