@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ONLINE = str(ROOT / "scenarios" / "examples" / "online-serving.toml")
 PAGE = str(ROOT / "dualpath_twin" / "ui" / "pages" / "planning.py")
 TINY = [
-    "--set", "workload.max_context_tokens=8192", "--set", "run.online_window_s=5", "--set", "network.snic_gbps=25",
-    "--set", "slo.ttft_s=1", "--window-s", "20", "--start-aps", "4", "--tolerance", "0.25", "--max-evaluations", "8",
+    "--set", "workload.max_context_tokens=8192", "--set", "run.online_window_s=20", "--set", "network.snic_gbps=25",
+    "--set", "slo.ttft_s=1", "--window-s", "150", "--start-aps", "4", "--tolerance", "0.25", "--max-evaluations", "8",
     "--workers", "1",
 ]  # fmt: skip
 

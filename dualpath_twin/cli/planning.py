@@ -48,6 +48,15 @@ HtmlOpt = Annotated[Path | None, typer.Option("--html", help="write the chart(s)
 PctOpt = Annotated[str, typer.Option("--percentile", help="SLO percentile that must be under the limits: p50, p90 or p99")]
 AttOpt = Annotated[float | None, typer.Option("--min-attainment", help="also require this share of rounds within SLO (0-1)")]
 SteadyOpt = Annotated[bool, typer.Option("--require-steady/--no-require-steady", help="a run not in steady state fails")]
+PopOpt = Annotated[str, typer.Option(
+    "--population",
+    help="rounds the SLO percentiles count: 'window' (default) = rounds arriving in the last two run.online_window_s "
+         "windows before the last agent's arrival, the run stopping once they are done; 'all' = every round, "
+         "ramp-up and drain included")]
+GrowthOpt = Annotated[float, typer.Option(
+    "--max-population-growth",
+    help="with --require-steady, fail a run whose active agents grew by more than this share in the last "
+         "run.online_window_s before the last arrival (not steady: agents outlive the arrival window)")]
 
 
 def _load(path: Path, sets: list[str] | None) -> scn.Scenario:
@@ -61,10 +70,16 @@ def _split(items: list[str] | None) -> list[str]:
     return [p.strip() for it in items or [] for p in it.split(",") if p.strip()]
 
 
-def _criterion(percentile: str, min_attainment: float | None, require_steady: bool) -> SloCriterion:
+def _criterion(percentile: str, min_attainment: float | None, require_steady: bool, population: str = "window",
+               max_population_growth: float = 0.05) -> SloCriterion:
     if percentile not in ("p50", "p90", "p99"):
         raise PlanningError(f"--percentile {percentile!r}: use p50, p90 or p99")
-    return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady)  # type: ignore[arg-type]
+    if population not in ("window", "all"):
+        raise PlanningError(f"--population {population!r}: use window or all")
+    if not max_population_growth >= 0:
+        raise PlanningError(f"--max-population-growth {max_population_growth}: give a share >= 0, e.g. 0.05")
+    return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady,  # type: ignore[arg-type]
+                        population=population, max_population_growth=max_population_growth)  # type: ignore[arg-type]
 
 
 def _emit_json(obj: Any) -> None:
@@ -93,7 +108,8 @@ def _fmt(v: float | None, scale: float = 1.0, digits: str = ".3g") -> str:
 def capacity_table(results: list[CapacityResult]) -> Table:
     """Rich table: capacity per policy plus the measured curve."""
     t = Table(title="capacity (highest agents/s meeting the SLO)")
-    for c in ("policy", "APS", "meets", "TTFT p90 s", "TTFT p99 s", "TPOT p90 ms", "attain", "steady", "stopped", "why"):
+    for c in ("policy", "APS", "meets", "TTFT p90 s", "TTFT p99 s", "TPOT p90 ms", "attain", "steady", "agents +%",
+              "stopped", "why"):
         t.add_column(c)
     for r in results:
         for p in r.curve:
@@ -101,7 +117,7 @@ def capacity_table(results: list[CapacityResult]) -> Table:
             # a run stopped early ends before its load drains: its latencies cover only the rounds run so far
             t.add_row(r.policy, f"{p.aps:.4g}", "yes" if p.meets else "no", _fmt(p.ttft_p90_s), _fmt(p.ttft_p99_s),
                       _fmt(p.tpot_p90_s, 1000), _fmt(p.slo_attainment), str(p.steady_state),
-                      "early" if p.stopped_early else "-", actionable_reason(p.reason) + mark)
+                      _fmt(p.population_growth, 100, ".0f"), "early" if p.stopped_early else "-", actionable_reason(p.reason) + mark)
     return t
 
 
@@ -229,10 +245,12 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[float, typer.Option("--tolerance", help="stop when (hi - lo) / hi <= this")] = 0.05,
         start_aps: Annotated[float | None, typer.Option("--start-aps", help="first rate tried (default: workload.arrival_rate_aps)")] = None,
         max_evaluations: Annotated[int, typer.Option("--max-evaluations", help="simulations per policy at most")] = 40,
-        window: Annotated[float | None, typer.Option("--window-s", help="arrival window: each rate runs aps x window agents (default: scenario agents / arrival_rate_aps)")] = None,
+        window: Annotated[float | None, typer.Option("--window-s", help="arrival window: each rate runs aps x window agents (default: the larger of scenario agents / arrival_rate_aps and an agent's mean lifetime at the SLO limits plus two run.online_window_s)")] = None,
         percentile: PctOpt = "p90",
         min_attainment: AttOpt = None,
         require_steady: SteadyOpt = True,
+        population: PopOpt = "window",
+        max_population_growth: GrowthOpt = 0.05,
         early_stop: Annotated[bool, typer.Option(
             "--early-stop/--no-early-stop",
             help="stop a run as soon as its TTFT SLO failure is certain (marked 'early' in the curve). On by default: "
@@ -266,7 +284,7 @@ def register(app: typer.Typer) -> None:
         with _guard():
             sc = _load(scenario, sets)
             pols = check_policies(_split(policy), sc)
-            crit = _criterion(percentile, min_attainment, require_steady)
+            crit = _criterion(percentile, min_attainment, require_steady, population, max_population_growth)
             n = workers or default_workers()
             # runs and their sizes from the settings: bracket from the start rate, bisect to the tolerance
             plans = check_capacity(sc, pols, workers=n, yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,

@@ -117,6 +117,33 @@ def arrival_window_s(sc: Scenario) -> float:
     return sc.workload.agents / sc.workload.arrival_rate_aps
 
 
+def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None) -> float:
+    """Mean agent lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (seconds)."""
+    import numpy as np
+
+    from dualpath_twin import api
+
+    ttft_s, tpot_s = (criterion or SloCriterion()).limits(sc)
+    wl = api.load_workload(sc)
+    if wl.n_trajectories == 0:
+        return 0.0
+    per_round = wl.delay_s + ttft_s + np.maximum(wl.gen_tokens - 1, 0) * tpot_s
+    first = wl.round_offsets[:-1]
+    per_round = per_round.copy()
+    per_round[first[np.diff(wl.round_offsets) > 0]] -= wl.delay_s[first[np.diff(wl.round_offsets) > 0]]  # round 0 has no delay
+    return float(np.add.reduceat(per_round, first).mean()) if wl.n_rounds else 0.0
+
+
+def default_window_s(sc: Scenario, criterion: SloCriterion | None = None) -> float:
+    """Arrival window of a capacity run when none is given: long enough for the agent population to settle.
+
+    The larger of the scenario's own window (agents / arrival_rate_aps) and an agent's mean lifetime
+    at the SLO limits (``slo_lifetime_s``: no rate that meets the SLO keeps agents longer on average)
+    plus the two ``run.online_window_s`` windows that are measured.
+    """
+    return max(arrival_window_s(sc), slo_lifetime_s(sc, criterion) + 2 * sc.run.online_window_s)
+
+
 def online_scenario(sc: Scenario, aps: float, window_s: float | None = None) -> Scenario:
     """The scenario online at ``aps``; with ``window_s`` the agent count is aps x window_s so the load lasts that long."""
     from dualpath_twin.planning.common import override
@@ -128,17 +155,22 @@ def online_scenario(sc: Scenario, aps: float, window_s: float | None = None) -> 
 
 
 def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> tuple[float, float] | None:
-    """Mean TTFT in the two windows before the last agent's arrival (the load then drains), or None if too few rounds."""
+    """Mean TTFT of the rounds arriving in each of the two windows before the last agent's arrival, or None if too few.
+
+    Windows are bounded on both sides by arrival time, so the drain after the last arrival (a
+    lighter load) never enters the last window; a round of a window that has no first token
+    yet makes the trend unknown (None).
+    """
     if rounds.height == 0 or not {"first_token_s", "ttft_s", "arrival_s"} <= set(rounds.columns):
         return None
-    done = rounds.filter(pl.col("first_token_s").is_not_null() & pl.col("ttft_s").is_not_null())
-    if done.height == 0:
-        return None
     firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
-    end_t = min(float(firsts.max()), float(done["first_token_s"].max()))
-    last = done.filter(pl.col("first_token_s") >= end_t - window_s)["ttft_s"]
-    prev = done.filter((pl.col("first_token_s") >= end_t - 2 * window_s) & (pl.col("first_token_s") < end_t - window_s))["ttft_s"]
-    if last.len() < min_rounds or prev.len() < min_rounds:
+    if firsts.drop_nulls().len() == 0:
+        return None
+    end_t = float(firsts.max())
+    arr = pl.col("arrival_s")
+    last = rounds.filter((arr >= end_t - window_s) & (arr <= end_t))["ttft_s"]
+    prev = rounds.filter((arr >= end_t - 2 * window_s) & (arr < end_t - window_s))["ttft_s"]
+    if last.null_count() or prev.null_count() or last.len() < min_rounds or prev.len() < min_rounds:
         return None
     return float(prev.mean()), float(last.mean())
 
@@ -172,31 +204,152 @@ def ttft_violation_certain(world, crit: SloCriterion, sc: Scenario) -> str | Non
     return None
 
 
+def measurement_span_s(sc_at: Scenario, last_arrival_s: float) -> tuple[float, float]:
+    """The measurement window of ``SloCriterion.population = "window"``: the last two online windows before the last arrival."""
+    return max(0.0, last_arrival_s - 2 * sc_at.run.online_window_s), last_arrival_s
+
+
+class WindowStop:
+    """``stop_when`` of a window-population run: stop once every round of the measurement window is done.
+
+    Rounds that arrive after the last agent's arrival never count, so the drain after it is not
+    simulated. With ``early_fail`` the run also stops once the window's TTFT percentile is
+    certainly over the limit (rounds still waiting count with ``now - arrival``).
+    """
+
+    def __init__(self, crit: SloCriterion, sc_at: Scenario, t_from_s: float, t_last_s: float, early_fail: bool) -> None:
+        self.crit, self.sc_at, self.early_fail = crit, sc_at, early_fail
+        self.t_from_s, self.t_last_s = t_from_s, t_last_s
+        self.idx = None
+
+    def __call__(self, world) -> str | None:
+        """A reason to stop now, or None."""
+        import numpy as np
+
+        now = world.env.now
+        if now < self.t_last_s:
+            return None
+        arr = world.col["arrival_s"]
+        if self.idx is None:  # every window round has arrived by the last arrival: the set is final
+            with np.errstate(invalid="ignore"):
+                self.idx = np.flatnonzero((arr >= self.t_from_s) & (arr <= self.t_last_s))
+        idx = self.idx
+        if idx.size == 0:
+            return "measurement window complete (no round in it)"
+        if not np.isnan(world.col["done_s"][idx]).any():
+            return "measurement window complete"
+        if self.early_fail:
+            lim_s, _ = self.crit.limits(self.sc_at)
+            a = arr[idx]
+            ft = world.col["first_token_s"][idx]
+            with np.errstate(invalid="ignore"):
+                late = int(np.count_nonzero(ft - a > lim_s)) + int(np.count_nonzero(np.isnan(ft) & (now - a > lim_s)))
+            n = int(idx.size)
+            if late >= n - math.floor(_QUANTILE[self.crit.percentile] * (n - 1)):
+                return (f"slo violated: {late} of the measurement window's {n} rounds already have TTFT > "
+                        f"{lim_s:g} s, so TTFT {self.crit.percentile} exceeds the limit (t={now:.0f} s)")
+        return None
+
+
+def population_growth(rounds: pl.DataFrame, t_last_s: float, window_s: float) -> float | None:
+    """Relative growth of the number of active agents over the last ``window_s`` before ``t_last_s`` (None if unknown)."""
+    import numpy as np
+
+    if rounds.height == 0 or not {"agent_id", "arrival_s", "done_s"} <= set(rounds.columns):
+        return None
+    ag = rounds.group_by("agent_id").agg(
+        pl.col("arrival_s").min().alias("a"),
+        pl.when(pl.col("done_s").is_null().any()).then(None).otherwise(pl.col("done_s").max()).alias("f"),
+    )
+    a = np.sort(ag["a"].drop_nulls().to_numpy())
+    f = np.sort(ag["f"].drop_nulls().to_numpy())
+
+    def active(t: float) -> int:
+        return int(np.searchsorted(a, t, side="right") - np.searchsorted(f, t, side="right"))
+
+    before = active(t_last_s - window_s)
+    if before <= 0:
+        return None
+    return active(t_last_s) / before - 1.0
+
+
+def window_summary(
+    summary, rounds: pl.DataFrame, crit: SloCriterion, sc_at: Scenario, t_from_s: float, t_last_s: float
+) -> tuple[object, int | None]:
+    """The run summary with percentiles, attainment and throughput over the measurement window's rounds only."""
+    from dualpath_twin.sim.metrics import _pct
+
+    if not {"arrival_s", "done_s", "ttft_s", "tpot_s", "ttst_s", "prompt_tokens"} <= set(rounds.columns):
+        return summary, None
+    w = rounds.filter((pl.col("arrival_s") >= t_from_s) & (pl.col("arrival_s") <= t_last_s))
+    done = w.filter(pl.col("done_s").is_not_null())
+    ttft_lim_s, tpot_lim_s = crit.limits(sc_at)
+    att = None
+    if done.height:
+        att = float(done.select(((pl.col("ttft_s") <= ttft_lim_s)
+                                 & (pl.col("tpot_s").is_null() | (pl.col("tpot_s") <= tpot_lim_s))).mean()).item())
+    span = max(t_last_s - t_from_s, 1e-9)
+    upd = {
+        "ttft_s": _pct(w["ttft_s"]), "tpot_s": _pct(done["tpot_s"]), "ttst_s": _pct(done["ttst_s"]),
+        "slo_attainment": att, "prompt_tokens_per_s": float(done["prompt_tokens"].sum()) / span,
+    }
+    if summary.status == "truncated" and (summary.status_reason or "").startswith("stopped early: measurement window"):
+        upd |= {"status": "done", "status_reason": "measurement window complete (the drain after it is not simulated)"}
+    return summary.model_copy(update=upd), w.height
+
+
 def measure_rate(
     sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion, window_s: float | None = None,
     early_stop: bool = False,
 ) -> CapacityPoint:
     """Simulate the scenario online at one rate (agents = aps x window_s when given) and judge it, in this process.
 
-    ``early_stop`` stops the run as soon as its SLO failure is certain (``ttft_violation_certain``); the
-    point then fails with ``stopped_early="slo violated"``. Without it the run is the plain ``run``.
+    With ``criterion.population = "window"`` (the default) the SLO counts the rounds of the
+    measurement window (``measurement_span_s``) and the run stops once they are done.
+    ``early_stop`` also stops it as soon as its SLO failure is certain; the point then fails with
+    ``stopped_early="slo violated"``.
     """
     from dualpath_twin import api
 
     sc_at = online_scenario(sc, aps, window_s)
-    stop = (lambda w: ttft_violation_certain(w, criterion, sc_at)) if early_stop else None
-    res = api.simulate(sc_at, policy, stop_when=stop)
+    wl = api.load_workload(sc_at)
+    span = None
+    if criterion.population == "window" and wl.n_trajectories:
+        span = measurement_span_s(sc_at, float(wl.arrival_s.max()))
+        stop = WindowStop(criterion, sc_at, span[0], span[1], early_stop)
+    else:
+        stop = (lambda w: ttft_violation_certain(w, criterion, sc_at)) if early_stop else None
+    res = api.simulate(sc_at, policy, stop_when=stop, workload=wl)
     reason = res.summary.status_reason or ""
-    if early_stop and reason.startswith("stopped early: "):
+    if early_stop and reason.startswith("stopped early: slo violated"):
         s = res.summary
+        if span is not None and res.rounds is not None:
+            s, _ = window_summary(s, res.rounds, criterion, sc_at, *span)
         return CapacityPoint(
             aps=aps, meets=False, reason=reason, slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90,
             ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90, steady_state=s.steady_state, status=s.status,
             prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds, stopped_early="slo violated",
+            population="window" if span is not None else "all",
+        )
+    if span is not None and res.summary.status == "truncated" and not reason.startswith("stopped early: "):
+        # the run ended (overloaded, or a time limit) before its measurement window was complete: not a pass
+        s = res.summary
+        return CapacityPoint(
+            aps=aps, meets=False, reason=f"the run ended before its measurement window did: {reason}",
+            slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90, ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90,
+            steady_state=s.steady_state, status=s.status, prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds,
+            population="window",
         )
     measured = res.rounds is not None and res.rounds.height > 0
     trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if measured else None
-    return CapacityPoint.from_summary(aps, res.summary, criterion, sc_at, trend, trend_measured=measured)
+    summary, n_window, growth = res.summary, None, None
+    if span is not None and measured:
+        summary, n_window = window_summary(res.summary, res.rounds, criterion, sc_at, *span)
+    if measured and wl.n_trajectories:
+        growth = population_growth(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
+    pt = CapacityPoint.from_summary(aps, summary, criterion, sc_at, trend, trend_measured=measured,
+                                    population_growth=growth)
+    return pt.model_copy(update={"population": "window" if span is not None else "all", "window_rounds": n_window})
 
 
 def bound_aps(sc: Scenario, policy: str | None = None, window_s: float | None = None) -> float:
@@ -236,8 +389,12 @@ def capacity_search(
     """
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
-    window = window_s if window_s is not None else arrival_window_s(sc)
+    window = window_s if window_s is not None else default_window_s(sc, crit)
     notes0: list[str] = []
+    if window_s is None and window > arrival_window_s(sc) + 1e-9:
+        notes0.append(f"arrival window {window:.0f} s per rate: an agent's mean lifetime at the SLO limits plus the two "
+                      f"measured {sc.run.online_window_s:g} s windows (the scenario's own window is "
+                      f"{arrival_window_s(sc):.0f} s; set one with --window-s)")
     if start_aps:
         start = start_aps
     elif from_bound:
@@ -267,6 +424,15 @@ def capacity_search(
     stopped = sum(1 for p in curve if p.stopped_early)
     if stopped:
         notes.append(f"{stopped} failing run(s) stopped early once their SLO failure was certain")
+    at_cap = [p for p in curve if p.meets and p.aps == lo]
+    growth_rule = crit.require_steady and crit.max_population_growth is not None
+    if not growth_rule and at_cap and at_cap[0].population_growth is not None and at_cap[0].population_growth > 0.05:
+        notes.append(
+            f"at the capacity the number of active agents still grew {at_cap[0].population_growth:.0%} over the last "
+            f"{sc.run.online_window_s:g} s before the last arrival: agents outlive the {window:g} s arrival window, so "
+            f"the run did not reach this rate's steady state and the capacity is optimistic; lengthen the window "
+            f"(--window-s) to beyond an agent's lifetime"
+        )
     errors = [p for p in curve if p.status == "error"]
     if errors:
         notes.append(f"{len(errors)} run(s) failed with an error (counted as not meeting the SLO): {errors[0].reason}")
@@ -404,9 +570,13 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "rounds": p.rounds,
                 "reason": p.reason,
                 "stopped_early": p.stopped_early,
+                "population": p.population,
+                "window_rounds": p.window_rounds,
+                "population_growth": p.population_growth,
             })
     schema = {"policy": pl.String, "aps": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
-              "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String}
+              "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,
+              "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -32,6 +32,19 @@ class SloCriterion(BaseModel):
         "steady_rel (+ steady_abs_s) above the previous window's; a run whose windows hold too few rounds to tell "
         "fails too (only a summary without rounds falls back to summary.steady_state, see docs/planning.md)",
     )
+    population: Literal["window", "all"] = Field(
+        "window",
+        description="which rounds the percentiles and attainment count: 'window' = rounds arriving in the last two "
+        "run.online_window_s windows before the last agent's arrival (the loaded part of the run; the ramp-up before "
+        "it and the drain after it offer a lighter load, and the run stops once these rounds are done), "
+        "'all' = every round of the run, ramp-up and drain included",
+    )
+    max_population_growth: float | None = Field(
+        0.05, ge=0,
+        description="with require_steady, a run whose number of active agents grew by more than this share over "
+        "the last run.online_window_s before the last arrival fails as not steady (agents outlive the arrival "
+        "window, so the rate's steady state was not reached); None: the growth is only reported",
+    )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
     steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
 
@@ -40,7 +53,8 @@ class SloCriterion(BaseModel):
         return (self.ttft_s or sc.slo.ttft_s, (self.tpot_ms or sc.slo.tpot_ms) / 1000.0)
 
     def check(
-        self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None, trend_measured: bool = False
+        self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None, trend_measured: bool = False,
+        population_growth: float | None = None,
     ) -> tuple[bool, str]:
         """Whether one run meets the criterion, and why not.
 
@@ -69,6 +83,11 @@ class SloCriterion(BaseModel):
         rising = ttft_rising if ttft_rising is not None else (None if summary.steady_state is None else not summary.steady_state)
         if self.require_steady and rising:
             return False, "not in steady state (TTFT still rising: queue growing)"
+        if self.require_steady and self.max_population_growth is not None and population_growth is not None \
+                and population_growth > self.max_population_growth:
+            return False, (f"not in steady state: active agents grew {population_growth:.0%} in the last "
+                           f"{sc.run.online_window_s:g} s before the last arrival (agents outlive the arrival "
+                           f"window: lengthen it)")
         return True, "meets SLO"
 
 
@@ -88,18 +107,22 @@ class CapacityPoint(BaseModel):
     prompt_tokens_per_s: float = 0.0
     rounds: int = 0
     stopped_early: str | None = None  # "slo violated": the run was stopped once its failure was certain
+    population: str = "all"  # which rounds the percentiles count ("window" or "all", SloCriterion.population)
+    window_rounds: int | None = None  # rounds in the measurement window (population "window")
+    population_growth: float | None = None  # active agents at the last arrival / one window before, minus 1
 
     @classmethod
     def from_summary(
         cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
         window_means_s: tuple[float, float] | None = None, trend_measured: bool = False,
+        population_growth: float | None = None,
     ) -> CapacityPoint:
         """Judge one run's summary and TTFT trend (``trend_measured``: the rounds were available) against the criterion."""
         rising = None
         if window_means_s is not None:
             a, b = window_means_s
             rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
-        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None)
+        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None, population_growth)
         return cls(
             aps=aps,
             meets=ok,
@@ -113,6 +136,7 @@ class CapacityPoint(BaseModel):
             status=summary.status,
             prompt_tokens_per_s=summary.prompt_tokens_per_s,
             rounds=summary.rounds,
+            population_growth=population_growth,
         )
 
 

@@ -73,6 +73,9 @@ COLUMNS: dict[str, str] = {
     "summary_steady_state": "steady",
     "rounds": "rounds",
     "stopped_early": "stopped early",
+    "population": "rounds counted",
+    "window_rounds": "rounds in the measurement window",
+    "population_growth": "active-agent growth, last window",
 }
 
 
