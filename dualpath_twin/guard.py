@@ -560,10 +560,15 @@ def plan_capacity_search(
     estimate. ``start_aps``/``from_bound`` choose the start rate as the search does. No run is simulated;
     the ceiling costs one bounds computation on a sample of agents (cached per scenario).
     """
-    from dualpath_twin.planning.capacity import CapacityPoint, bracket_and_bisect, online_scenario
+    from dualpath_twin.planning.capacity import (
+        CapacityPoint,
+        bracket_and_bisect,
+        default_window_s,
+        online_scenario,
+    )
 
     w = sc.workload
-    window = float(window_s) if window_s else w.agents / w.arrival_rate_aps
+    window = float(window_s) if window_s else default_window_s(sc)  # the window the search itself will use
     ceiling, c_src = _ceiling_aps(online_scenario(sc, w.arrival_rate_aps, window).to_toml(), policy, window)
     if start_aps:
         start, s_src = float(start_aps), "the start rate given"

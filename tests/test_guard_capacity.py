@@ -138,7 +138,9 @@ def test_a_capacity_sweep_plans_a_search_per_point() -> None:
     assert len(searches) == 4 and "cluster.prefill_nodes=3, network.snic_gbps=400 (basic)" in searches
     loose = g.guard_capacity_many(searches, tolerance=0.2, limits=LIMITS)
     tight = g.guard_capacity_many(searches, tolerance=0.01, limits=LIMITS)
-    longer = g.guard_capacity_many(searches, tolerance=0.2, window_s=640, limits=LIMITS)
+    from dualpath_twin.planning.capacity import default_window_s
+
+    longer = g.guard_capacity_many(searches, tolerance=0.2, window_s=2 * default_window_s(QUICK), limits=LIMITS)
     assert tight.runs > loose.runs and longer.wall_s > loose.wall_s and longer.runs == loose.runs
     assert loose.text().startswith("4 searches of ") and "the largest, cluster.prefill_nodes=" in loose.text()
 

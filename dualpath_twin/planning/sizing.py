@@ -16,7 +16,7 @@ from dualpath_twin.planning.capacity import (
     CapacityPoint,
     CapacityResult,
     SloCriterion,
-    arrival_window_s,
+    default_window_s,
     online_scenario,
 )
 from dualpath_twin.planning.common import override
@@ -198,10 +198,11 @@ def size(
     pol = policy or sc.policy.name
     cands: list[SizingCandidate] = []
     valid: list[tuple[SizingCandidate, Scenario]] = []
+    window = default_window_s(sc, crit)  # long enough for the agent population to settle at the target rate
     for point in expand_grid(vary):
         try:
             sc_pt = override(sc, {**point, "policy.name": pol})
-            sc_on = online_scenario(sc_pt, target_aps, arrival_window_s(sc))
+            sc_on = online_scenario(sc_pt, target_aps, window)
         except ScenarioError as err:
             cands.append(SizingCandidate(point=point, status="skipped", reason="; ".join(err.problems)))
             continue

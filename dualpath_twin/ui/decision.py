@@ -182,12 +182,12 @@ def grid_points(grid: dict[str, list[Any]]) -> int:
 
 def sizing_scenarios(sc: Scenario, grid: dict[str, list[Any]], policy: str, target_aps: float) -> list[Scenario]:
     """The scenario of every valid sizing point online at the target rate, as ``planning.sizing.size`` runs them."""
-    from dualpath_twin.planning.capacity import arrival_window_s, online_scenario
+    from dualpath_twin.planning.capacity import default_window_s, online_scenario
     from dualpath_twin.planning.common import override
     from dualpath_twin.planning.grid import expand_grid
     from dualpath_twin.scenario import ScenarioError
 
-    window = arrival_window_s(sc)
+    window = default_window_s(sc)
     out = []
     for point in expand_grid(grid):
         try:
