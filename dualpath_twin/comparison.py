@@ -22,7 +22,10 @@ IGNORED = ("name", "description", "policy.name")
 DESIGN_PATH = "policy.name"
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "topology": ("cluster.prefill_nodes", "cluster.decode_nodes", "cluster.gpus_per_node", "cluster.gpu"),
+    "topology": (
+        "cluster.prefill_nodes", "cluster.decode_nodes", "cluster.gpus_per_node", "cluster.gpu", "cluster.prefill_tp_gpus",
+        "cluster.decode_tp_gpus",
+    ),
     "NICs": ("network.snic_gbps", "network.snics_per_node", "network.cnic_gbps", "network.cnics_per_node"),
     "model": ("model.name", "model.overrides"),
     "kv format": ("model.kv_format",),
@@ -69,7 +72,9 @@ def _group_text(name: str, flat: dict[str, Any]) -> str:
     """One cell: '2P4D x8 H800', '400G SNIC x1, 400G CNIC x8', 'paper-64k offline (ctx<=16384)', ..."""
     g = flat.get
     if name == "topology":
-        return f"{g('cluster.prefill_nodes', '?')}P{g('cluster.decode_nodes', '?')}D x{g('cluster.gpus_per_node', '?')} {g('cluster.gpu', '?')}"
+        text = f"{g('cluster.prefill_nodes', '?')}P{g('cluster.decode_nodes', '?')}D x{g('cluster.gpus_per_node', '?')} {g('cluster.gpu', '?')}"
+        tp_p, tp_d = g("cluster.prefill_tp_gpus", 1), g("cluster.decode_tp_gpus", 1)
+        return text + (f" TP {tp_p}/{tp_d}" if (tp_p, tp_d) != (1, 1) else "")  # tensor parallelism, prefill/decode
     if name == "NICs":
         return (
             f"SNIC {_fmt(g('network.snic_gbps'))}G x{_fmt(g('network.snics_per_node'))},"

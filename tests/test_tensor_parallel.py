@@ -164,3 +164,12 @@ def test_weights_check_suggests_tp() -> None:
     msg = "\n".join(err.value.problems)
     assert "cluster.prefill_tp_gpus = 2" in msg and "cluster.decode_tp_gpus = 2" in msg
     _qwen(**{"cluster.hbm_reserved_gb": 20.0, "cluster.prefill_tp_gpus": 2, "cluster.decode_tp_gpus": 2})  # accepted
+
+
+def test_run_diff_names_the_tp() -> None:
+    """The runs table's topology column shows TP when it is not 1, and reads as before without it."""
+    from dualpath_twin.comparison import _group_text, flatten_toml
+
+    tp = _qwen(**{"cluster.decode_tp_gpus": 2})
+    assert _group_text("topology", flatten_toml(tp.to_toml())) == "1P2D x8 H800 TP 1/2"
+    assert _group_text("topology", flatten_toml(_qwen().to_toml())) == "1P2D x8 H800"
