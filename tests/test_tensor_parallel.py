@@ -173,3 +173,13 @@ def test_run_diff_names_the_tp() -> None:
     tp = _qwen(**{"cluster.decode_tp_gpus": 2})
     assert _group_text("topology", flatten_toml(tp.to_toml())) == "1P2D x8 H800 TP 1/2"
     assert _group_text("topology", flatten_toml(_qwen().to_toml())) == "1P2D x8 H800"
+
+
+def test_cached_reads_cross_nodes_with_different_tp() -> None:
+    """A DRAM cache hit read from a node whose CNIC links TP merged differently (prefill TP 1, decode TP 2) finishes."""
+    sc = _qwen(**{"workload.agents": 16, "workload.max_context_tokens": 16384, "cluster.decode_tp_gpus": 2,
+                  "cache.capacity_gb": 50.0, "cache.scope": "per_node"})
+    for design in ("basic", "dualpath"):
+        r = api.simulate(sc, design, check_invariants=True)
+        assert r.invariants == [] and r.summary.status == "finished"
+        assert r.summary.cache is not None and r.summary.cache.bytes_from_cache > 0

@@ -146,11 +146,12 @@ class TransfersMixin:
 
         holder = self.cache_holder[rid]
         k = rid % len(self.nodes[node].cnic_rx)
-        key = ("cache", holder, node, k)
+        kh = rid % len(self.nodes[holder].cnic_tx)  # = k unless TP merges the two nodes' CNIC links differently
+        key = ("cache", holder, node, k, kh)
         links = self._routes.get(key)
         if links is None:
             nd, hd = self.nodes[node], self.nodes[holder]
-            path = [nd.dram] if holder == node else [hd.dram, hd.cnic_tx[k], *self._fab(), nd.cnic_rx[k], nd.dram]
+            path = [nd.dram] if holder == node else [hd.dram, hd.cnic_tx[kh], *self._fab(), nd.cnic_rx[k], nd.dram]
             links = self._add_route(key, path)
         self.net.transfer(cbytes, links, "cache", on_done=one)
         if sbytes > 0:  # the blocks not cached come from storage (a slow shard delays them; DRAM hits are not)
