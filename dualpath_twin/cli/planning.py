@@ -55,8 +55,9 @@ PopOpt = Annotated[str, typer.Option(
          "ramp-up and drain included")]
 GrowthOpt = Annotated[float, typer.Option(
     "--max-population-growth",
-    help="with --require-steady, fail a run whose active agents grew by more than this share in the last "
-         "run.online_window_s before the last arrival (not steady: agents outlive the arrival window)")]
+    help="with --require-steady, fail a run whose mean number of active agents grew by more than this share from "
+         "one run.online_window_s window to the next before the last arrival (not steady: agents outlive the "
+         "arrival window)")]
 
 
 def _load(path: Path, sets: list[str] | None) -> scn.Scenario:

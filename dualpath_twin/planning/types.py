@@ -41,8 +41,8 @@ class SloCriterion(BaseModel):
     )
     max_population_growth: float | None = Field(
         0.05, ge=0,
-        description="with require_steady, a run whose number of active agents grew by more than this share over "
-        "the last run.online_window_s before the last arrival fails as not steady (agents outlive the arrival "
+        description="with require_steady, a run whose mean number of active agents grew by more than this share "
+        "from one run.online_window_s window to the next before the last arrival fails as not steady (agents outlive the arrival "
         "window, so the rate's steady state was not reached); None: the growth is only reported",
     )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
@@ -85,9 +85,9 @@ class SloCriterion(BaseModel):
             return False, "not in steady state (TTFT still rising: queue growing)"
         if self.require_steady and self.max_population_growth is not None and population_growth is not None \
                 and population_growth > self.max_population_growth:
-            return False, (f"not in steady state: active agents grew {population_growth:.0%} in the last "
-                           f"{sc.run.online_window_s:g} s before the last arrival (agents outlive the arrival "
-                           f"window: lengthen it)")
+            return False, (f"not in steady state: mean active agents grew {population_growth:.0%} from one "
+                           f"{sc.run.online_window_s:g} s window to the next before the last arrival (agents "
+                           f"outlive the arrival window: lengthen it)")
         return True, "meets SLO"
 
 
