@@ -188,7 +188,13 @@ def check_tp(role: str, tp: int, gpus_per_node: int, cnics_per_node: int, model:
                 f"which the twin runs expert-parallel (cluster.{role}_ep_nodes); set cluster.{role}_tp_gpus = 1"
             )
             return
-        kv_heads = model.kv_heads if model.attention == "gqa" else model.heads
+        if model.attention != "gqa":
+            problems.append(
+                f"{path}: tensor parallelism is modelled for GQA attention only; {model.name}'s {model.attention.upper()} "
+                f"latent KV is shared by all heads (each GPU of a TP engine would hold all of it); set cluster.{role}_tp_gpus = 1"
+            )
+            return
+        kv_heads = model.kv_heads
         bad = [f"{n} = {v}" for n, v in (("heads", model.heads), ("kv_heads", kv_heads)) if v % tp]
         if bad:
             ok = [t for t in range(1, gpus_per_node + 1) if gpus_per_node % t == 0 and model.heads % t == 0 and kv_heads % t == 0]

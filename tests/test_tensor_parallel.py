@@ -144,6 +144,8 @@ def test_bound_counts_engines() -> None:
         ({"cluster.decode_tp_gpus": 8, "model.overrides.kv_heads": 4},
          ["cluster.decode_tp_gpus = 8", "kv_heads = 4", "use one of [1, 2, 4]"]),
         ({"model.name": "DS-27B", "cluster.prefill_tp_gpus": 2}, ["cluster.prefill_tp_gpus = 2", "dense models only"]),
+        ({"model.name": "DS-27B", "model.overrides.experts_routed": 0, "model.overrides.dense_layers": 30,
+          "cluster.decode_tp_gpus": 2}, ["cluster.decode_tp_gpus = 2", "GQA attention only", "MLA"]),
         ({"cluster.gpus_per_node": 6, "network.cnics_per_node": 3, "cluster.decode_tp_gpus": 3},
          ["cluster.decode_tp_gpus = 3", "network.cnics_per_node = 3", "share a compute NIC"]),
     ],
