@@ -246,7 +246,7 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     """Closed-form per-resource bounds of the scenario under one policy, in bounded time and memory.
 
     When the scenario is synthetic and expects more than ``max_rounds`` rounds
-    (``guard.expected_rounds``: agents x the dataset's mean rounds, no workload built), the
+    (``workload.expected.expected_rounds``: agents x the dataset's mean rounds, no workload built), the
     bound is computed on a sample of agents holding ~``max_rounds`` rounds: the per-resource
     rates depend on the rounds' means only, and ``min_jct_s`` scales its work term
     (rounds / max rate) to the full expected rounds. ``max_rounds=None`` always builds the
@@ -255,7 +255,7 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     (its share of hits depends on how many agents compete for it).
     """
     from dualpath_twin.analysis.bounds import compute_bound
-    from dualpath_twin.guard import expected_rounds
+    from dualpath_twin.workload.expected import expected_rounds
 
     pol = policy or scenario.policy.name
     w = scenario.workload
