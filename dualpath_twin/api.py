@@ -280,6 +280,31 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     return b
 
 
+def fit_problems(scenario: Scenario, policy: str | None = None, *, max_rounds: int | None = BOUNDS_MAX_ROUNDS) -> list[str]:
+    """The refusals ``simulate`` would raise before running (a request's KV larger than a decode engine's HBM or the DRAM buffer), without running.
+
+    Above ``max_rounds`` expected rounds (synthetic workloads) the check looks at a sample of the
+    agents, as ``bounds`` does, so it may miss a rarer, larger request of the full workload.
+    """
+    from dualpath_twin.policies import get_policy
+    from dualpath_twin.scenario import ScenarioError
+    from dualpath_twin.sim.cost import build_cost_model
+    from dualpath_twin.workload.expected import expected_rounds
+
+    sc = scenario if policy is None or policy == scenario.policy.name else apply_overrides(scenario, {"policy.name": policy})
+    pol = get_policy(sc.policy.name)
+    sample = sc
+    if max_rounds is not None and sc.workload.kind == "synthetic":
+        total, _ = expected_rounds(sc)
+        if total > max_rounds:
+            sample = apply_overrides(sc, {"workload.agents": max(1, int(sc.workload.agents * max_rounds / total))})
+    try:
+        check_fits(sc, load_workload(sample), build_cost_model(sc), zero_io=pol.zero_io, dram_prompt=pol.layerwise or pol.de_side_reads)
+    except ScenarioError as err:
+        return list(err.problems)
+    return []
+
+
 def derived(scenario: Scenario) -> dict:
     """Derived values for display: KV bytes/token, bytes per round, the P/D range, bounds per policy."""
     from dualpath_twin.analysis.bounds import compute_bound, pd_range

@@ -306,6 +306,17 @@ def bounds(sc: Scenario, policy: str) -> Bound | str:
         return f"bounds failed: {err}"
 
 
+def fit_problems(sc: Scenario, policy: str) -> list[str]:
+    """Why ``sc`` would be refused before it runs under ``policy`` (a request too big for HBM or DRAM); [] when it fits or cannot be checked."""
+    api = _optional("dualpath_twin.api")
+    if api is None or not hasattr(api, "fit_problems"):
+        return []
+    try:
+        return list(api.fit_problems(sc, policy))
+    except Exception:  # noqa: BLE001 - advisory: the run itself checks again
+        return []
+
+
 @dataclasses.dataclass
 class PdRangeView:
     """Where the scenario's P/D ratio sits against DualPath's bottleneck-free range."""

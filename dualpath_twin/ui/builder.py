@@ -309,12 +309,19 @@ def render() -> None:
     if sc is None:
         return
     st.session_state[state.K_SCENARIO] = sc
+    refusals = _fit_refusals(sc)
+    with summary:
+        if refusals:
+            st.error("This scenario does not fit: the run would be refused before it starts:\n\n"
+                     + "\n".join(f"- {p}" for p in refusals))
     st.divider()
     _policy_picker()
     force = _run_guard(sc)
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:
-        if st.button("Run comparison", type="primary", key="dp_run_from_builder", disabled=not state.policies()):
+        if st.button("Run comparison", type="primary", key="dp_run_from_builder",
+                     disabled=not state.policies() or bool(refusals),
+                     help="the scenario does not fit (see the message above)" if refusals else None):
             try:
                 job = REGISTRY.start(sc, state.policies(), force=force)
             except guard.RunTooLarge as err:
@@ -330,6 +337,21 @@ def render() -> None:
         st.caption(f"{c.prefill_nodes}P{c.decode_nodes}D x {c.gpus_per_node} {c.gpu}, {sc.model.name}, "
                    f"{sc.workload.agents} agents ({sc.workload.mode}, {sc.workload.dataset if sc.workload.kind == 'synthetic' else 'trace'})")
     _derived(sc)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_fits(scenario_toml: str, policy: str) -> list[str]:
+    """api.fit_problems for a scenario (by its TOML), cached: it builds the workload."""
+    return backend.fit_problems(from_toml(scenario_toml, check_catalog=False), policy)
+
+
+def _fit_refusals(sc: Scenario) -> list[str]:
+    """The distinct pre-run refusals (a request's KV larger than a decode engine's HBM or a DRAM buffer) over the chosen policies."""
+    out: list[str] = []
+    toml_text = sc.to_toml()
+    for pol in state.policies() or list(backend.DEFAULT_POLICIES):
+        out.extend(p for p in _cached_fits(toml_text, pol) if p not in out)
+    return out
 
 
 def _run_guard(sc: Scenario) -> bool:

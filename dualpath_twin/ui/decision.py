@@ -15,6 +15,8 @@ AXES: dict[str, str] = {
     "cluster.prefill_nodes": "prefill nodes",
     "cluster.decode_nodes": "decode nodes",
     "cluster.gpus_per_node": "GPUs per node",
+    "cluster.prefill_tp_gpus": "GPUs per prefill engine (TP)",
+    "cluster.decode_tp_gpus": "GPUs per decode engine (TP)",
     "network.snic_gbps": "SNIC (Gb/s)",
     "network.cnic_gbps": "CNIC (Gb/s)",
     "network.snics_per_node": "SNICs per node",
@@ -91,6 +93,9 @@ def presets(sc: Scenario, path: str) -> list[Any]:
     cur = get_value(sc, path)
     if isinstance(cur, bool) or cur is None:
         return [cur]
+    if path.endswith("_tp_gpus"):  # tensor parallelism: the divisors of the GPUs per node
+        g = sc.cluster.gpus_per_node
+        return sorted({d for d in range(1, g + 1) if g % d == 0} | {int(cur)})
     if path.endswith("_nodes") or path.endswith("_per_node"):
         return sorted({*range(1, 9), int(cur)})
     if isinstance(cur, int):

@@ -23,7 +23,8 @@ _UNITS = {
 TABS: dict[str, list[str]] = {
     "Topology": [
         "name", "cluster.prefill_nodes", "cluster.decode_nodes", "cluster.gpus_per_node", "cluster.gpu",
-        "cluster.dram_buffer_gb", "cluster.hbm_reserved_gb", "cluster.prefill_ep_nodes", "cluster.decode_ep_nodes",
+        "cluster.prefill_tp_gpus", "cluster.decode_tp_gpus", "cluster.dram_buffer_gb", "cluster.hbm_reserved_gb",
+        "cluster.prefill_ep_nodes", "cluster.decode_ep_nodes",
     ],
     "NICs & DRAM": [
         "network.snic_gbps", "network.snics_per_node", "network.snic_efficiency", "network.cnic_gbps",
@@ -57,7 +58,7 @@ TABS: dict[str, list[str]] = {
 # Fields whose widgets appear in the main column; the rest go in an "advanced" expander.
 PRIMARY: set[str] = {
     "name", "cluster.prefill_nodes", "cluster.decode_nodes", "cluster.gpus_per_node", "cluster.gpu",
-    "cluster.dram_buffer_gb", "network.snic_gbps", "network.snics_per_node", "network.cnic_gbps",
+    "cluster.prefill_tp_gpus", "cluster.decode_tp_gpus", "cluster.dram_buffer_gb", "network.snic_gbps", "network.snics_per_node", "network.cnic_gbps",
     "network.cnics_per_node", "network.dram_gbps", "storage.read_gbps_total", "storage.write_gbps_total",
     "model.name", "model.kv_format", "workload.kind", "workload.dataset", "workload.trace_format",
     "workload.trace_path", "workload.agents", "workload.mode", "workload.arrival_rate_aps",
@@ -82,6 +83,8 @@ LABELS: dict[str, str] = {
     "name": "Scenario name",
     "model.name": "Model",
     "cluster.gpu": "GPU type",
+    "cluster.prefill_tp_gpus": "GPUs per prefill engine (tensor parallel)",
+    "cluster.decode_tp_gpus": "GPUs per decode engine (tensor parallel)",
     "workload.kind": "Workload source",
     "workload.dataset": "Dataset (synthetic)",
     "workload.mode": "Mode (offline rollout / online serving)",
@@ -95,6 +98,19 @@ LABELS: dict[str, str] = {
     "slo.ttft_s": "SLO: TTFT (s)",
     "slo.tpot_ms": "SLO: TPOT (ms)",
 }
+
+
+_TP_HELP = (
+    "Tensor parallelism: how many GPUs of one node form one {role} engine (1 = one engine per GPU). "
+    "Must divide GPUs per node and the model's attention and KV heads; dense (non-MLA) models only, "
+    "e.g. Qwen2.5-32B (a mixture-of-experts model runs expert-parallel instead). "
+    "Weights and KV split over the engine's GPUs; each layer adds two all-reduces (docs/model.md, Tensor parallelism)."
+)
+HELP: dict[str, str] = {
+    "cluster.prefill_tp_gpus": _TP_HELP.format(role="prefill"),
+    "cluster.decode_tp_gpus": _TP_HELP.format(role="decode"),
+}
+"""Help texts that say more than the schema's field description."""
 
 
 def humanize(path: str) -> str:
@@ -139,7 +155,7 @@ def spec(path: str) -> FieldSpec:
         optional = True
         ann = next(a for a in args if a is not type(None))
     label = humanize(path)
-    help_text = info.description or ""
+    help_text = HELP.get(path) or info.description or ""
     if typing.get_origin(ann) is Literal:
         return FieldSpec(path, "choice", label, help_text, optional, tuple(str(a) for a in typing.get_args(ann)))
     if ann is bool:
