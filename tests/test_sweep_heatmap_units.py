@@ -73,3 +73,20 @@ def test_cli_sweep_table_prints_tpot_in_ms(monkeypatch: pytest.MonkeyPatch) -> N
                                  "--workers", "1", "--no-save"])
     assert r.exit_code == 0, r.output
     assert "tpot_p90_ms" in r.stdout and "tpot_p90_s" not in r.stdout
+
+
+def test_heatmap_axis_titles_are_the_planning_tables_human_labels() -> None:
+    from dualpath_twin.labels import axis_label
+    from dualpath_twin.ui import decision
+
+    fig = figures.sweep_heatmap(_sweep().to_frame(), "network.snic_gbps", "cluster.prefill_nodes", "jct_s")
+    assert fig.layout.xaxis.title.text == "SNIC (Gb/s)" == decision.axis_label("network.snic_gbps")
+    assert fig.layout.yaxis.title.text == "prefill nodes" == axis_label("cluster.prefill_nodes")
+    shown = [fig.layout.title.text, fig.layout.xaxis.title.text, fig.layout.yaxis.title.text, fig.data[0].hovertemplate]
+    assert not any("." in t.split("<extra>")[0].replace("%{z:.4g}", "") for t in shown), shown  # no dotted field names
+    # a field outside the catalogue gets the builder's label, not its path
+    frame = _sweep().to_frame().rename({"network.snic_gbps": "cluster.decode_tp_gpus"})
+    fig = figures.sweep_heatmap(frame, "cluster.decode_tp_gpus", "cluster.prefill_nodes", "jct_s")
+    assert fig.layout.xaxis.title.text == "GPUs per decode engine (TP)"
+    frame = _sweep().to_frame().rename({"network.snic_gbps": "storage.io_latency_us"})
+    assert figures.sweep_heatmap(frame, "storage.io_latency_us", "cluster.prefill_nodes", "jct_s").layout.xaxis.title.text == "I/O latency (µs)"

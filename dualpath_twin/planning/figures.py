@@ -10,6 +10,7 @@ import plotly.io as pio
 import polars as pl
 from plotly.subplots import make_subplots
 
+from dualpath_twin.labels import axis_label
 from dualpath_twin.palette import FAILS, MEETS, NEUTRAL, policy_color
 from dualpath_twin.planning.capacity import CapacityResult
 from dualpath_twin.planning.sensitivity import SensitivityResult
@@ -54,6 +55,7 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
     for col in (x, y, value):
         if col not in frame.columns:
             raise ValueError(f"heatmap: column {col!r} not in the sweep frame (columns: {', '.join(frame.columns)})")
+    x_label, y_label = axis_label(x), axis_label(y)  # the planning tables' headings, not the dotted paths
     facets = frame[facet].unique(maintain_order=True).to_list() if facet in frame.columns else [None]
     fig = make_subplots(rows=1, cols=len(facets), subplot_titles=[str(f) for f in facets], shared_yaxes=True)
     xs = sorted(frame[x].drop_nulls().unique().to_list())
@@ -73,14 +75,14 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
             go.Heatmap(
                 x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, zmin=zmin, zmax=zmax, coloraxis="coloraxis",
                 text=[[("" if v is None else f"{v:.3g}") for v in r] for r in z], texttemplate="%{text}",
-                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{METRIC_LABELS.get(value, value)}=%{{z:.4g}}<extra>{f}</extra>",
+                hovertemplate=f"{x_label}=%{{x}}<br>{y_label}=%{{y}}<br>{METRIC_LABELS.get(value, value)}=%{{z:.4g}}<extra>{f}</extra>",
             ),
             row=1, col=i + 1,
         )
-        fig.update_xaxes(title_text=x, type="category", row=1, col=i + 1)
-    fig.update_yaxes(title_text=y, type="category", row=1, col=1)
+        fig.update_xaxes(title_text=x_label, type="category", row=1, col=i + 1)
+    fig.update_yaxes(title_text=y_label, type="category", row=1, col=1)
     fig.update_layout(
-        title=title or f"{METRIC_LABELS.get(value, value)} by {x} x {y}",
+        title=title or f"{METRIC_LABELS.get(value, value)} by {x_label} x {y_label}",
         coloraxis={"colorscale": "Viridis", "colorbar": {"title": METRIC_LABELS.get(value, value)}},
     )
     return fig

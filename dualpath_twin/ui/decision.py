@@ -8,29 +8,12 @@ from typing import Any
 import polars as pl
 
 from dualpath_twin.analysis.verdict import resource_label
-from dualpath_twin.scenario import Scenario
-from dualpath_twin.ui.fields import get_value, humanize
 
-AXES: dict[str, str] = {
-    "cluster.prefill_nodes": "prefill nodes",
-    "cluster.decode_nodes": "decode nodes",
-    "cluster.gpus_per_node": "GPUs per node",
-    "cluster.prefill_tp_gpus": "GPUs per prefill engine (TP)",
-    "cluster.decode_tp_gpus": "GPUs per decode engine (TP)",
-    "network.snic_gbps": "SNIC (Gb/s)",
-    "network.cnic_gbps": "CNIC (Gb/s)",
-    "network.snics_per_node": "SNICs per node",
-    "network.cnics_per_node": "CNICs per node",
-    "network.dram_gbps": "host DRAM (Gb/s)",
-    "network.pcie_gbps": "PCIe per GPU (Gb/s)",
-    "storage.read_gbps_total": "storage read total (Gb/s)",
-    "cluster.dram_buffer_gb": "DRAM KV buffer (GB)",
-    "cluster.hbm_reserved_gb": "HBM reserved (GB)",
-    "workload.agents": "agents",
-    "workload.arrival_rate_aps": "arrival rate (agents/s)",
-    "model.kv_format": "KV format",
-}
-"""Scenario fields offered as sweep/sizing axes, with their column headings."""
+# AXES and axis_label are re-exported: the catalogue lives in dualpath_twin.labels (planning's figures use it too)
+from dualpath_twin.labels import AXES as AXES
+from dualpath_twin.labels import axis_label as axis_label
+from dualpath_twin.scenario import Scenario
+from dualpath_twin.ui.fields import get_value
 
 CHOICES: dict[str, list[Any]] = {"model.kv_format": ["fp8", "bf16"]}
 
@@ -79,11 +62,6 @@ COLUMNS: dict[str, str] = {
     "window_rounds": "rounds in the measurement window",
     "population_growth": "active-agent growth, last window",
 }
-
-
-def axis_label(path: str) -> str:
-    """Column heading of a scenario path: the catalogue's, else the builder's label."""
-    return AXES.get(path) or humanize(path)
 
 
 def presets(sc: Scenario, path: str) -> list[Any]:

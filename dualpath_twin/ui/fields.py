@@ -9,16 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+# LABELS and humanize are re-exported: they live in dualpath_twin.labels (planning's figures use them too)
+from dualpath_twin.labels import LABELS as LABELS
+from dualpath_twin.labels import humanize as humanize
 from dualpath_twin.scenario import Scenario, table_model
-
-_ACRONYMS = {
-    "snic": "SNIC", "snics": "SNICs", "cnic": "CNIC", "cnics": "CNICs", "dram": "DRAM", "hbm": "HBM",
-    "gpu": "GPU", "gpus": "GPUs", "pcie": "PCIe", "kv": "KV", "ep": "EP", "io": "I/O", "slo": "SLO",
-    "ttft": "TTFT", "tpot": "TPOT", "mfu": "MFU", "rdma": "RDMA", "fp8": "FP8",
-}
-_UNITS = {
-    "gbps": "Gbit/s", "gb": "GB", "s": "s", "ms": "ms", "us": "µs", "aps": "agents/s", "tokens": "tokens",
-}
 
 TABS: dict[str, list[str]] = {
     "Topology": [
@@ -79,27 +73,6 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
 
 
-LABELS: dict[str, str] = {
-    "name": "Scenario name",
-    "model.name": "Model",
-    "cluster.gpu": "GPU type",
-    "cluster.prefill_tp_gpus": "GPUs per prefill engine (tensor parallel)",
-    "cluster.decode_tp_gpus": "GPUs per decode engine (tensor parallel)",
-    "workload.kind": "Workload source",
-    "workload.dataset": "Dataset (synthetic)",
-    "workload.mode": "Mode (offline rollout / online serving)",
-    "storage.read_gbps_total": "Storage read limit, total (Gbit/s)",
-    "storage.write_gbps_total": "Storage write limit, total (Gbit/s)",
-    "network.snic_gbps": "SNIC speed (Gbit/s)",
-    "network.cnic_gbps": "CNIC speed (Gbit/s)",
-    "network.dram_gbps": "Host DRAM bandwidth (Gbit/s)",
-    "network.pcie_gbps": "PCIe per GPU (Gbit/s)",
-    "storage.block_tokens": "KV block size (tokens)",
-    "slo.ttft_s": "SLO: TTFT (s)",
-    "slo.tpot_ms": "SLO: TPOT (ms)",
-}
-
-
 _TP_HELP = (
     "Tensor parallelism: how many GPUs of one node form one {role} engine (1 = one engine per GPU). "
     "Must divide GPUs per node and the model's attention and KV heads; dense (non-MLA) models only, "
@@ -111,25 +84,6 @@ HELP: dict[str, str] = {
     "cluster.decode_tp_gpus": _TP_HELP.format(role="decode"),
 }
 """Help texts that say more than the schema's field description."""
-
-
-def humanize(path: str) -> str:
-    """Label for a dotted path: 'cluster.dram_buffer_gb' -> 'DRAM buffer (GB)'."""
-    if path in LABELS:
-        return LABELS[path]
-    leaf = path.rsplit(".", 1)[-1]
-    unit = ""
-    if path.startswith("workload.tool_latency_s."):
-        unit = "s" if leaf in ("mean", "low", "high") else ""
-        leaf = "tool latency " + leaf
-    words = leaf.split("_")
-    for i, w in enumerate(words):
-        if len(words) > 1 and w in _UNITS and (w != "s" or i == len(words) - 1):
-            unit = _UNITS[words.pop(i)]
-            break
-    text = " ".join(_ACRONYMS.get(w, w) for w in words)
-    text = text[:1].upper() + text[1:]
-    return f"{text} ({unit})" if unit else text
 
 
 def _field(path: str) -> Any:
