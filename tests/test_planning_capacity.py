@@ -139,3 +139,43 @@ def test_steadiness_comes_from_the_rounds_not_the_summary(monkeypatch: pytest.Mo
     assert (p.ttft_window_means_s is None) == (n == 12)
     # a summary without rounds still falls back to the summary's verdict
     assert not SloCriterion().check(_summary(1.0, steady=False), sc)[0]
+
+
+@pytest.mark.usefixtures("fake_sim")
+def test_searches_share_the_workers_and_report_points_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two designs on two workers: each search finds its own capacity, the one still running when the other ends
+    measures two rates per step, and on_point runs in the calling thread (a UI updates only from there)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dualpath_twin.planning import capacity as cap_mod
+
+    widths: list[int] = []
+    real_run_tasks = cap_mod.run_tasks
+
+    def recording(executor, fn, tasks, **kw):
+        assert kw.get("inline_single") is False  # single rates go to the workers too, not this process
+        if tasks[0].policy == "dualpath":
+            widths.append(len(tasks))
+
+        def slow_dualpath(t):  # DualPath's runs take longer, so its search outlives Basic's, as on a real cluster
+            if t.policy == "dualpath":
+                time.sleep(0.05)
+            return fn(t)
+
+        return real_run_tasks(executor, slow_dualpath, tasks, **kw)
+
+    monkeypatch.setattr(cap_mod, "run_tasks", recording)
+    caller = threading.get_ident()
+    seen_threads: set[int] = set()
+    sc = Scenario(workload={"agents": 8, "arrival_rate_aps": 0.2})
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        res = capacity_search_many(sc, ["basic", "dualpath"], tolerance=0.02, executor=ex, workers=2,
+                                   on_point=lambda p: seen_threads.add(threading.get_ident()), window_s=40.0)
+    for r in res:
+        true_cap = fake_capacity_aps(sc.with_policy(r.policy)) * 0.875
+        assert r.converged and r.capacity_aps <= true_cap < r.hi_aps
+    assert [r.policy for r in res] == ["basic", "dualpath"]
+    assert seen_threads == {caller}
+    assert widths[0] == 1 and widths[-1] == 2 and set(widths) == {1, 2}  # one rate a step, two once Basic is done

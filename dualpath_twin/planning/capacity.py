@@ -34,17 +34,21 @@ def bracket_and_bisect(
     evaluate: BatchEval,
     start_aps: float,
     tolerance: float = 0.05,
-    batch: int = 1,
+    batch: int | Callable[[], int] = 1,
     min_aps: float | None = None,
     max_aps: float | None = None,
     max_evaluations: int = 60,
 ) -> tuple[float, float | None, list[CapacityPoint], bool, list[str]]:
-    """Pure search over a (mostly) monotone pass/fail curve; returns (lo, hi, curve, converged, notes)."""
+    """Pure search over a (mostly) monotone pass/fail curve; returns (lo, hi, curve, converged, notes).
+
+    ``batch`` rates are measured per step; a callable is asked before every step (the workers free
+    for this search when several searches share an executor).
+    """
     if not start_aps > 0 or not math.isfinite(start_aps):
         raise PlanningError(f"start rate must be a positive number of agents/s, got {start_aps}")
     if not 0 < tolerance < 1:
         raise PlanningError(f"--tolerance must be in (0, 1), e.g. 0.05 for 5%; got {tolerance}")
-    batch = max(1, int(batch))
+    width = batch if callable(batch) else (lambda: batch)
     min_aps = min_aps if min_aps is not None else start_aps / 1024
     max_aps = max_aps if max_aps is not None else start_aps * 1024
     seen: dict[float, CapacityPoint] = {}
@@ -64,7 +68,11 @@ def bracket_and_bisect(
         lo_cands = [a for a in passing if hi is None or a < hi]
         return (max(lo_cands) if lo_cands else 0.0), hi
 
-    run([start_aps * 2**k for k in range(batch)])
+    def k() -> int:
+        return max(1, int(width()))
+
+    b = k()
+    run([start_aps * 2**i for i in range(b)])
     # bracketing: double up while everything passes, halve down while everything fails
     while len(seen) < max_evaluations:
         lo, hi = bracket()
@@ -73,14 +81,16 @@ def bracket_and_bisect(
             if top >= max_aps:
                 notes.append(f"no SLO failure up to max rate {max_aps:g} agents/s: capacity is at least that")
                 break
-            if not run([min(top * 2 ** (k + 1), max_aps) for k in range(batch)]):
+            b = k()
+            if not run([min(top * 2 ** (i + 1), max_aps) for i in range(b)]):
                 break
         elif lo == 0.0:
             bottom = min(seen)
             if bottom <= min_aps:
                 notes.append(f"the SLO fails even at {bottom:g} agents/s: capacity 0 within the search range")
                 break
-            if not run([max(bottom / 2 ** (k + 1), min_aps) for k in range(batch)]):
+            b = k()
+            if not run([max(bottom / 2 ** (i + 1), min_aps) for i in range(b)]):
                 break
         else:
             break
@@ -90,7 +100,8 @@ def bracket_and_bisect(
         if (hi - lo) / hi <= tolerance:
             converged = True
             break
-        if not run([lo + (hi - lo) * (k + 1) / (batch + 1) for k in range(batch)]):
+        b = k()
+        if not run([lo + (hi - lo) * (i + 1) / (b + 1) for i in range(b)]):
             notes.append("bisection stalled (rates repeat at 1e-9 resolution)")
             break
         lo, hi = bracket()
@@ -380,11 +391,12 @@ def capacity_search(
     max_aps: float | None = None,
     max_evaluations: int = 40,
     executor: Executor | None = None,
-    batch: int = 1,
+    batch: int | Callable[[], int] = 1,
     on_point: Callable[[CapacityPoint], None] | None = None,
     window_s: float | None = None,
     early_stop: bool = False,
     from_bound: bool = False,
+    inline_single: bool = True,
 ) -> CapacityResult:
     """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel.
 
@@ -414,7 +426,7 @@ def capacity_search(
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
         tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window,
                       early_stop=early_stop) for r in rates]
-        outs = run_tasks(executor, run_rate_task, tasks)
+        outs = run_tasks(executor, run_rate_task, tasks, inline_single=inline_single)
         pts = []
         for t, o in zip(tasks, outs, strict=True):
             p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
@@ -475,26 +487,56 @@ def capacity_search_many(
     early_stop: bool = False,
     from_bound: bool = False,
 ) -> list[CapacityResult]:
-    """Capacity per policy: policies in parallel when there are several, else rates in parallel (``workers`` wide)."""
+    """Capacity per policy; with an executor and several workers the searches share it side by side.
+
+    Each policy's search runs in a thread of this process and sends its rates to the executor; at
+    every step it measures as many rates as there are workers per search still running, so when
+    one design's search ends the others bisect with its workers too (parallel k-section).
+    """
+    def one(p: str, batch: int | Callable[[], int], inline_single: bool = True,
+            point_cb: Callable[[CapacityPoint], None] | None = on_point) -> CapacityResult:
+        return capacity_search(sc, p, criterion=criterion, tolerance=tolerance, start_aps=start_aps,
+                               max_evaluations=max_evaluations, executor=executor, batch=batch, on_point=point_cb,
+                               window_s=window_s, early_stop=early_stop, from_bound=from_bound,
+                               inline_single=inline_single)
+
     if len(policies) > 1 and executor is not None and workers > 1:
-        tasks = [
-            Task(kind="capacity", scenario_toml=sc.to_toml(), policy=p, criterion=criterion, tolerance=tolerance,
-                 start_aps=start_aps, max_evaluations=max_evaluations, window_s=window_s,
-                 early_stop=early_stop, from_bound=from_bound)
-            for p in policies
-        ]
-        out = []
-        for t, o in zip(tasks, run_tasks(executor, run_capacity_task, tasks), strict=True):
-            if o.capacity is None:
-                raise PlanningError(f"capacity search for {t.policy} failed: {o.error}")
-            out.append(o.capacity)
-        return out
-    return [
-        capacity_search(sc, p, criterion=criterion, tolerance=tolerance, start_aps=start_aps,
-                        max_evaluations=max_evaluations, executor=executor, batch=workers, on_point=on_point,
-                        window_s=window_s, early_stop=early_stop, from_bound=from_bound)
-        for p in policies
-    ]
+        import queue
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import wait as wait_futures
+
+        lock = threading.Lock()
+        running = [len(policies)]
+        points: queue.Queue[CapacityPoint] = queue.Queue()
+
+        def share() -> int:
+            with lock:
+                return max(1, workers // max(1, running[0]))
+
+        def search(p: str) -> CapacityResult:
+            try:
+                return one(p, share, inline_single=False, point_cb=points.put)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        def relay() -> None:  # on_point runs in the caller's thread (a UI may only update from there)
+            while True:
+                try:
+                    pt = points.get_nowait()
+                except queue.Empty:
+                    return
+                if on_point:
+                    on_point(pt)
+
+        with ThreadPoolExecutor(max_workers=len(policies), thread_name_prefix="capacity") as threads:
+            futs = [threads.submit(search, p) for p in policies]
+            while wait_futures(futs, timeout=0.2).not_done:
+                relay()
+            relay()
+            return [f.result() for f in futs]
+    return [one(p, workers) for p in policies]
 
 
 def run_rate_task(task: Task) -> Outcome:

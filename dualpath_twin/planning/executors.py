@@ -239,13 +239,15 @@ def open_executor(
 
 
 def run_tasks(executor: Executor | None, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
-              retries: int = DEFAULT_RETRIES, progress: Callable[[int, int], None] | None = None) -> list[Any]:
+              retries: int = DEFAULT_RETRIES, progress: Callable[[int, int], None] | None = None,
+              inline_single: bool = True) -> list[Any]:
     """``fn(task)`` for every planning task, results in task order, through ``submit_all``: a task lost with its
     worker is resubmitted (``retries`` times); one still lost comes back as ``error_outcome`` (never raised).
-    ``progress(done, total)`` is called as each task finishes."""
+    ``progress(done, total)`` is called as each task finishes. A single task runs in this process unless
+    ``inline_single`` is False (callers that run several searches side by side in threads need the workers)."""
     from dualpath_twin.planning.types import error_outcome
 
-    if executor is None or len(tasks) <= 1:
+    if executor is None or (inline_single and len(tasks) <= 1):
         executor = None  # one task (or none): run it here, as before
     index = {id(t): i for i, t in enumerate(tasks)}
     out: list[Any] = [None] * len(tasks)
