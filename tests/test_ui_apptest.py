@@ -208,7 +208,7 @@ def test_history_filters_and_run_detail(ui):
     assert at.dataframe[0].value.shape[0] == 2
     at.multiselect(key="dp_f_policy").set_value(["dualpath"]).run()
     assert at.dataframe[0].value.shape[0] == 1
-    assert list(at.dataframe[0].value["policy"]) == ["dualpath"]
+    assert list(at.dataframe[0].value["design"]) == ["dualpath"]
     # the detail shows the selected (still visible) run with all its figures
     assert len(at.get("plotly_chart")) >= 10
     titles = " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))

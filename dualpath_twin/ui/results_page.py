@@ -20,13 +20,16 @@ from dualpath_twin.ui import backend, state, widgets
 
 COMPARE_PAGE = "dualpath_twin/ui/pages/compare.py"
 HISTORY_COLUMNS = {
-    "run_id": "run id", "created_at": "started", "status": "status", "scenario_name": "scenario",
-    "policy": "policy", "topology": "topology", "NICs": "NICs", "model": "model", "kv format": "KV format",
-    "workload": "workload", "agents": "agents", "seed": "seed", "other": "other differences",
+    # the planner's key columns first, so the verdict and the binding resource show without scrolling sideways
+    "design": "design", "status": "status", "slo_attainment": "SLO attainment (%)",
     "generated_tokens_per_s": "gen tok/s", "prompt_tokens_per_s": "prompt tok/s",
     "jct_s": "JCT (s)", "ttft_p99_s": "TTFT p99 (s)", "tpot_p99_ms": "TPOT p99 (ms)",
-    "slo_attainment": "SLO attainment (%)", "usd_per_hour": "$/hour", "usd_per_m_generated_tokens": "$ per M gen tokens",
-    "bottleneck": "binding resource", "error": "error",
+    "bottleneck": "binding resource",
+    # then what tells the runs apart, the cost and the bookkeeping
+    "scenario_name": "scenario", "topology": "topology", "NICs": "NICs", "model": "model", "kv format": "KV format",
+    "workload": "workload", "agents": "agents", "seed": "seed", "other": "other differences",
+    "usd_per_hour": "$/hour", "usd_per_m_generated_tokens": "$ per M gen tokens",
+    "created_at": "started", "run_id": "run id", "error": "error",
 }
 """History columns (store column -> shown name); the scenario-diff columns (comparison.scenario_diff)
 appear only when they vary among the listed runs, so a sweep's runs are told apart."""
@@ -120,6 +123,8 @@ def selection_picker(df: pl.DataFrame, key: str) -> list[str]:
 
 
 def _history(df: pl.DataFrame) -> None:
+    if "design" not in df.columns and "policy" in df.columns:  # the plain listing (no scenario-diff columns)
+        df = df.with_columns(pl.col("policy").alias("design"))
     if "tpot_p99_s" in df.columns:
         df = df.with_columns((pl.col("tpot_p99_s") * 1000).round(2).alias("tpot_p99_ms"))
     if "slo_attainment" in df.columns:
