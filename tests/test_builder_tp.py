@@ -82,3 +82,8 @@ def test_tp_is_a_sweep_axis_over_the_divisors_of_the_node() -> None:
         assert decision.presets(sc, path) == [1, 2, 4, 8]
         assert decision.default_values(sc, path) == [1, 2]
         assert decision.parse_value(path, "2", sc) == 2
+
+
+def test_a_tp_point_reads_as_words() -> None:
+    assert decision.describe_point({"cluster.prefill_nodes": 1, "cluster.decode_tp_gpus": 2}, "dualpath") == (
+        "1 prefill node, decode TP 2 GPUs per engine (dualpath)")

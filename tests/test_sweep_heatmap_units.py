@@ -87,6 +87,13 @@ def test_heatmap_axis_titles_are_the_planning_tables_human_labels() -> None:
     # a field outside the catalogue gets the builder's label, not its path
     frame = _sweep().to_frame().rename({"network.snic_gbps": "cluster.decode_tp_gpus"})
     fig = figures.sweep_heatmap(frame, "cluster.decode_tp_gpus", "cluster.prefill_nodes", "jct_s")
-    assert fig.layout.xaxis.title.text == "GPUs per decode engine (TP)"
+    assert fig.layout.xaxis.title.text == "decode TP (GPUs per engine)"
     frame = _sweep().to_frame().rename({"network.snic_gbps": "storage.io_latency_us"})
     assert figures.sweep_heatmap(frame, "storage.io_latency_us", "cluster.prefill_nodes", "jct_s").layout.xaxis.title.text == "I/O latency (µs)"
+
+
+def test_heatmap_cells_print_large_numbers_without_exponents() -> None:
+    fig = figures.sweep_heatmap(_sweep().to_frame(), "network.snic_gbps", "cluster.prefill_nodes", "prompt_tokens_per_s")
+    cells = [t for row in fig.data[0].text for t in row]
+    assert cells and not any("e+" in t for t in cells), cells
+    assert figures._cell(1190.4) == "1,190" and figures._cell(24.44) == "24.4" and figures._cell(None) == ""

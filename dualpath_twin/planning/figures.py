@@ -48,6 +48,13 @@ def heatmap_metrics(frame: pl.DataFrame) -> list[str]:
     return [m for m in METRIC_LABELS if m in df.columns and df[m].null_count() < df.height]
 
 
+def _cell(v: float | None) -> str:
+    """A heatmap cell as the planning tables print it: '1,190' (not '1.19e+03'), 3 significant digits below 100."""
+    if v is None:
+        return ""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = "policy", title: str = "") -> go.Figure:
     """Heatmap of ``value`` over two grid axes, one panel per ``facet`` value (policy by default); TPOT in ms."""
     frame = with_display_metrics(frame)
@@ -74,7 +81,7 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
         fig.add_trace(
             go.Heatmap(
                 x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, zmin=zmin, zmax=zmax, coloraxis="coloraxis",
-                text=[[("" if v is None else f"{v:.3g}") for v in r] for r in z], texttemplate="%{text}",
+                text=[[_cell(v) for v in r] for r in z], texttemplate="%{text}",
                 hovertemplate=f"{x_label}=%{{x}}<br>{y_label}=%{{y}}<br>{METRIC_LABELS.get(value, value)}=%{{z:.4g}}<extra>{f}</extra>",
             ),
             row=1, col=i + 1,
