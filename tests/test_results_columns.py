@@ -41,3 +41,9 @@ def test_history_shows_the_key_columns_first(at: AppTest) -> None:
     assert sorted(table["design"].to_list()) == ["basic", "dualpath"]
     assert table["binding resource"].to_list() == ["storage NIC reads"] * 2  # worded, not the raw key
 
+
+
+def test_history_numbers_are_rounded_for_reading(at: AppTest) -> None:
+    table = next(d.value for d in at.dataframe if "run id" in d.value.columns)
+    assert all(v == round(v, 1) for v in table["gen tok/s"]) and all(v == round(v) for v in table["prompt tok/s"])
+    assert all(v == round(v, 1) for v in table["JCT (s)"] if v == v)

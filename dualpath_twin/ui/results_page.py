@@ -133,6 +133,8 @@ def _history(df: pl.DataFrame) -> None:
         from dualpath_twin.analysis.verdict import resource_label
 
         df = df.with_columns(pl.col("bottleneck").map_elements(resource_label, return_dtype=pl.String))
+    digits = {"generated_tokens_per_s": 1, "prompt_tokens_per_s": 0, "jct_s": 1, "ttft_p99_s": 3}  # as the run tables
+    df = df.with_columns([pl.col(c).round(d) for c, d in digits.items() if c in df.columns and df[c].dtype.is_float()])
     cols = [c for c in HISTORY_COLUMNS if c in df.columns]
     view = df.select(cols).rename({c: HISTORY_COLUMNS[c] for c in cols})
     st.dataframe(view, hide_index=True, width="stretch", height=min(400, 40 + 35 * max(1, view.height)))
