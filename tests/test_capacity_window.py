@@ -94,6 +94,18 @@ def test_max_population_growth_fails_a_growing_run_with_the_fix() -> None:
     assert SloCriterion().check(s, sc, False, True, population_growth=0.01)[0]
     assert SloCriterion(max_population_growth=None).check(s, sc, False, True, population_growth=0.3)[0]
     assert SloCriterion(require_steady=False).check(s, sc, False, True, population_growth=0.3)[0]
+    # a growth within twice what Poisson arrivals and departures alone give is not a ramp
+    assert SloCriterion().check(s, sc, False, True, population_growth=0.06, population_noise=0.04)[0]
+    assert not SloCriterion().check(s, sc, False, True, population_growth=0.09, population_noise=0.04)[0]
+
+
+def test_population_noise_is_the_poisson_walk_of_the_windows() -> None:
+    """sqrt(arrivals + departures in the two windows) over the population at their start."""
+    from dualpath_twin.planning.capacity import population_noise
+
+    arrivals = [i * 0.5 for i in range(2000)]  # 2 agents/s, each living 100 s
+    noise = population_noise(_agents(arrivals, [100.0] * 2000), 999.5, 150.0)
+    assert noise == pytest.approx((600 + 600) ** 0.5 / 200, rel=0.02)
 
 
 def test_cli_rejects_a_bad_population() -> None:

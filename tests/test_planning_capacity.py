@@ -179,3 +179,42 @@ def test_searches_share_the_workers_and_report_points_in_the_callers_thread(monk
     assert [r.policy for r in res] == ["basic", "dualpath"]
     assert seen_threads == {caller}
     assert widths[0] == 1 and widths[-1] == 2 and set(widths) == {1, 2}  # one rate a step, two once Basic is done
+
+
+def _queue(threshold: float, calls: list[list[float]]):
+    """Points of an M/M/1-like curve: TTFT p90 = 0.5 / (1 - rate / (threshold / 0.875)), limit 4 s at ``threshold``."""
+
+    def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        calls.append(list(rates))
+        sat = threshold / 0.875
+        out = []
+        for r in rates:
+            ttft = 0.5 / (1 - r / sat) if r < sat else None
+            out.append(CapacityPoint(aps=r, meets=ttft is not None and ttft <= 4.0, ttft_p90_s=ttft, tpot_p90_s=0.02,
+                                     status="done" if ttft is not None else "truncated"))
+        return out
+
+    return evaluate
+
+
+@pytest.mark.parametrize("start", [0.3, 1.0, 2.9])
+def test_secant_guess_reaches_the_same_capacity_in_fewer_runs(start: float) -> None:
+    """Aiming at the estimated boundary finds the bisection's answer (within tolerance) with fewer measured rates."""
+    from dualpath_twin.planning.capacity import secant_guess
+
+    plain: list[list[float]] = []
+    aimed: list[list[float]] = []
+    lo1, hi1, *_ = bracket_and_bisect(_queue(3.7, plain), start, tolerance=0.02)
+    lo2, hi2, _, converged, _ = bracket_and_bisect(_queue(3.7, aimed), start, tolerance=0.02,
+                                                   guess=secant_guess(4.0, 0.05))
+    assert converged and lo2 <= 3.7 < hi2 and (hi2 - lo2) / hi2 <= 0.02
+    assert lo1 <= 3.7 < hi1
+    assert sum(map(len, aimed)) < sum(map(len, plain))
+
+
+def test_a_useless_guess_still_converges() -> None:
+    """A guess stuck just above the low end cannot stall the search: every other step bisects."""
+    calls: list[list[float]] = []
+    lo, hi, _, converged, _ = bracket_and_bisect(step(3.7, calls), 1.0, tolerance=0.01,
+                                                 guess=lambda curve, lo, hi: lo + 1e-6)
+    assert converged and lo <= 3.7 < hi and len(calls) < 30

@@ -38,11 +38,16 @@ def bracket_and_bisect(
     min_aps: float | None = None,
     max_aps: float | None = None,
     max_evaluations: int = 60,
+    guess: Callable[[list[CapacityPoint], float, float], float | None] | None = None,
 ) -> tuple[float, float | None, list[CapacityPoint], bool, list[str]]:
     """Pure search over a (mostly) monotone pass/fail curve; returns (lo, hi, curve, converged, notes).
 
     ``batch`` rates are measured per step; a callable is asked before every step (the workers free
-    for this search when several searches share an executor).
+    for this search when several searches share an executor). ``guess(curve, lo, hi)`` may estimate
+    the boundary inside the bracket (``secant_guess``): the step then measures just above (and, with
+    two workers, just below) the estimate, so a right estimate closes the bracket to the tolerance
+    at once; a step after a guess that did not halve the bracket bisects, so the search never
+    converges slower than bisection every other step.
     """
     if not start_aps > 0 or not math.isfinite(start_aps):
         raise PlanningError(f"start rate must be a positive number of agents/s, got {start_aps}")
@@ -96,15 +101,28 @@ def bracket_and_bisect(
             break
     lo, hi = bracket()
     converged = False
+    may_guess, side_up = True, True  # with one rate a step, guesses alternate: just above, then just below
     while hi is not None and lo > 0 and len(seen) < max_evaluations:
         if (hi - lo) / hi <= tolerance:
             converged = True
             break
         b = k()
-        if not run([lo + (hi - lo) * (i + 1) / (b + 1) for i in range(b)]):
+        rates = [lo + (hi - lo) * (i + 1) / (b + 1) for i in range(b)]
+        g = guess(sorted(seen.values(), key=lambda p: p.aps), lo, hi) if guess is not None and may_guess else None
+        predicted: dict[float, bool] = {}  # rate -> the verdict the guess predicts (meets below it, fails above)
+        if g is not None and lo < g < hi:
+            above = min(g * (1 + tolerance / 2), lo + 0.95 * (hi - lo))
+            below = max(g * (1 - tolerance / 2), lo + 0.05 * (hi - lo))
+            sides = [(above, False), (below, True)] if b >= 2 or side_up else [(below, True)]
+            predicted = {round(r, 9): ok for r, ok in sides[:b]}
+            rates = [r for r, _ in sides[:b]] + rates[: max(0, b - len(sides))]
+            side_up = not side_up
+        if not run(rates):
             notes.append("bisection stalled (rates repeat at 1e-9 resolution)")
             break
         lo, hi = bracket()
+        # a guess whose prediction failed hands the next step to bisection
+        may_guess = all(seen[r].meets == ok for r, ok in predicted.items() if r in seen)
     if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance:
         converged = True
     if not converged and len(seen) >= max_evaluations:
@@ -121,6 +139,39 @@ def bracket_and_bisect(
             )
             break
     return lo, hi, ordered, converged, notes
+
+
+def secant_guess(ttft_limit_s: float, tpot_limit_s: float) -> Callable[[list[CapacityPoint], float, float], float | None]:
+    """A boundary estimate for ``bracket_and_bisect``: the lowest rate where TTFT p90 or TPOT p90 reaches its limit.
+
+    Each latency is a secant through fully measured runs (not stopped early or cut short), in
+    ``limit / latency``: a queue's latency grows like 1 / (1 - load), so its inverse falls about
+    linearly with the rate to the saturation point and the secant is nearly exact where a secant in
+    the latency itself falls short. The secant joins the highest passing and the lowest failing run
+    above its limit, else the two highest passing runs. None when neither latency gives an estimate.
+    """
+
+    def estimate(curve: list[CapacityPoint], lo: float, hi: float, attr: str, limit: float) -> float | None:
+        known = [(p.aps, limit / v, p.meets) for p in curve
+                 if p.status == "done" and not p.stopped_early and (v := getattr(p, attr)) is not None and v > 0]
+        below = [(a, y) for a, y, ok in known if ok and a <= lo and y > 1]
+        above = [(a, y) for a, y, ok in known if not ok and a >= hi and y < 1]
+        if below and above:
+            (a1, y1), (a2, y2) = max(below), min(above)
+        elif len(below) >= 2:
+            (a1, y1), (a2, y2) = sorted(below)[-2:]
+        else:
+            return None
+        if a2 <= a1 or y2 >= y1:
+            return None
+        return a1 + (y1 - 1.0) * (a2 - a1) / (y1 - y2)
+
+    def guess(curve: list[CapacityPoint], lo: float, hi: float) -> float | None:
+        found = [g for g in (estimate(curve, lo, hi, "ttft_p90_s", ttft_limit_s),
+                             estimate(curve, lo, hi, "tpot_p90_s", tpot_limit_s)) if g is not None]
+        return min(found) if found else None
+
+    return guess
 
 
 def arrival_window_s(sc: Scenario) -> float:
@@ -290,6 +341,29 @@ def population_growth(rounds: pl.DataFrame, t_last_s: float, window_s: float) ->
     return mean_active(t_last_s - window_s, t_last_s) / before - 1.0
 
 
+def population_noise(rounds: pl.DataFrame, t_last_s: float, window_s: float) -> float | None:
+    """The growth ``population_growth`` can show by chance: sqrt(arrivals + departures in the two windows) / mean active.
+
+    In a steady state arrivals and departures balance on average; their counts are about Poisson,
+    so the population walks by about the square root of their sum (an upper bound for the windows'
+    means). None if unknown.
+    """
+    import numpy as np
+
+    if rounds.height == 0 or not {"agent_id", "arrival_s", "done_s"} <= set(rounds.columns):
+        return None
+    ag = rounds.group_by("agent_id").agg(
+        pl.col("arrival_s").min().alias("a"),
+        pl.when(pl.col("done_s").is_null().any()).then(None).otherwise(pl.col("done_s").max()).alias("f"),
+    )
+    a = ag["a"].drop_nulls().to_numpy()
+    f = ag["f"].drop_nulls().to_numpy()
+    t0 = t_last_s - 2 * window_s
+    moves = int(np.count_nonzero((a > t0) & (a <= t_last_s)) + np.count_nonzero((f > t0) & (f <= t_last_s)))
+    active = int(np.count_nonzero(a <= t0) - np.count_nonzero(f <= t0))
+    return math.sqrt(moves) / active if active > 0 else None
+
+
 def window_summary(
     summary, rounds: pl.DataFrame, crit: SloCriterion, sc_at: Scenario, t_from_s: float, t_last_s: float
 ) -> tuple[object, int | None]:
@@ -362,10 +436,12 @@ def measure_rate(
     summary, n_window, growth = res.summary, None, None
     if span is not None and measured:
         summary, n_window = window_summary(res.summary, res.rounds, criterion, sc_at, *span)
+    noise = None
     if measured and wl.n_trajectories:
         growth = population_growth(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
+        noise = population_noise(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
     pt = CapacityPoint.from_summary(aps, summary, criterion, sc_at, trend, trend_measured=measured,
-                                    population_growth=growth)
+                                    population_growth=growth, population_noise=noise)
     return pt.model_copy(update={"population": "window" if span is not None else "all", "window_rounds": n_window})
 
 
@@ -397,6 +473,7 @@ def capacity_search(
     early_stop: bool = False,
     from_bound: bool = False,
     inline_single: bool = True,
+    guess_boundary: bool = True,
 ) -> CapacityResult:
     """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel.
 
@@ -404,6 +481,7 @@ def capacity_search(
     seconds whatever the rate (default window: the scenario's agents / arrival_rate_aps).
     ``early_stop`` stops each run once its SLO failure is certain; ``from_bound`` starts the search
     at half the analytic ceiling (``bound_aps``) instead of the scenario's rate, unless ``start_aps`` is given.
+    ``guess_boundary`` aims bisection steps at the secant estimate of the boundary (``secant_guess``).
     """
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
@@ -435,8 +513,10 @@ def capacity_search(
                 on_point(p)
         return pts
 
+    ttft_lim_s, tpot_lim_s = crit.limits(sc)
     lo, hi, curve, converged, notes = bracket_and_bisect(
-        evaluate, start, tolerance, batch, min_aps, max_aps, max_evaluations
+        evaluate, start, tolerance, batch, min_aps, max_aps, max_evaluations,
+        guess=secant_guess(ttft_lim_s, tpot_lim_s) if guess_boundary else None,
     )
     notes = notes0 + notes
     stopped = sum(1 for p in curve if p.stopped_early)
@@ -454,7 +534,6 @@ def capacity_search(
     errors = [p for p in curve if p.status == "error"]
     if errors:
         notes.append(f"{len(errors)} run(s) failed with an error (counted as not meeting the SLO): {errors[0].reason}")
-    ttft_lim_s, tpot_lim_s = crit.limits(sc)
     return CapacityResult(
         policy=pol,
         capacity_aps=lo,
@@ -621,10 +700,12 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "population": p.population,
                 "window_rounds": p.window_rounds,
                 "population_growth": p.population_growth,
+                "population_noise": p.population_noise,
             })
     schema = {"policy": pl.String, "aps": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
               "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,
-              "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64}
+              "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64,
+              "population_noise": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -42,7 +42,8 @@ class SloCriterion(BaseModel):
     max_population_growth: float | None = Field(
         0.05, ge=0,
         description="with require_steady, a run whose mean number of active agents grew by more than this share "
-        "from one run.online_window_s window to the next before the last arrival fails as not steady (agents outlive the arrival "
+        "(and by more than twice the growth chance alone could show) from one run.online_window_s window to the "
+        "next before the last arrival fails as not steady (agents outlive the arrival "
         "window, so the rate's steady state was not reached); None: the growth is only reported",
     )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
@@ -54,7 +55,7 @@ class SloCriterion(BaseModel):
 
     def check(
         self, summary: RunSummary, sc: Scenario, ttft_rising: bool | None = None, trend_measured: bool = False,
-        population_growth: float | None = None,
+        population_growth: float | None = None, population_noise: float | None = None,
     ) -> tuple[bool, str]:
         """Whether one run meets the criterion, and why not.
 
@@ -84,7 +85,8 @@ class SloCriterion(BaseModel):
         if self.require_steady and rising:
             return False, "not in steady state (TTFT still rising: queue growing)"
         if self.require_steady and self.max_population_growth is not None and population_growth is not None \
-                and population_growth > self.max_population_growth:
+                and population_growth > self.max_population_growth \
+                and population_growth > 2 * (population_noise or 0.0):  # beyond 2x the chance growth too
             return False, (f"not in steady state: mean active agents grew {population_growth:.0%} from one "
                            f"{sc.run.online_window_s:g} s window to the next before the last arrival (agents "
                            f"outlive the arrival window: lengthen it)")
@@ -109,20 +111,22 @@ class CapacityPoint(BaseModel):
     stopped_early: str | None = None  # "slo violated": the run was stopped once its failure was certain
     population: str = "all"  # which rounds the percentiles count ("window" or "all", SloCriterion.population)
     window_rounds: int | None = None  # rounds in the measurement window (population "window")
-    population_growth: float | None = None  # active agents at the last arrival / one window before, minus 1
+    population_growth: float | None = None  # mean active agents, last window / the one before, minus 1
+    population_noise: float | None = None  # the growth chance alone could show (population_noise)
 
     @classmethod
     def from_summary(
         cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
         window_means_s: tuple[float, float] | None = None, trend_measured: bool = False,
-        population_growth: float | None = None,
+        population_growth: float | None = None, population_noise: float | None = None,
     ) -> CapacityPoint:
         """Judge one run's summary and TTFT trend (``trend_measured``: the rounds were available) against the criterion."""
         rising = None
         if window_means_s is not None:
             a, b = window_means_s
             rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
-        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None, population_growth)
+        ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None, population_growth,
+                             population_noise)
         return cls(
             aps=aps,
             meets=ok,
@@ -137,6 +141,7 @@ class CapacityPoint(BaseModel):
             prompt_tokens_per_s=summary.prompt_tokens_per_s,
             rounds=summary.rounds,
             population_growth=population_growth,
+            population_noise=population_noise,
         )
 
 

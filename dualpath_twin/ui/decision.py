@@ -61,6 +61,7 @@ COLUMNS: dict[str, str] = {
     "population": "rounds counted",
     "window_rounds": "rounds in the measurement window",
     "population_growth": "active-agent growth, last window",
+    "population_noise": "growth by chance alone",
 }
 
 
