@@ -118,3 +118,36 @@ def test_cli_rejects_a_bad_population() -> None:
                                    "--population", "ramp", "--no-save", "--yes"])
     assert res.exit_code != 0
     assert "--population" in res.output and "window or all" in res.output
+
+
+def _ttfts(values: list[float], span_s: float = 300.0) -> pl.DataFrame:
+    """Rounds of agents arriving evenly over span_s (the last one at span_s) with the given TTFTs in order."""
+    n = len(values)
+    arr = [span_s * i / (n - 1) for i in range(n)]
+    return pl.DataFrame({"agent_id": list(range(n)), "round_idx": [0] * n, "arrival_s": arr, "ttft_s": values})
+
+
+def test_ttft_rise_noise_by_batch_means() -> None:
+    """Flat windows have no chance rise; windows whose sub-window means swing have a large one."""
+    from dualpath_twin.planning.capacity import ttft_rise_noise
+
+    flat = _ttfts([1.0] * 1000 + [1.2] * 1001)
+    assert ttft_rise_noise(flat, 150.0) == pytest.approx(0.0, abs=1e-3)  # one round at t=150 s sits in both
+    # the TTFT swings between 0.5 s and 2.5 s every ~15 s (a queue filling and draining)
+    swing = _ttfts([0.5 if (i // 100) % 2 else 2.5 for i in range(2001)])
+    noise = ttft_rise_noise(swing, 150.0)
+    assert noise is not None and noise > 0.3
+
+
+def test_a_rise_within_chance_is_not_rising() -> None:
+    """The same 20% rise of the window means fails a flat run and passes a swinging one."""
+    sc = scn.Scenario()
+    from dualpath_twin.planning.types import CapacityPoint
+    from dualpath_twin.results import Percentiles, RunSummary
+
+    s = RunSummary(policy="basic", seed=0, status="done", ttft_s=Percentiles(p90=2.0), tpot_s=Percentiles(p90=0.02))
+    crit = SloCriterion()
+    rising = CapacityPoint.from_summary(1.0, s, crit, sc, (1.0, 1.2), True, rise_noise_s=0.01)
+    noisy = CapacityPoint.from_summary(1.0, s, crit, sc, (1.0, 1.2), True, rise_noise_s=0.2)
+    assert not rising.meets and "still rising" in rising.reason
+    assert noisy.meets and noisy.ttft_rise_noise_s == 0.2

@@ -237,6 +237,35 @@ def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> t
     return float(prev.mean()), float(last.mean())
 
 
+def ttft_rise_noise(rounds: pl.DataFrame, window_s: float, batches: int = 10) -> float | None:
+    """The rise of the two windows' mean TTFT that chance alone could show (seconds), by batch means.
+
+    Successive rounds' TTFTs are correlated (they share a queue), so each window is cut into
+    ``batches`` sub-windows by arrival time and the spread of the sub-window means gives the
+    standard error of the window's mean; the result is the standard error of the difference of the
+    two windows' means. None if a sub-window has no round or a TTFT is missing.
+    """
+    import numpy as np
+
+    if rounds.height == 0 or not {"ttft_s", "arrival_s"} <= set(rounds.columns) or batches < 2:
+        return None
+    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
+    if firsts.drop_nulls().len() == 0:
+        return None
+    end_t = float(firsts.max())
+    var = 0.0
+    for w0 in (end_t - 2 * window_s, end_t - window_s):
+        w = rounds.filter((pl.col("arrival_s") >= w0) & (pl.col("arrival_s") <= w0 + window_s))
+        if w["ttft_s"].null_count():
+            return None
+        k = ((w["arrival_s"] - w0) / window_s * batches).floor().clip(0, batches - 1).cast(pl.Int64)
+        means = w.with_columns(k.alias("k")).group_by("k").agg(pl.col("ttft_s").mean())["ttft_s"].to_numpy()
+        if len(means) < batches:
+            return None
+        var += float(np.var(means, ddof=1)) / batches
+    return math.sqrt(var)
+
+
 _QUANTILE = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 
@@ -433,6 +462,7 @@ def measure_rate(
         )
     measured = res.rounds is not None and res.rounds.height > 0
     trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if measured else None
+    rise_noise = ttft_rise_noise(res.rounds, sc_at.run.online_window_s) if trend is not None else None
     summary, n_window, growth = res.summary, None, None
     if span is not None and measured:
         summary, n_window = window_summary(res.summary, res.rounds, criterion, sc_at, *span)
@@ -441,7 +471,7 @@ def measure_rate(
         growth = population_growth(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
         noise = population_noise(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
     pt = CapacityPoint.from_summary(aps, summary, criterion, sc_at, trend, trend_measured=measured,
-                                    population_growth=growth, population_noise=noise)
+                                    population_growth=growth, population_noise=noise, rise_noise_s=rise_noise)
     return pt.model_copy(update={"population": "window" if span is not None else "all", "window_rounds": n_window})
 
 
@@ -701,11 +731,12 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "window_rounds": p.window_rounds,
                 "population_growth": p.population_growth,
                 "population_noise": p.population_noise,
+                "ttft_rise_noise_s": p.ttft_rise_noise_s,
             })
     schema = {"policy": pl.String, "aps": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
               "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,
               "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64,
-              "population_noise": pl.Float64}
+              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -46,7 +46,8 @@ class SloCriterion(BaseModel):
         "next before the last arrival fails as not steady (agents outlive the arrival "
         "window, so the rate's steady state was not reached); None: the growth is only reported",
     )
-    steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows")
+    steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows "
+                              "(a rise must also exceed twice its batch-means standard error to count)")
     steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
 
     def limits(self, sc: Scenario) -> tuple[float, float]:
@@ -113,18 +114,21 @@ class CapacityPoint(BaseModel):
     window_rounds: int | None = None  # rounds in the measurement window (population "window")
     population_growth: float | None = None  # mean active agents, last window / the one before, minus 1
     population_noise: float | None = None  # the growth chance alone could show (population_noise)
+    ttft_rise_noise_s: float | None = None  # the TTFT rise chance alone could show (ttft_rise_noise)
 
     @classmethod
     def from_summary(
         cls, aps: float, summary: RunSummary, crit: SloCriterion, sc: Scenario,
         window_means_s: tuple[float, float] | None = None, trend_measured: bool = False,
         population_growth: float | None = None, population_noise: float | None = None,
+        rise_noise_s: float | None = None,
     ) -> CapacityPoint:
         """Judge one run's summary and TTFT trend (``trend_measured``: the rounds were available) against the criterion."""
         rising = None
         if window_means_s is not None:
             a, b = window_means_s
-            rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s
+            # a rise counts when over the tolerance and over twice what chance gives (ttft_rise_noise)
+            rising = b > a * (1 + crit.steady_rel) + crit.steady_abs_s and b - a > 2 * (rise_noise_s or 0.0)
         ok, why = crit.check(summary, sc, rising, trend_measured or window_means_s is not None, population_growth,
                              population_noise)
         return cls(
@@ -142,6 +146,7 @@ class CapacityPoint(BaseModel):
             rounds=summary.rounds,
             population_growth=population_growth,
             population_noise=population_noise,
+            ttft_rise_noise_s=rise_noise_s,
         )
 
 

@@ -62,6 +62,7 @@ COLUMNS: dict[str, str] = {
     "window_rounds": "rounds in the measurement window",
     "population_growth": "active-agent growth, last window",
     "population_noise": "growth by chance alone",
+    "ttft_rise_noise_s": "TTFT rise by chance alone (s)",
 }
 
 
