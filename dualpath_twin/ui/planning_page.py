@@ -208,7 +208,10 @@ def _criterion(key: str) -> SloCriterion:
     c1, c2, c3 = st.columns(3)
     pct = c1.selectbox("SLO percentile", ["p90", "p99", "p50"], key=f"{key}_pct")
     att = c2.number_input("min SLO attainment (0 = off)", 0.0, 1.0, 0.0, 0.05, key=f"{key}_att")
-    steady = c3.checkbox("require TTFT not rising", True, key=f"{key}_steady")
+    steady = c3.checkbox("require steady state", True, key=f"{key}_steady",
+                         help="a run fails if the mean TTFT still rises from one measured window to the next or the "
+                              "mean number of active agents grows by more than 5% (the window is shorter than an "
+                              "agent's life)")
     return SloCriterion(percentile=pct, min_attainment=att or None, require_steady=steady)
 
 
@@ -375,8 +378,11 @@ def _new_capacity_search(store: Any | None) -> bool:
     tol = c1.number_input("Tolerance (share of the rate)", 0.01, 0.5, 0.05, 0.01, key="cap_tol",
                           help="the search stops when the meeting and failing rates are this close")
     start = c2.number_input("Start rate (agents/s, 0 = the scenario's)", 0.0, 1e4, 0.0, key="cap_start")
-    window = c3.number_input("Arrival window (s, 0 = the scenario's agents / rate)", 0.0, 1e6, 0.0, key="cap_win",
-                             help="each rate runs rate x window agents, so the load lasts this long")
+    window = c3.number_input("Arrival window (s, 0 = automatic)", 0.0, 1e6, 0.0, key="cap_win",
+                             help="each rate runs rate x window agents, so the load lasts this long. Automatic: the "
+                                  "larger of the scenario's agents / rate and an agent's mean lifetime at the SLO "
+                                  "limits plus the two measured windows, so the agent population settles before "
+                                  "it is measured")
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
     fast = st.checkbox("fast search: start at half the analytic ceiling and stop a run once its SLO failure is certain",

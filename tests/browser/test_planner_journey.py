@@ -104,8 +104,8 @@ def test_built_scenario_carried_into_sweep_capacity_and_decision(app_url: str, c
     panel.get_by_text("from the Scenario page: 1P1D").first.wait_for(timeout=30_000)
     _number(panel, "Tolerance (share of the rate)", "0.25")
     _number(panel, "Start rate (agents/s, 0 = the scenario's)", "1")
-    _number(panel, "Arrival window (s, 0 = the scenario's agents / rate)", "30")
-    panel.get_by_text("require TTFT not rising").first.click()  # a 30 s window is too short to prove steadiness
+    _number(panel, "Arrival window (s, 0 = automatic)", "30")
+    panel.get_by_text("require steady state").first.click()  # a 30 s window is too short to prove steadiness
     panel.get_by_role("button", name="find capacity", exact=True).click()
     panel.get_by_text(re.compile(r"basic capacity")).first.wait_for(timeout=PLAN_TIMEOUT_MS)
     panel.get_by_text(re.compile(r"dualpath capacity")).first.wait_for(timeout=30_000)
