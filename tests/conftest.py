@@ -22,3 +22,16 @@ def dashboard_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     backend._STORES.clear()
     yield path
     backend._STORES.clear()
+
+
+@pytest.fixture
+def dashboard_app(dashboard_db: Path) -> Iterator[object]:
+    """The dashboard (app.py) run once by Streamlit's AppTest on a fresh store, with no jobs left from other tests."""
+    from streamlit.testing.v1 import AppTest
+
+    from dualpath_twin.ui.jobs import REGISTRY
+
+    REGISTRY.clear()
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60).run()
+    assert not app.exception
+    yield app

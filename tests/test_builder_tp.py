@@ -5,27 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dualpath_twin.scenario import load
-from dualpath_twin.ui import backend, decision
-from dualpath_twin.ui.jobs import REGISTRY
+from dualpath_twin.ui import decision
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
-def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("DUALPATH_TWIN_DB", str(tmp_path / "w.duckdb"))
-    st.cache_data.clear()
-    REGISTRY.clear()
-    backend._STORES.clear()
-    app = AppTest.from_file(APP, default_timeout=60).run()
-    assert not app.exception
-    yield app
-    backend._STORES.clear()
+def at(dashboard_app: AppTest) -> AppTest:
+    """The dashboard on a fresh store (tests/conftest.py)."""
+    return dashboard_app
 
 
 def _load(at: AppTest, name: str) -> None:

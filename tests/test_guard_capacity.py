@@ -89,17 +89,25 @@ def test_cli_capacity_is_refused_with_its_own_settings() -> None:
     assert runs(tight.stderr) > runs(loose.stderr)
 
 
-def test_dashboard_refusal_uses_the_forms_tolerance_and_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _refusing_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh dashboard store with a wall-time limit so small that every planning job is refused."""
     import streamlit as st
-    from test_planning_tabs_ui import TINY, _page, _tab
 
-    from dualpath_twin.ui import backend, planning_page
+    from dualpath_twin.ui import backend
 
     monkeypatch.setenv("DUALPATH_TWIN_DB", str(tmp_path / "t.duckdb"))
     monkeypatch.setenv("DUALPATH_TWIN_MAX_WALL_S", "0.001")
     monkeypatch.delenv("DUALPATH_TWIN_SETTINGS", raising=False)
     st.cache_data.clear()
     backend._STORES.clear()
+
+
+def test_dashboard_refusal_uses_the_forms_tolerance_and_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_planning_tabs_ui import TINY, _page, _tab
+
+    from dualpath_twin.ui import backend, planning_page
+
+    _refusing_dashboard(tmp_path, monkeypatch)
     calls: list[object] = []
     monkeypatch.setattr(planning_page, "capacity_search_many", lambda *a, **k: calls.append(a))
     texts = {}
@@ -166,16 +174,11 @@ def test_cli_capacity_sweep_is_refused_with_its_own_tolerance() -> None:
 
 def test_dashboard_capacity_sweep_is_refused_with_each_points_search(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamlit as st
     from test_planning_tabs_ui import TINY, _page, _tab
 
     from dualpath_twin.ui import backend, planning_page
 
-    monkeypatch.setenv("DUALPATH_TWIN_DB", str(tmp_path / "t.duckdb"))
-    monkeypatch.setenv("DUALPATH_TWIN_MAX_WALL_S", "0.001")
-    monkeypatch.delenv("DUALPATH_TWIN_SETTINGS", raising=False)
-    st.cache_data.clear()
-    backend._STORES.clear()
+    _refusing_dashboard(tmp_path, monkeypatch)
     calls: list[object] = []
     monkeypatch.setattr(planning_page, "run_sweep", lambda *a, **k: calls.append(a))
     at = _page(TINY)
