@@ -169,15 +169,19 @@ def test_searches_share_the_workers_and_report_points_in_the_callers_thread(monk
     monkeypatch.setattr(cap_mod, "run_tasks", recording)
     caller = threading.get_ident()
     seen_threads: set[int] = set()
+    designs: set[str] = set()
     sc = Scenario(workload={"agents": 8, "arrival_rate_aps": 0.2})
     with ThreadPoolExecutor(max_workers=2) as ex:
         res = capacity_search_many(sc, ["basic", "dualpath"], tolerance=0.02, executor=ex, workers=2,
-                                   on_point=lambda p: seen_threads.add(threading.get_ident()), window_s=40.0)
+                                   on_point=lambda p: (seen_threads.add(threading.get_ident()), designs.add(p.policy)),
+                                   window_s=40.0)
     for r in res:
         true_cap = fake_capacity_aps(sc.with_policy(r.policy)) * 0.875
         assert r.converged and r.capacity_aps <= true_cap < r.hi_aps
     assert [r.policy for r in res] == ["basic", "dualpath"]
     assert seen_threads == {caller}
+    assert designs == {"basic", "dualpath"}  # each progress point names its design
+    assert all(p.policy == r.policy for r in res for p in r.curve)
     assert widths[0] == 1 and widths[-1] == 2 and set(widths) == {1, 2}  # one rate a step, two once Basic is done
 
 

@@ -296,8 +296,9 @@ def register(app: typer.Typer) -> None:
 
             def on_point(p: CapacityPoint) -> None:
                 early = ", stopped early" if p.stopped_early else ""
-                _err.print(f"  {p.aps:.4g} APS: {'meets' if p.meets else 'fails'}{early} ({actionable_reason(p.reason)})",
-                           markup=False)
+                who = f"{p.policy}: " if p.policy else ""
+                _err.print(f"  {who}{p.aps:.4g} APS: {'meets' if p.meets else 'fails'}{early} "
+                           f"({actionable_reason(p.reason)})", markup=False)
 
             with open_executor(executor, n, address) as ex:
                 results = capacity_search_many(sc, pols, criterion=crit, tolerance=tolerance, start_aps=start_aps,

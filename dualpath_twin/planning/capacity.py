@@ -538,6 +538,7 @@ def capacity_search(
         pts = []
         for t, o in zip(tasks, outs, strict=True):
             p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
+            p.policy = pol  # progress lines of several designs' searches say whose rate it was
             pts.append(p)
             if on_point:
                 on_point(p)

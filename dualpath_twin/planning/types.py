@@ -100,6 +100,7 @@ class CapacityPoint(BaseModel):
     aps: float
     meets: bool
     reason: str = ""
+    policy: str = ""  # the design searched (set by capacity_search)
     slo_attainment: float | None = None
     ttft_p90_s: float | None = None
     ttft_p99_s: float | None = None

@@ -405,7 +405,9 @@ def _new_capacity_search(store: Any | None) -> bool:
     lines: list[str] = []
 
     def on_point(p: CapacityPoint) -> None:
-        lines.append(f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({actionable_reason(p.reason, DASHBOARD_WINDOW)})")
+        who = f"{p.policy}: " if p.policy else ""
+        lines.append(f"{who}{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} "
+                     f"({actionable_reason(p.reason, DASHBOARD_WINDOW)})")
         log.code("\n".join(lines[-12:]), language=None, wrap_lines=True)  # whole reasons, not cut at the edge
 
     try:
