@@ -179,21 +179,26 @@ def arrival_window_s(sc: Scenario) -> float:
     return sc.workload.agents / sc.workload.arrival_rate_aps
 
 
-def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None) -> float:
-    """Mean agent lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (seconds)."""
+def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
+    """Mean agent lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (seconds).
+
+    A mean: synthetic workloads are sampled at ``sample_agents`` agents at most (the same generator).
+    """
     import numpy as np
 
     from dualpath_twin import api
+    from dualpath_twin.planning.common import override
 
     ttft_s, tpot_s = (criterion or SloCriterion()).limits(sc)
+    if sc.workload.kind == "synthetic" and sc.workload.agents > sample_agents:
+        sc = override(sc, {"workload.agents": sample_agents})
     wl = api.load_workload(sc)
-    if wl.n_trajectories == 0:
+    if wl.n_rounds == 0:
         return 0.0
     per_round = wl.delay_s + ttft_s + np.maximum(wl.gen_tokens - 1, 0) * tpot_s
-    first = wl.round_offsets[:-1]
-    per_round = per_round.copy()
-    per_round[first[np.diff(wl.round_offsets) > 0]] -= wl.delay_s[first[np.diff(wl.round_offsets) > 0]]  # round 0 has no delay
-    return float(np.add.reduceat(per_round, first).mean()) if wl.n_rounds else 0.0
+    starts = wl.round_offsets[:-1][np.diff(wl.round_offsets) > 0]
+    # a trajectory starts at its arrival: its round 0's delay is not waited
+    return float((np.add.reduceat(per_round, starts).sum() - wl.delay_s[starts].sum()) / wl.n_trajectories)
 
 
 def default_window_s(sc: Scenario, criterion: SloCriterion | None = None) -> float:
@@ -216,6 +221,12 @@ def online_scenario(sc: Scenario, aps: float, window_s: float | None = None) -> 
     return override(sc, ov)
 
 
+def last_agent_arrival_s(rounds: pl.DataFrame) -> float | None:
+    """When the last agent arrived (its first round), from a rounds frame; None if no round has arrived."""
+    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
+    return float(firsts.max()) if firsts.drop_nulls().len() else None
+
+
 def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> tuple[float, float] | None:
     """Mean TTFT of the rounds arriving in each of the two windows before the last agent's arrival, or None if too few.
 
@@ -225,10 +236,9 @@ def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> t
     """
     if rounds.height == 0 or not {"first_token_s", "ttft_s", "arrival_s"} <= set(rounds.columns):
         return None
-    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
-    if firsts.drop_nulls().len() == 0:
+    end_t = last_agent_arrival_s(rounds)
+    if end_t is None:
         return None
-    end_t = float(firsts.max())
     arr = pl.col("arrival_s")
     last = rounds.filter((arr >= end_t - window_s) & (arr <= end_t))["ttft_s"]
     prev = rounds.filter((arr >= end_t - 2 * window_s) & (arr < end_t - window_s))["ttft_s"]
@@ -249,10 +259,9 @@ def ttft_rise_noise(rounds: pl.DataFrame, window_s: float, batches: int = 10) ->
 
     if rounds.height == 0 or not {"ttft_s", "arrival_s"} <= set(rounds.columns) or batches < 2:
         return None
-    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
-    if firsts.drop_nulls().len() == 0:
+    end_t = last_agent_arrival_s(rounds)
+    if end_t is None:
         return None
-    end_t = float(firsts.max())
     var = 0.0
     for w0 in (end_t - 2 * window_s, end_t - window_s):
         w = rounds.filter((pl.col("arrival_s") >= w0) & (pl.col("arrival_s") <= w0 + window_s))
@@ -342,6 +351,19 @@ class WindowStop:
         return None
 
 
+def _agent_spans(rounds: pl.DataFrame):
+    """Sorted first arrivals and finish times (agents with every round done) of a rounds frame, or None."""
+    import numpy as np
+
+    if rounds.height == 0 or not {"agent_id", "arrival_s", "done_s"} <= set(rounds.columns):
+        return None
+    ag = rounds.group_by("agent_id").agg(
+        pl.col("arrival_s").min().alias("a"),
+        pl.when(pl.col("done_s").is_null().any()).then(None).otherwise(pl.col("done_s").max()).alias("f"),
+    )
+    return np.sort(ag["a"].drop_nulls().to_numpy()), np.sort(ag["f"].drop_nulls().to_numpy())
+
+
 def population_growth(rounds: pl.DataFrame, t_last_s: float, window_s: float) -> float | None:
     """Relative growth of the mean number of active agents from one ``window_s`` window to the next, ending at ``t_last_s``.
 
@@ -351,14 +373,10 @@ def population_growth(rounds: pl.DataFrame, t_last_s: float, window_s: float) ->
     """
     import numpy as np
 
-    if rounds.height == 0 or not {"agent_id", "arrival_s", "done_s"} <= set(rounds.columns):
+    spans = _agent_spans(rounds)
+    if spans is None:
         return None
-    ag = rounds.group_by("agent_id").agg(
-        pl.col("arrival_s").min().alias("a"),
-        pl.when(pl.col("done_s").is_null().any()).then(None).otherwise(pl.col("done_s").max()).alias("f"),
-    )
-    a = np.sort(ag["a"].drop_nulls().to_numpy())
-    f = np.sort(ag["f"].drop_nulls().to_numpy())
+    a, f = spans
 
     def mean_active(t0: float, t1: float) -> float:
         t = np.linspace(t0, t1, 301)
@@ -379,17 +397,16 @@ def population_noise(rounds: pl.DataFrame, t_last_s: float, window_s: float) -> 
     """
     import numpy as np
 
-    if rounds.height == 0 or not {"agent_id", "arrival_s", "done_s"} <= set(rounds.columns):
+    spans = _agent_spans(rounds)
+    if spans is None:
         return None
-    ag = rounds.group_by("agent_id").agg(
-        pl.col("arrival_s").min().alias("a"),
-        pl.when(pl.col("done_s").is_null().any()).then(None).otherwise(pl.col("done_s").max()).alias("f"),
-    )
-    a = ag["a"].drop_nulls().to_numpy()
-    f = ag["f"].drop_nulls().to_numpy()
+    a, f = spans
     t0 = t_last_s - 2 * window_s
-    moves = int(np.count_nonzero((a > t0) & (a <= t_last_s)) + np.count_nonzero((f > t0) & (f <= t_last_s)))
-    active = int(np.count_nonzero(a <= t0) - np.count_nonzero(f <= t0))
+    def count(x, t: float) -> int:  # events up to t (x is sorted)
+        return int(np.searchsorted(x, t, side="right"))
+
+    moves = (count(a, t_last_s) - count(a, t0)) + (count(f, t_last_s) - count(f, t0))
+    active = count(a, t0) - count(f, t0)
     return math.sqrt(moves) / active if active > 0 else None
 
 
@@ -441,25 +458,22 @@ def measure_rate(
         stop = (lambda w: ttft_violation_certain(w, criterion, sc_at)) if early_stop else None
     res = api.simulate(sc_at, policy, stop_when=stop, workload=wl)
     reason = res.summary.status_reason or ""
+    def failed(s, why: str, stopped_early: str | None = None) -> CapacityPoint:
+        return CapacityPoint(
+            aps=aps, meets=False, reason=why, slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90,
+            ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90, steady_state=s.steady_state, status=s.status,
+            prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds, stopped_early=stopped_early,
+            population="window" if span is not None else "all",
+        )
+
     if early_stop and reason.startswith("stopped early: slo violated"):
         s = res.summary
         if span is not None and res.rounds is not None:
             s, _ = window_summary(s, res.rounds, criterion, sc_at, *span)
-        return CapacityPoint(
-            aps=aps, meets=False, reason=reason, slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90,
-            ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90, steady_state=s.steady_state, status=s.status,
-            prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds, stopped_early="slo violated",
-            population="window" if span is not None else "all",
-        )
+        return failed(s, reason, "slo violated")
     if span is not None and res.summary.status == "truncated" and not reason.startswith("stopped early: "):
         # the run ended (overloaded, or a time limit) before its measurement window was complete: not a pass
-        s = res.summary
-        return CapacityPoint(
-            aps=aps, meets=False, reason=f"the run ended before its measurement window did: {reason}",
-            slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90, ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90,
-            steady_state=s.steady_state, status=s.status, prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds,
-            population="window",
-        )
+        return failed(res.summary, f"the run ended before its measurement window did: {reason}")
     measured = res.rounds is not None and res.rounds.height > 0
     trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if measured else None
     rise_noise = ttft_rise_noise(res.rounds, sc_at.run.online_window_s) if trend is not None else None
@@ -468,8 +482,9 @@ def measure_rate(
         summary, n_window = window_summary(res.summary, res.rounds, criterion, sc_at, *span)
     noise = None
     if measured and wl.n_trajectories:
-        growth = population_growth(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
-        noise = population_noise(res.rounds, float(wl.arrival_s.max()), sc_at.run.online_window_s)
+        t_last = float(wl.arrival_s.max())
+        growth = population_growth(res.rounds, t_last, sc_at.run.online_window_s)
+        noise = population_noise(res.rounds, t_last, sc_at.run.online_window_s)
     pt = CapacityPoint.from_summary(aps, summary, criterion, sc_at, trend, trend_measured=measured,
                                     population_growth=growth, population_noise=noise, rise_noise_s=rise_noise)
     return pt.model_copy(update={"population": "window" if span is not None else "all", "window_rounds": n_window})
