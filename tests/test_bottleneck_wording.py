@@ -75,6 +75,21 @@ def test_dashboard_run_table_words_the_bottleneck() -> None:
     assert df["binding resource"].to_list() == ["storage NIC reads"]
 
 
+def test_dashboard_run_table_leads_with_the_verdict() -> None:
+    from dualpath_twin.ui.widgets import headline_rows
+
+    a = synthetic_result("basic", n_rounds=20, n_samples=10).summary
+    b = synthetic_result("dualpath", n_rounds=20, n_samples=10).summary
+    df = headline_rows([a, b])
+    # design and verdict first, the binding resource before the bookkeeping; no run column repeating the design
+    assert df.columns[:3] == ["policy", "status", "SLO attainment (%)"]
+    assert df.columns.index("binding resource") < df.columns.index("rounds/s") < df.columns.index("rounds")
+    assert "run" not in df.columns
+    assert headline_rows([a, b], ["basic", "dualpath"]).columns == df.columns
+    named = headline_rows([a, b], ["basic | 12-07 03:39", "dualpath | 12-07 03:40"])
+    assert named.columns[:2] == ["run", "policy"] and named["run"].to_list()[0].startswith("basic |")
+
+
 def test_sweep_report_table_words_the_bottleneck() -> None:
     from dualpath_twin.planning.sweep import SweepPointResult, SweepResult
     from dualpath_twin.report.sweep import sweep_report_html

@@ -25,26 +25,30 @@ def headline_rows(summaries: list[RunSummary], labels: list[str] | None = None,
                   scenarios: list[str] | None = None) -> pl.DataFrame:
     """One row per run: throughput, JCT, latency, SLO attainment, bound, bottleneck; cost when ``scenarios`` (TOMLs) given."""
     rows: list[dict[str, Any]] = []
+    # a "run" column only when the labels tell apart more than the design does
+    named = bool(labels) and any(lb != s.policy for lb, s in zip(labels, summaries, strict=True))
     for i, s in enumerate(summaries):
         bound = s.bound
-        rows.append({
-            "run": labels[i] if labels else s.policy,
+        row: dict[str, Any] = {"run": labels[i]} if named and labels else {}
+        # the planner's key columns first (design, verdict, latencies, binding resource), then the detail
+        row.update({
             "policy": s.policy,
             "status": s.status,
+            "SLO attainment (%)": _r(100 * s.slo_attainment, 1) if s.slo_attainment is not None else None,
             "gen tok/s": _r(s.generated_tokens_per_s, 1),
             "prompt tok/s": _r(s.prompt_tokens_per_s, 1),
+            "JCT (s)": _r(s.jct_s, 1),
+            "TTFT p99 (s)": _r(s.ttft_s.p99),
+            "TPOT p99 (ms)": _r(s.tpot_s.p99 * 1000, 2) if s.tpot_s.p99 is not None else None,
+            "binding resource": resource_label(s.bottleneck) or None,
             "rounds/s": _r(s.rounds_per_s),
             "bound rounds/s": _r(bound.max_rounds_per_s) if bound else None,
             "% of bound": _r(100 * s.rounds_per_s / bound.max_rounds_per_s, 1)
             if bound and bound.max_rounds_per_s else None,
-            "JCT (s)": _r(s.jct_s, 1),
             "TTFT p50 (s)": _r(s.ttft_s.p50),
-            "TTFT p99 (s)": _r(s.ttft_s.p99),
-            "TPOT p99 (ms)": _r(s.tpot_s.p99 * 1000, 2) if s.tpot_s.p99 is not None else None,
-            "SLO attainment (%)": _r(100 * s.slo_attainment, 1) if s.slo_attainment is not None else None,
             "rounds": s.rounds,
-            "binding resource": resource_label(s.bottleneck) or None,
         })
+        rows.append(row)
         if scenarios is not None:
             from dualpath_twin.ui import costs
 
