@@ -1,17 +1,17 @@
 """Headline capacity: how many agents/s the DS 660B 2P4D testbed serves within SLO, Basic vs DualPath.
 
 Runs the capacity search of docs/planning.md on scenarios/examples/online-serving.toml (the paper's 2P4D
-H800 testbed, paper-64k agents arriving online) with the laptop settings that page recommends
-(``--set workload.max_context_tokens=16384 --window-s 300``, tolerance 5%), saves the search in the
+H800 testbed, paper-64k agents arriving online) at its full 64K contexts with the steady-state rule and
+the automatic arrival window (tolerance 5%, early stop and the analytic start on), saves the search in the
 store (the dashboard's Planning > Capacity tab shows it) and writes the "Capacity headline" section of
 BENCHMARKS.md between ``<!-- capacity_headline -->`` and ``<!-- /capacity_headline -->`` (appended if
 the markers are missing; other sections are left alone).
 
-    .venv/bin/python benchmarks/capacity_headline.py [--workers N] [--window-s 300] [--context 16384]
-        [--set path=value ...] [--db PATH] [--no-save] [--no-write] [--out BENCHMARKS.md]
+    .venv/bin/python benchmarks/capacity_headline.py [--workers N] [--window-s 0] [--context 0]
+        [--exhaustive] [--set path=value ...] [--db PATH] [--no-save] [--no-write] [--out BENCHMARKS.md]
 
 Same as ``dualpath-twin capacity scenarios/examples/online-serving.toml --policy basic,dualpath
---set workload.max_context_tokens=16384 --window-s 300 --tolerance 0.05`` plus the markdown section.
+--tolerance 0.05`` (``--exhaustive``: plus ``--no-early-stop --no-from-bound``) plus the markdown section.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _at_capacity(r: CapacityResult) -> CapacityPoint | None:
 
 def section(
     results: list[CapacityResult], *, scenario: str, sets: list[str], window_s: float | None, tolerance: float,
-    criterion: SloCriterion, search_id: str | None, db: str, wall_s: float, workers: int,
+    criterion: SloCriterion, search_id: str | None, db: str, wall_s: float, workers: int, exhaustive: bool = False,
 ) -> str:
     """The markdown section for BENCHMARKS.md (between the capacity_headline markers)."""
     r0 = results[0]
@@ -58,6 +58,8 @@ def section(
     if window_s is not None:
         cmd += ["--window-s", f"{window_s:g}"]
     cmd += ["--tolerance", f"{tolerance:g}"]
+    if exhaustive:
+        cmd += ["--no-early-stop", "--no-from-bound"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     stored = (f"capacity search `{search_id}` in `{db}` (dashboard: Planning > Capacity, or `/planning?capacity={search_id}`)"
               if search_id else "not saved (--no-save)")
@@ -65,7 +67,8 @@ def section(
         OPEN,
         "## Capacity headline: agents/s within SLO, Basic vs DualPath (`benchmarks/capacity_headline.py`)",
         "",
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wall time {wall_s:.0f} s with {workers} worker(s)",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wall time {wall_s:.0f} s with {workers} worker(s);"
+        f" {'exhaustive search' if exhaustive else 'fast search (early stop, analytic start)'}",
         f"- machine: {platform.platform()}, {os.cpu_count()} cores, load avg at end {load:.1f}, Python {platform.python_version()}",
         f"- scenario: `{scenario}` with {', '.join(f'`{s}`' for s in sets) or 'no overrides'}; arrival window "
         f"{_f(r0.window_s)} s per rate (agents = rate x window); tolerance {tolerance:g}",
@@ -105,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", type=Path, default=SCENARIO, help="online scenario TOML (default: online-serving)")
     ap.add_argument("--policies", default="basic,dualpath")
-    ap.add_argument("--context", type=int, default=16384,
-                    help="workload.max_context_tokens (laptop setting of docs/planning.md; 0 = the scenario's)")
-    ap.add_argument("--window-s", type=float, default=300.0, help="arrival window per rate, s (0 = the scenario's)")
+    ap.add_argument("--context", type=int, default=0,
+                    help="workload.max_context_tokens (0 = the scenario's: 64K for online-serving)")
+    ap.add_argument("--window-s", type=float, default=0.0,
+                    help="arrival window per rate, s (0 = automatic: long enough for the steady state)")
+    ap.add_argument("--exhaustive", action="store_true",
+                    help="no early stop, no analytic start: the reference search the fast one must agree with")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--start-aps", type=float, default=None)
     ap.add_argument("--max-evaluations", type=int, default=40)
@@ -135,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     with open_executor("local", workers) as ex:
         results = capacity_search_many(sc, policies, criterion=crit, tolerance=a.tolerance, start_aps=a.start_aps,
                                        max_evaluations=a.max_evaluations, executor=ex, workers=workers,
-                                       on_point=on_point, window_s=window)
+                                       on_point=on_point, window_s=window,
+                                       early_stop=not a.exhaustive, from_bound=not a.exhaustive)
     wall = time.perf_counter() - t0
     try:
         scenario_label = str(a.scenario.resolve().relative_to(ROOT))
@@ -147,12 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         spec = capacity_spec(policies, tolerance=a.tolerance, criterion=crit, start_aps=a.start_aps, window_s=window,
                              max_evaluations=a.max_evaluations, overrides=sets, scenario_path=scenario_label,
                              source="benchmarks/capacity_headline.py")
+        spec.update(early_stop=not a.exhaustive, from_bound=not a.exhaustive and a.start_aps is None)
         search_id = save_capacity(store, sc, results, spec, name=f"capacity headline {sc.name}")
         db_path = Path(store.store.path).resolve()
         db = str(db_path.relative_to(ROOT)) if db_path.is_relative_to(ROOT) else str(db_path)
         print(f"saved capacity search {search_id} in {db}", file=sys.stderr)
     text = section(results, scenario=scenario_label, sets=sets, window_s=window, tolerance=a.tolerance, criterion=crit,
-                   search_id=search_id, db=db, wall_s=wall, workers=workers)
+                   search_id=search_id, db=db, wall_s=wall, workers=workers, exhaustive=a.exhaustive)
     print(text)
     if not a.no_write:
         write_section(text, a.out, OPEN, CLOSE)
