@@ -33,6 +33,8 @@ SCENARIOS: dict[str, tuple[str, dict]] = {
 
 # summary fields that depend on the wall clock, not on the simulation
 _WALL_FIELDS = {"wall_s", "wall_time_s", "sim_speed", "rounds_per_wall_s", "sim_events_per_s"}
+# and the scenario's hash, which changes with every new scenario field (its default changes no result)
+_SCHEMA_FIELDS = {"scenario_hash"}
 
 
 def frame_hash(df: pl.DataFrame) -> str:
@@ -49,7 +51,7 @@ def frame_hash(df: pl.DataFrame) -> str:
 def summary_hash(summary) -> str:
     """SHA-256 of the run summary's JSON without wall-clock fields."""
     d = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else dict(vars(summary))
-    d = {k: v for k, v in d.items() if k not in _WALL_FIELDS and "wall" not in k}
+    d = {k: v for k, v in d.items() if k not in _WALL_FIELDS and k not in _SCHEMA_FIELDS and "wall" not in k}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -172,6 +172,12 @@ class PolicyConfig(_Strict):
     fetch_period_ms: float = Field(20.0, gt=0, description="period of a PE group leader's fetch from the global queue (10-50 ms, assumed)")
     z_factor: float = Field(1.05, ge=1, description="decode balance threshold factor Z")
     max_prefill_batch: int = Field(64, ge=1, description="hard cap on requests per prefill forward batch")
+    decode_space_order: Literal["fifo", "first_fit"] = Field(
+        "fifo",
+        description="how requests get the decode-side space their prompt KV lands in before prefill (the DE DRAM "
+        "buffer for layer-wise designs, DE HBM for Basic): fifo = a request that could not get it is served before "
+        "later requests on that node or engine; first_fit = whoever fits takes freed space (large requests can starve)",
+    )
 
 
 class SloConfig(_Strict):

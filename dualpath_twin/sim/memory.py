@@ -45,6 +45,19 @@ class BytePool:
             self._waiters.append((nbytes, ev))
         return ev
 
+    def cancel(self, ev: simpy.Event) -> bool:
+        """Withdraw a waiting reservation (not yet granted); True if it was waiting."""
+        for i, (_n, e) in enumerate(self._waiters):
+            if e is ev:
+                del self._waiters[i]
+                # the head may have changed: grant the waiters that now fit
+                while self._waiters and self.used + self._waiters[0][0] <= self.capacity + 1e-6:
+                    n, w = self._waiters.popleft()
+                    self._take(n)
+                    w.succeed()
+                return True
+        return False
+
     def fits_ever(self, nbytes: float) -> bool:
         """Whether a reservation of this size can ever succeed."""
         return nbytes <= self.capacity + 1e-6

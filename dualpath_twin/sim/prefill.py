@@ -91,25 +91,47 @@ class PrefillMixin:
         return lo
 
     def _reserve_pd_dest(self, req: Req) -> bool:
-        """Reserve where the prompt KV will land on the decode side; False if it must wait."""
+        """Reserve where the prompt KV will land on the decode side; False if it must wait.
+
+        The space is the DE node's DRAM buffer (layer-wise designs) or the DE's HBM (Basic). With
+        ``policy.decode_space_order = "fifo"`` a request that finds no room queues a claim on that
+        pool: later requests cannot take freed space ahead of it, and its group wakes when granted.
+        """
         if req.pd_reserved:
             return True
         if self.zero_io:
             req.pd_reserved = True
             return True
-        if not self.layerwise:
-            # Basic: the PD transfer goes straight into DE HBM
-            if self.de_hbm[req.de].try_reserve(req.hbm_bytes):
-                req.de_hbm_reserved = True
-                req.pd_reserved = True
-                return True
+        if req.pd_claim is not None:  # queued on the pool: the grant callback reserves it
             return False
-        nbytes = req.prompt * self.kv
-        if self.dram_buf[req.de_node].try_reserve(nbytes):
-            req.dram_de_bytes += nbytes
-            req.pd_reserved = True
+        basic = not self.layerwise
+        pool = self.de_hbm[req.de] if basic else self.dram_buf[req.de_node]
+        nbytes = req.hbm_bytes if basic else req.prompt * self.kv
+        if pool.try_reserve(nbytes):
+            self._pd_reserved(req, basic, nbytes)
             return True
+        if self.sc.policy.decode_space_order == "fifo" and pool.fits_ever(nbytes):
+            claim = req.pd_claim = pool.reserve(nbytes)
+            claim.callbacks.append(lambda _e, req=req: self._pd_claim_granted(req, basic, nbytes, pool))
         return False
+
+    def _pd_reserved(self, req: Req, basic: bool, nbytes: float) -> None:
+        if basic:  # Basic: the PD transfer goes straight into DE HBM
+            req.de_hbm_reserved = True
+        else:
+            req.dram_de_bytes += nbytes
+        req.pd_reserved = True
+
+    def _pd_claim_granted(self, req: Req, basic: bool, nbytes: float, pool) -> None:
+        """A queued decode-space claim got its bytes: mark the request reserved and wake its PE group."""
+        req.pd_claim = None
+        if req.lost:  # abandoned (node loss) while it waited: give the space back
+            pool.release(nbytes)
+            return
+        self._pd_reserved(req, basic, nbytes)
+        gi = self.node_group[req.pe_node]
+        if not self.group_wake[gi].triggered:
+            self.group_wake[gi].succeed()
 
     def _pe_group(self, gi: int):
         env = self.env

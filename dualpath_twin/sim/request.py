@@ -12,6 +12,7 @@ class Req:
         "rid", "traj", "prompt", "hit", "gen", "miss", "computed", "pe", "de", "pe_node", "de_node",
         "side", "info", "loaded", "dram_pe_bytes", "dram_de_bytes", "tokens_left", "ctx", "hbm_bytes",
         "de_hbm_reserved", "pd_reserved", "j0", "pd_state", "hit_pe", "hit_de", "parts_left", "lost", "at_de",
+        "pd_claim",
     )
 
     def __init__(self, rid: int, traj: int, prompt: int, hit: int, gen: int, kv: float) -> None:
@@ -45,3 +46,5 @@ class Req:
         # node loss (faults): this attempt was abandoned (its callbacks drop it), it reached the decode side
         self.lost = False
         self.at_de = False
+        # decode-space FIFO (policy.decode_space_order = "fifo"): the pending reservation of its PD destination
+        self.pd_claim = None
