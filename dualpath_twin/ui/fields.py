@@ -39,7 +39,7 @@ TABS: dict[str, list[str]] = {
     ],
     "Scheduler & SLO": [
         "slo.ttft_s", "slo.tpot_ms", "policy.alpha_s", "policy.beta_s", "policy.compute_quota_ms",
-        "policy.fetch_period_ms", "policy.z_factor", "policy.max_prefill_batch",
+        "policy.fetch_period_ms", "policy.z_factor", "policy.max_prefill_batch", "policy.decode_space_order",
     ],
     "Compute & run": [
         "compute.gemm_mfu", "compute.attention_mfu", "compute.hbm_efficiency", "compute.weight_hbm_efficiency", "compute.layer_overhead_us",
