@@ -222,3 +222,72 @@ def test_a_useless_guess_still_converges() -> None:
     lo, hi, _, converged, _ = bracket_and_bisect(step(3.7, calls), 1.0, tolerance=0.01,
                                                  guess=lambda curve, lo, hi: lo + 1e-6)
     assert converged and lo <= 3.7 < hi and len(calls) < 30
+
+
+def _noisy(threshold: float, false_fail: tuple[float, float] = (0.0, 0.0), false_pass: tuple[float, float] = (0.0, 0.0)):
+    """A noisy verdict: the true boundary is ``threshold``, but replica 0 (the search's own run) fails inside
+    ``false_fail`` and passes inside ``false_pass`` (a steadiness test fooled by a wandering queue); other
+    replicas (independent seeds) see the truth. Returns (evaluate, replicate, calls)."""
+    calls: list[tuple[float, int]] = []
+
+    def verdict(r: float, k: int) -> CapacityPoint:
+        calls.append((r, k))
+        ok = r <= threshold
+        if k == 0 and false_fail[0] <= r <= false_fail[1]:
+            ok = False
+        if k == 0 and false_pass[0] <= r <= false_pass[1]:
+            ok = True
+        return CapacityPoint(aps=r, meets=ok, replica=k)
+
+    return (lambda rates: [verdict(r, 0) for r in rates]), (lambda specs: [verdict(r, k) for r, k in specs]), calls
+
+
+@pytest.mark.parametrize("start", [1.0, 3.5])
+def test_confirmation_overrules_a_false_failure_below_the_boundary(start: float) -> None:
+    """Without confirmation a false failure at 3.2-3.5 decides the capacity (and the start rate decides which);
+    with it both starts find the true boundary 3.7 within the tolerance."""
+    evaluate, replicate, calls = _noisy(3.7, false_fail=(3.2, 3.5))
+    lo, hi, curve, converged, notes = bracket_and_bisect(evaluate, start, tolerance=0.05, replicate=replicate)
+    assert converged and hi is not None and lo <= 3.7 < hi and (hi - lo) / hi <= 0.05
+    assert any(k > 0 for _, k in calls) and any("confirmation" in n and "reversed" in n for n in notes)
+    assert len(curve) == len(calls)  # every replica is on the curve, with its replica index
+    plain_lo, *_ = bracket_and_bisect(_noisy(3.7, false_fail=(3.2, 3.5))[0], 1.0, tolerance=0.05)
+    assert plain_lo < 3.2  # what the step corrects: the unconfirmed search stops below the false failure
+
+
+def test_confirmation_overrules_a_false_pass_above_the_boundary() -> None:
+    """A pass above the boundary (replica 0 fooled at 4-4.6) is re-measured and loses its majority."""
+    evaluate, replicate, _ = _noisy(3.7, false_pass=(4.0, 4.6))
+    plain_lo, plain_hi, *_ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05)
+    assert plain_lo >= 4.0  # unconfirmed: the false pass is the capacity
+    lo, hi, _, converged, _ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05, replicate=replicate)
+    assert converged and hi is not None and lo <= 3.7 < hi and (hi - lo) / hi <= 0.05
+
+
+def test_confirmation_of_a_clean_curve_costs_two_replicas_per_end() -> None:
+    """On a deterministic curve every first verdict holds: one replica per bracket end, the same bracket."""
+    evaluate, replicate, calls = _noisy(3.7)
+    lo0, hi0, *_ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05)
+    n0 = len(calls)
+    lo, hi, _, converged, notes = bracket_and_bisect(evaluate, 1.0, tolerance=0.05, replicate=replicate)
+    assert (lo, hi) == (lo0, hi0) and converged
+    assert sorted(k for _, k in calls[n0:] if k) == [1, 1]
+    assert any("every first verdict held" in n for n in notes)
+
+
+def test_replicas_run_with_independent_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rate task of replica k runs the scenario with run.seed + k; replica 0 keeps the scenario's seed."""
+    from dualpath_twin.planning import capacity as cap_mod
+    from dualpath_twin.planning.types import Task
+
+    seeds: list[int] = []
+
+    def fake_measure(sc: Scenario, aps: float, *a: object, **kw: object) -> CapacityPoint:
+        seeds.append(sc.run.seed)
+        return CapacityPoint(aps=aps, meets=True)
+
+    monkeypatch.setattr(cap_mod, "measure_rate", fake_measure)
+    toml = Scenario(run={"seed": 7}).to_toml()
+    for k in (0, 1, 2):
+        assert cap_mod.run_rate_task(Task(kind="rate", scenario_toml=toml, policy="basic", aps=1.0, replica=k)).point
+    assert seeds == [7, 8, 9]

@@ -261,6 +261,11 @@ def register(app: typer.Typer) -> None:
             help="start at half the analytic ceiling instead of workload.arrival_rate_aps (ignored with --start-aps). "
                  "On by default: fewer runs, same capacity within --tolerance (a different start brackets the "
                  "same SLO boundary)")] = True,
+        confirm: Annotated[bool, typer.Option(
+            "--confirm/--no-confirm",
+            help="once the bracket is within --tolerance, re-measure its two ends (and any pass above a failure) with "
+                 "independent seeds (run.seed + 1, + 2) and take each rate's majority verdict; a reversed verdict "
+                 "resumes the bisection. On by default: near saturation one run's steadiness verdict is noisy")] = True,
         workers: WorkersOpt = None,
         executor: ExecOpt = "local",
         address: AddrOpt = None,
@@ -297,13 +302,15 @@ def register(app: typer.Typer) -> None:
             def on_point(p: CapacityPoint) -> None:
                 early = ", stopped early" if p.stopped_early else ""
                 who = f"{p.policy}: " if p.policy else ""
-                _err.print(f"  {who}{p.aps:.4g} APS: {'meets' if p.meets else 'fails'}{early} "
+                rep = f" (replica {p.replica})" if p.replica else ""
+                _err.print(f"  {who}{p.aps:.4g} APS{rep}: {'meets' if p.meets else 'fails'}{early} "
                            f"({actionable_reason(p.reason)})", markup=False)
 
             with open_executor(executor, n, address) as ex:
                 results = capacity_search_many(sc, pols, criterion=crit, tolerance=tolerance, start_aps=start_aps,
                                                max_evaluations=max_evaluations, executor=ex, workers=n, on_point=on_point,
-                                               window_s=window, early_stop=early_stop, from_bound=from_bound)
+                                               window_s=window, early_stop=early_stop, from_bound=from_bound,
+                                               confirm=confirm)
             _write_html(html, [_capacity_fig(results)], f"capacity {sc.name}")
             search_id = None
             if not no_save:
@@ -314,7 +321,7 @@ def register(app: typer.Typer) -> None:
                     spec = capacity_spec(pols, tolerance=tolerance, criterion=crit, start_aps=start_aps, window_s=window,
                                          max_evaluations=max_evaluations, overrides=sets, scenario_path=str(scenario),
                                          source="cli")
-                    spec.update(early_stop=early_stop, from_bound=from_bound and start_aps is None)
+                    spec.update(early_stop=early_stop, from_bound=from_bound and start_aps is None, confirm=confirm)
                     search_id = save_capacity(store, sc, results, spec, name=name)
                 finally:
                     store.close()
@@ -322,7 +329,7 @@ def register(app: typer.Typer) -> None:
                            f"(dashboard: Planning > Capacity, or /planning?capacity={search_id})", err=True)
             if json_out:
                 _emit_json({"scenario": sc.name, "search_id": search_id, "early_stop": early_stop,
-                            "from_bound": from_bound and start_aps is None,
+                            "from_bound": from_bound and start_aps is None, "confirm": confirm,
                             "capacity": [r.model_dump(mode="json") for r in results]})
                 return
             out_console().print(capacity_table(results))

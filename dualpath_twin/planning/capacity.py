@@ -39,6 +39,7 @@ def bracket_and_bisect(
     max_aps: float | None = None,
     max_evaluations: int = 60,
     guess: Callable[[list[CapacityPoint], float, float], float | None] | None = None,
+    replicate: Callable[[list[tuple[float, int]]], list[CapacityPoint]] | None = None,
 ) -> tuple[float, float | None, list[CapacityPoint], bool, list[str]]:
     """Pure search over a (mostly) monotone pass/fail curve; returns (lo, hi, curve, converged, notes).
 
@@ -48,6 +49,13 @@ def bracket_and_bisect(
     two workers, just below) the estimate, so a right estimate closes the bracket to the tolerance
     at once; a step after a guess that did not halve the bracket bisects, so the search never
     converges slower than bisection every other step.
+
+    ``replicate([(rate, replica), ...])`` turns on the confirmation step: once the bracket is
+    within the tolerance, its two ends and every passing rate above its failing end are measured
+    again with independent replicas (another seed) until each holds a strict majority of at least
+    two verdicts (2-0, or 2-1 after a tie); a rate's verdict is that majority. If the majorities
+    move the bracket, bisection resumes and the new ends are confirmed in turn, so a noisy verdict
+    near the boundary cannot decide the capacity alone (see docs/planning.md, "Confirmation").
     """
     if not start_aps > 0 or not math.isfinite(start_aps):
         raise PlanningError(f"start rate must be a positive number of agents/s, got {start_aps}")
@@ -57,18 +65,25 @@ def bracket_and_bisect(
     min_aps = min_aps if min_aps is not None else start_aps / 1024
     max_aps = max_aps if max_aps is not None else start_aps * 1024
     seen: dict[float, CapacityPoint] = {}
+    votes: dict[float, list[bool]] = {}  # rate -> every replica's verdict (replica 0 first)
+    extra: list[CapacityPoint] = []  # the confirmation replicas' points
     notes: list[str] = []
+
+    def meets(a: float) -> bool:
+        v = votes[a]
+        return 2 * sum(v) > len(v)  # strict majority; a tie fails (more replicas break it)
 
     def run(rates: list[float]) -> bool:
         todo = [r for r in dict.fromkeys(round(r, 9) for r in rates) if r not in seen]
         if todo:
             for p in evaluate(todo):
                 seen[round(p.aps, 9)] = p
+                votes[round(p.aps, 9)] = [p.meets]
         return bool(todo)
 
     def bracket() -> tuple[float, float | None]:
-        passing = [a for a, p in seen.items() if p.meets]
-        failing = [a for a, p in seen.items() if not p.meets]
+        passing = [a for a in seen if meets(a)]
+        failing = [a for a in seen if not meets(a)]
         hi = min(failing) if failing else None
         lo_cands = [a for a in passing if hi is None or a < hi]
         return (max(lo_cands) if lo_cands else 0.0), hi
@@ -76,34 +91,65 @@ def bracket_and_bisect(
     def k() -> int:
         return max(1, int(width()))
 
+    def used() -> int:  # simulations so far, replicas included
+        return len(seen) + len(extra)
+
+    def unsettled() -> list[tuple[float, int]]:
+        """(rate, next replica) for the bracket ends and the passes above the failing end without a settled majority."""
+        lo, hi = bracket()
+        if hi is None or lo <= 0:
+            return []
+        rates = [lo, hi] + sorted(a for a in seen if a > hi and meets(a))
+        return [(a, len(votes[a])) for a in rates if len(votes[a]) < 2 or 2 * sum(votes[a]) == len(votes[a])]
+
+    def confirm() -> bool:
+        """Measure one more replica of every unsettled rate; False if there was none (or no budget)."""
+        todo = unsettled()[: max(0, max_evaluations - used())]
+        if not todo or replicate is None:
+            return False
+        for p in replicate(todo):
+            a = round(p.aps, 9)
+            votes[a].append(p.meets)
+            extra.append(p)
+        return True
+
+    def widen() -> None:
+        """Bracketing: double up while everything passes, halve down while everything fails."""
+        while used() < max_evaluations:
+            lo, hi = bracket()
+            if hi is None:
+                top = max(seen)
+                if top >= max_aps:
+                    notes.append(f"no SLO failure up to max rate {max_aps:g} agents/s: capacity is at least that")
+                    break
+                b = k()
+                if not run([min(top * 2 ** (i + 1), max_aps) for i in range(b)]):
+                    break
+            elif lo == 0.0:
+                bottom = min(seen)
+                if bottom <= min_aps:
+                    notes.append(f"the SLO fails even at {bottom:g} agents/s: capacity 0 within the search range")
+                    break
+                b = k()
+                if not run([max(bottom / 2 ** (i + 1), min_aps) for i in range(b)]):
+                    break
+            else:
+                break
+
     b = k()
     run([start_aps * 2**i for i in range(b)])
-    # bracketing: double up while everything passes, halve down while everything fails
-    while len(seen) < max_evaluations:
-        lo, hi = bracket()
-        if hi is None:
-            top = max(seen)
-            if top >= max_aps:
-                notes.append(f"no SLO failure up to max rate {max_aps:g} agents/s: capacity is at least that")
-                break
-            b = k()
-            if not run([min(top * 2 ** (i + 1), max_aps) for i in range(b)]):
-                break
-        elif lo == 0.0:
-            bottom = min(seen)
-            if bottom <= min_aps:
-                notes.append(f"the SLO fails even at {bottom:g} agents/s: capacity 0 within the search range")
-                break
-            b = k()
-            if not run([max(bottom / 2 ** (i + 1), min_aps) for i in range(b)]):
-                break
-        else:
-            break
+    widen()
     lo, hi = bracket()
     converged = False
     may_guess, side_up = True, True  # with one rate a step, guesses alternate: just above, then just below
-    while hi is not None and lo > 0 and len(seen) < max_evaluations:
+    while hi is not None and lo > 0 and used() < max_evaluations:
         if (hi - lo) / hi <= tolerance:
+            if replicate is not None and confirm():
+                lo, hi = bracket()
+                if hi is None or lo <= 0:  # the majority removed a bracket end: bracket again from there
+                    widen()
+                    lo, hi = bracket()
+                continue
             converged = True
             break
         b = k()
@@ -123,21 +169,26 @@ def bracket_and_bisect(
         lo, hi = bracket()
         # a guess whose prediction failed hands the next step to bisection
         may_guess = all(seen[r].meets == ok for r, ok in predicted.items() if r in seen)
-    if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance:
+    if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance and (replicate is None or not unsettled()):
         converged = True
-    if not converged and len(seen) >= max_evaluations:
+    if extra:
+        flips = sorted(a for a in seen if meets(a) != seen[a].meets)
+        notes.append(f"confirmation: {len(extra)} replica run(s) (independent seeds) at the bracket ends"
+                     + (f"; the majority reversed the first verdict at {', '.join(f'{a:g}' for a in flips)} agents/s"
+                        if flips else "; every first verdict held"))
+    if not converged and used() >= max_evaluations:
         notes.append(f"stopped after {max_evaluations} evaluations before reaching tolerance {tolerance:g}")
-    ordered = sorted(seen.values(), key=lambda p: p.aps)
     fail_seen = False
-    for p in ordered:
-        if not p.meets:
+    for a in sorted(seen):
+        if not meets(a):
             fail_seen = True
         elif fail_seen:
             notes.append(
-                f"non-monotone curve: {p.aps:g} agents/s meets the SLO above a failing rate; "
+                f"non-monotone curve: {a:g} agents/s meets the SLO above a failing rate; "
                 "capacity reported below the lowest failure (longer runs or more agents reduce noise)"
             )
             break
+    ordered = sorted([*seen.values(), *extra], key=lambda p: (p.aps, p.replica))
     return lo, hi, ordered, converged, notes
 
 
@@ -519,6 +570,7 @@ def capacity_search(
     from_bound: bool = False,
     inline_single: bool = True,
     guess_boundary: bool = True,
+    confirm: bool = True,
 ) -> CapacityResult:
     """Find the highest online rate meeting the SLO; ``executor``+``batch`` measure several rates in parallel.
 
@@ -527,6 +579,8 @@ def capacity_search(
     ``early_stop`` stops each run once its SLO failure is certain; ``from_bound`` starts the search
     at half the analytic ceiling (``bound_aps``) instead of the scenario's rate, unless ``start_aps`` is given.
     ``guess_boundary`` aims bisection steps at the secant estimate of the boundary (``secant_guess``).
+    ``confirm`` re-measures the bracket ends with independent seeds (run.seed + k) and takes each
+    rate's majority verdict (``bracket_and_bisect``'s confirmation step).
     """
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
@@ -547,13 +601,16 @@ def capacity_search(
     toml = sc.to_toml()
 
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        return measure([(r, 0) for r in rates])
+
+    def measure(specs: list[tuple[float, int]]) -> list[CapacityPoint]:
         tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window,
-                      early_stop=early_stop) for r in rates]
+                      early_stop=early_stop, replica=k) for r, k in specs]
         outs = run_tasks(executor, run_rate_task, tasks, inline_single=inline_single)
         pts = []
         for t, o in zip(tasks, outs, strict=True):
             p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
-            p.policy = pol  # progress lines of several designs' searches say whose rate it was
+            p.policy, p.replica = pol, t.replica  # progress lines of several designs' searches say whose rate it was
             pts.append(p)
             if on_point:
                 on_point(p)
@@ -563,6 +620,7 @@ def capacity_search(
     lo, hi, curve, converged, notes = bracket_and_bisect(
         evaluate, start, tolerance, batch, min_aps, max_aps, max_evaluations,
         guess=secant_guess(ttft_lim_s, tpot_lim_s) if guess_boundary else None,
+        replicate=measure if confirm else None,
     )
     notes = notes0 + notes
     stopped = sum(1 for p in curve if p.stopped_early)
@@ -611,6 +669,7 @@ def capacity_search_many(
     window_s: float | None = None,
     early_stop: bool = False,
     from_bound: bool = False,
+    confirm: bool = True,
 ) -> list[CapacityResult]:
     """Capacity per policy; with an executor and several workers the searches share it side by side.
 
@@ -623,7 +682,7 @@ def capacity_search_many(
         return capacity_search(sc, p, criterion=criterion, tolerance=tolerance, start_aps=start_aps,
                                max_evaluations=max_evaluations, executor=executor, batch=batch, on_point=point_cb,
                                window_s=window_s, early_stop=early_stop, from_bound=from_bound,
-                               inline_single=inline_single)
+                               inline_single=inline_single, confirm=confirm)
 
     if len(policies) > 1 and executor is not None and workers > 1:
         import queue
@@ -671,6 +730,10 @@ def run_rate_task(task: Task) -> Outcome:
     try:
         sc = scenario_from_toml(task.scenario_toml)
         assert task.aps is not None, "rate task needs aps"
+        if task.replica:
+            from dualpath_twin.planning.common import override
+
+            sc = override(sc, {"run.seed": sc.run.seed + task.replica})
         pt = measure_rate(sc, task.aps, task.policy, task.criterion or SloCriterion(), task.window_s, task.early_stop)
         return Outcome(key=task.key, point=pt)
     except Exception as err:  # noqa: BLE001 - reported to the driver, which decides
@@ -693,6 +756,7 @@ def run_capacity_task(task: Task) -> Outcome:
             window_s=task.window_s,
             early_stop=task.early_stop,
             from_bound=task.from_bound,
+            confirm=task.confirm,
         )
         return Outcome(key=task.key, capacity=cap, scenario_toml=task.scenario_toml)
     except Exception as err:  # noqa: BLE001 - reported to the driver, which decides
@@ -730,6 +794,7 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
             rows.append({
                 "policy": r.policy,
                 "aps": p.aps,
+                "replica": p.replica,
                 "meets": p.meets,
                 "capacity": p.meets and p.aps == r.capacity_aps,
                 "ttft_p90_s": p.ttft_p90_s,
@@ -749,7 +814,7 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "population_noise": p.population_noise,
                 "ttft_rise_noise_s": p.ttft_rise_noise_s,
             })
-    schema = {"policy": pl.String, "aps": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
+    schema = {"policy": pl.String, "aps": pl.Float64, "replica": pl.Int64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
               "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,

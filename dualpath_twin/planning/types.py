@@ -101,6 +101,7 @@ class CapacityPoint(BaseModel):
     meets: bool
     reason: str = ""
     policy: str = ""  # the design searched (set by capacity_search)
+    replica: int = 0  # 0: the search's run; k > 0: the confirmation's k-th independent replica (run.seed + k)
     slo_attainment: float | None = None
     ttft_p90_s: float | None = None
     ttft_p99_s: float | None = None
@@ -189,6 +190,8 @@ class Task:
     keep_timeseries: bool = True  # kind "run": return the cluster-level time series (small)
     early_stop: bool = False  # kinds "rate" and "capacity": stop a run once its SLO failure is certain
     from_bound: bool = False  # kind "capacity": start at half the analytic ceiling
+    replica: int = 0  # kind "rate": run with run.seed + replica (the confirmation's independent replicas)
+    confirm: bool = True  # kind "capacity": confirm the bracket ends with independent replicas
 
 
 @dataclass
