@@ -277,7 +277,8 @@ def fault_node_index(node: str, prefill_nodes: int, decode_nodes: int) -> int:
     return i if role == "P" else prefill_nodes + i
 
 
-_OMIT_AT_DEFAULT = (("cluster", "prefill_tp_gpus"), ("cluster", "decode_tp_gpus"), ("compute", "tp_allreduce_latency_us"))
+_OMIT_AT_DEFAULT = (("cluster", "prefill_tp_gpus"), ("cluster", "decode_tp_gpus"), ("compute", "tp_allreduce_latency_us"),
+                    ("policy", "decode_space_order"))
 """Fields left out of ``Scenario.to_toml`` at their default, so scenarios without them keep their content hash."""
 
 
