@@ -37,7 +37,7 @@ ENV_SETTINGS = "DUALPATH_TWIN_SETTINGS"
 DEFAULT_MEMORY_FRACTION = 0.7  # of psutil's available memory
 DEFAULT_MAX_WALL_S = 1800.0
 DASHBOARD_FORCE_HINT = "tick 'Run anyway' on the dashboard's Scenario page"  # how the dashboard overrides a refusal
-CAPACITY_RUNS_TYPICAL = 10  # runs per design of a capacity search (measured 6-11 at 5-10% tolerance), for estimates
+CAPACITY_RUNS_TYPICAL = 10  # runs per design of a capacity search, still used by sizing/sensitivity estimates (to replace)
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Coefficients:
     wall_s_base: float = 1.0  # start-up, cost model, bounds, summary
     wall_s_per_round: float = 2.2e-4  # simulated round (network flows, prefill and decode steps)
     rounds_per_s_sim: float = 100.0  # fallback simulated rounds per simulated second (time-series length)
+    # a capacity run's agents live this share of their lifetime at the SLO limits (planning.capacity.slo_lifetime_s):
+    # fitted to the rounds the window-stopped runs simulated (online-serving 64K: 0.55-0.75; quick: see BENCHMARKS.md)
+    lifetime_share_at_search: float = 0.65
 
 
 COEFFICIENTS = Coefficients()
@@ -74,6 +77,7 @@ class RunEstimate:
     wall_s: float  # expected wall time of the whole run
     wall_s_per_policy: float
     drivers: dict[str, str] = field(default_factory=dict)  # scenario field -> what it contributes
+    rounds_simulated: int | None = None  # rounds a run stopped before its end simulates (None: all ``rounds``)
 
     def text(self) -> str:
         """One line: '~154,306 rounds, ~1.2 GB, ~2 min wall (4 policies, 2 at a time)'."""
@@ -148,12 +152,16 @@ def estimate_run(
     workers: int | None = None,
     base_dir: Path | None = None,
     coefficients: Coefficients = COEFFICIENTS,
+    simulated_share: float = 1.0,
 ) -> RunEstimate:
     """Memory (bytes) and wall time (s) of simulating ``sc`` under ``policies`` (a count or names), no work done.
 
     ``workers`` is how many policies run at the same time (the CLI's ``compare`` default: one per
     core); each simulating process peaks at ``memory_bytes_per_policy`` and the caller keeps every
     policy's per-round frame. Cheap (no workload, no cost model): call it on every widget change.
+    ``simulated_share`` < 1 is a run stopped before its end (a capacity run at its measurement
+    window's end, :func:`window_stop_share`): the wall counts that share of the rounds and an online
+    run has no drain tail; memory stays the full run's (the whole workload is built).
     """
     c = coefficients
     n_pol = policies if isinstance(policies, int) else max(1, len(policies))
@@ -166,9 +174,10 @@ def estimate_run(
     agents = w.agents if w.kind == "synthetic" else 0
     # simulated time: online runs last the arrival window plus a tail; offline ~ rounds over the
     # throughput a cluster of this size sustains (rounds/s grow with prefill nodes), capped by the run limit
+    share = min(1.0, max(0.0, float(simulated_share)))
     if w.kind == "synthetic" and w.mode == "online":
         arriving = min(agents, sc.run.online_max_agents or agents)
-        sim_t = arriving / w.arrival_rate_aps + 600.0
+        sim_t = arriving / w.arrival_rate_aps + (600.0 if share >= 1.0 else 0.0)  # stopped at the last arrival: no drain
     else:
         rps = c.rounds_per_s_sim * max(1, sc.cluster.prefill_nodes) / 2
         sim_t = rounds / rps + 60.0
@@ -179,7 +188,8 @@ def estimate_run(
     per_policy = c.base_bytes + rounds * c.bytes_per_round + agents * c.bytes_per_agent + ts_rows * c.bytes_per_sample_row
     kept = n_pol * (rounds * c.result_bytes_per_round + ts_rows * c.bytes_per_sample_row)
     memory = workers * per_policy + (kept if workers > 1 or n_pol > 1 else 0.0)
-    wall_one = c.wall_s_base + rounds * c.wall_s_per_round  # not capped by run.wall_budget_s: that truncates the run
+    simulated = int(math.ceil(rounds * share))
+    wall_one = c.wall_s_base + simulated * c.wall_s_per_round  # not capped by run.wall_budget_s: that truncates the run
     wall = wall_one * math.ceil(n_pol / workers)
     drivers = {
         "workload.agents" if w.kind == "synthetic" else "workload.trace_path": f"{rounds:,} rounds ({how})",
@@ -200,6 +210,7 @@ def estimate_run(
         wall_s=wall,
         wall_s_per_policy=wall_one,
         drivers=drivers,
+        rounds_simulated=simulated if share < 1.0 else None,
     )
 
 
@@ -405,6 +416,14 @@ class CapacityPlan:
     rounds_per_agent: float
     rounds_source: str
     direction: str = "doubling"  # "halving" when the start rate is assumed to fail
+    stop_share: float = 1.0  # share of each run's rounds simulated: runs stop at their measurement window's end
+    lifetime_s: float | None = None  # an agent's mean lifetime at the SLO limits (planning.capacity.slo_lifetime_s)
+    population: str = "window"  # which rounds the SLO counts (SloCriterion.population): "all" runs to the end
+
+    @property
+    def simulated(self) -> list[int]:
+        """Expected rounds each run simulates (``rounds`` x ``stop_share``)."""
+        return [int(math.ceil(n * self.stop_share)) for n in self.rounds]
 
     @property
     def runs(self) -> int:
@@ -420,8 +439,17 @@ class CapacityPlan:
             f"({self.start_source}) to bracket the SLO boundary, assumed at {self.boundary_aps:.3g} agents/s "
             f"({self.boundary_source}), then {self.bisect_runs} bisecting to tolerance {self.tolerance:g}; "
             f"each run = rate x {self.window_s:g} s window x {self.rounds_per_agent:.3g} rounds per agent "
-            f"= {min(self.rounds):,}-{max(self.rounds):,} rounds (up to {top:.3g} agents/s)"
+            f"= {min(self.rounds):,}-{max(self.rounds):,} rounds (up to {top:.3g} agents/s), {self.stop_text()}"
         )
+
+    def stop_text(self) -> str:
+        """How much of each run is simulated: to its measurement window's end (population "window") or to the end."""
+        if self.population != "window" or self.stop_share >= 1.0:
+            return "each simulated to the end of its drain (every round counts)"
+        life = f"{self.lifetime_s:,.0f} s" if self.lifetime_s is not None else "unknown"
+        return (f"each stopped at its measurement window's end, ~{self.stop_share:.0%} of its rounds simulated "
+                f"(agents live ~{COEFFICIENTS.lifetime_share_at_search:g} x {life}, their mean lifetime at the SLO "
+                f"limits, and issue their rounds evenly; rounds after the last arrival are not simulated)")
 
 
 @dataclass
@@ -469,6 +497,34 @@ def _ceiling_aps(toml: str, policy: str | None, window_s: float) -> tuple[float 
         return None, f"analytic ceiling unavailable ({type(err).__name__})"
 
 
+@lru_cache(maxsize=64)
+def _slo_lifetime_s(toml: str) -> float | None:
+    """An agent's mean lifetime at the SLO limits of the scenario's TOML (``planning.capacity.slo_lifetime_s``), or None."""
+    from dualpath_twin.planning.capacity import slo_lifetime_s
+    from dualpath_twin.scenario import from_toml
+
+    try:
+        return slo_lifetime_s(from_toml(toml, check_catalog=False))
+    except Exception:  # noqa: BLE001 - an estimate: the search itself reports a broken scenario
+        return None
+
+
+def window_stop_share(window_s: float, slo_lifetime_s: float | None, coefficients: Coefficients = COEFFICIENTS) -> float:
+    """Share of a capacity run's rounds simulated when it stops at its measurement window's end (``WindowStop``).
+
+    The measurement window ends at the last agent's arrival (``planning.capacity.measurement_span_s``),
+    about ``window_s`` after the first, and the run stops once the window's rounds are done: rounds
+    issued after the last arrival (the drain) are not simulated. Agents arriving evenly over the
+    window and each issuing its rounds evenly over a life of ``L`` (``lifetime_share_at_search`` x
+    the mean lifetime at the SLO limits) have issued ``1 - L / (2 window)`` of their rounds by then
+    (``window / (2 L)`` when ``L`` is longer than the window). 1.0 when the lifetime is unknown.
+    """
+    if slo_lifetime_s is None or not slo_lifetime_s > 0 or not window_s > 0:
+        return 1.0
+    life = coefficients.lifetime_share_at_search * slo_lifetime_s
+    return 1.0 - life / (2.0 * window_s) if life <= window_s else window_s / (2.0 * life)
+
+
 def plan_capacity_search(
     sc: Scenario,
     policy: str | None = None,
@@ -480,6 +536,7 @@ def plan_capacity_search(
     from_bound: bool = False,
     batch: int = 1,
     boundary_aps: float | None = None,
+    population: str = "window",
 ) -> CapacityPlan:
     """The runs a capacity search with these settings is expected to make (``planning.capacity.capacity_search``).
 
@@ -487,8 +544,11 @@ def plan_capacity_search(
     tolerance``, at most ``max_evaluations`` runs. Where the SLO fails is what the search finds out; the
     estimate assumes it fails at the analytic ceiling (``boundary_aps`` overrides), the highest rate it
     could hold, so the rates (and each run's rounds = rate x window x rounds per agent) are an upper
-    estimate. ``start_aps``/``from_bound`` choose the start rate as the search does. No run is simulated;
-    the ceiling costs one bounds computation on a sample of agents (cached per scenario).
+    estimate. ``start_aps``/``from_bound`` choose the start rate as the search does. With ``population``
+    "window" (``SloCriterion``'s default) each run stops at its measurement window's end and simulates
+    ``stop_share`` of its rounds (:func:`window_stop_share`); "all" runs to the end of the drain. No run
+    is simulated; the ceiling and the lifetime cost a bounds computation and a workload of at most
+    1,024 agents (cached per scenario).
     """
     from dualpath_twin.planning.capacity import (
         CapacityPoint,
@@ -499,7 +559,10 @@ def plan_capacity_search(
 
     w = sc.workload
     window = float(window_s) if window_s else default_window_s(sc)  # the window the search itself will use
-    ceiling, c_src = _ceiling_aps(online_scenario(sc, w.arrival_rate_aps, window).to_toml(), policy, window)
+    toml_at = online_scenario(sc, w.arrival_rate_aps, window).to_toml()
+    ceiling, c_src = _ceiling_aps(toml_at, policy, window)
+    lifetime = _slo_lifetime_s(toml_at) if population == "window" else None
+    stop_share = window_stop_share(window, lifetime) if population == "window" else 1.0
     if start_aps:
         start, s_src = float(start_aps), "the start rate given"
     elif from_bound and ceiling:
@@ -535,6 +598,7 @@ def plan_capacity_search(
         max_evaluations=max_evaluations, capped=not converged and len(visited) >= max_evaluations,
         rounds=rounds or [0], rounds_per_agent=per, rounds_source=how,
         direction="doubling" if start < boundary * (1 - 1e-9) else "halving",
+        stop_share=stop_share, lifetime_s=lifetime, population=population,
     )
 
 
@@ -551,6 +615,7 @@ def guard_capacity(
     limits: Limits | None = None,
     force: bool = False,
     force_hint: str = DASHBOARD_FORCE_HINT,
+    population: str = "window",
 ) -> CapacityEstimate:
     """Guard a capacity search per design: its largest run against memory, all its runs against wall time.
 
@@ -562,10 +627,11 @@ def guard_capacity(
     # as capacity_search_many runs them: designs in parallel (one rate at a time each), else rates in parallel
     parallel_designs = len(pols) > 1 and w > 1
     searches = {p: sc.with_policy(p) for p in pols}
-    return _guard_searches(searches, batch=1 if parallel_designs else w,
-                           concurrent=min(w, len(pols)) if parallel_designs else w, workers=w, tolerance=tolerance,
-                           start_aps=start_aps, window_s=window_s, max_evaluations=max_evaluations,
-                           from_bound=from_bound, limits=limits, force=force, force_hint=force_hint, what="design")
+    plans = _plan_searches(searches, batch=1 if parallel_designs else w, tolerance=tolerance, start_aps=start_aps,
+                           window_s=window_s, max_evaluations=max_evaluations, from_bound=from_bound,
+                           population=population)
+    return _check_searches(plans, searches, concurrent=min(w, len(pols)) if parallel_designs else w, workers=w,
+                           limits=limits, force=force, force_hint=force_hint, what="design")
 
 
 def guard_capacity_many(
@@ -579,66 +645,132 @@ def guard_capacity_many(
     limits: Limits | None = None,
     force: bool = False,
     force_hint: str = DASHBOARD_FORCE_HINT,
+    start_aps: float | None = None,
+    population: str = "window",
+    fix: str | None = None,
 ) -> CapacityEstimate:
-    """Guard one capacity search per scenario (a capacity sweep's points, label -> scenario with its policy).
+    """Guard one capacity search per scenario (a capacity sweep's points, sensitivity's moves; label -> scenario).
 
-    The searches run ``workers`` at a time, each one rate at a time, as ``run_sweep`` runs them.
+    The searches run ``workers`` at a time, each one rate at a time, as ``run_sweep`` and
+    ``sensitivity`` run them. ``fix`` replaces the advice of a wall-time refusal (what to change in that form).
     """
     w = max(1, workers)
-    return _guard_searches(searches, batch=1, concurrent=min(w, max(1, len(searches))), workers=w, tolerance=tolerance,
-                           start_aps=None, window_s=window_s, max_evaluations=max_evaluations, from_bound=from_bound,
-                           limits=limits, force=force, force_hint=force_hint, what="search")
+    plans = _plan_searches(searches, batch=1, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
+                           max_evaluations=max_evaluations, from_bound=from_bound, population=population)
+    return _check_searches(plans, searches, concurrent=min(w, max(1, len(searches))), workers=w, limits=limits,
+                           force=force, force_hint=force_hint, what="search", fix=fix)
 
 
-def _guard_searches(
-    searches: dict[str, Scenario], *, batch: int, concurrent: int, workers: int, tolerance: float,
-    start_aps: float | None, window_s: float | None, max_evaluations: int, from_bound: bool,
-    limits: Limits | None, force: bool, force_hint: str, what: str,
+SIZING_FIX = ("fewer grid points, capacity measured for fewer configurations (none: only the target-rate runs)"
+              " or a looser capacity tolerance")
+
+
+def guard_sizing(
+    candidates: list[Scenario],
+    target_aps: float,
+    *,
+    measure: str = "meets",
+    tolerance: float = 0.1,
+    workers: int = 1,
+    limits: Limits | None = None,
+    force: bool = False,
+    force_hint: str = DASHBOARD_FORCE_HINT,
+    population: str = "window",
 ) -> CapacityEstimate:
-    """Plan every search, check the largest run x ``concurrent`` against memory and all runs against wall time."""
+    """Guard a sizing job (``planning.sizing.size``): a run per candidate at the target rate, then capacity searches.
+
+    ``candidates`` are the sizing points online at the target (``planning.sizing.sizing_scenarios``).
+    ``measure`` "all" searches every candidate, "meets" those whose analytic ceiling is above the
+    target (the plan's assumed boundary: the ones that can meet it), "none" none. Each search starts
+    at the target rate as ``size`` runs it; the searches run ``workers`` at a time.
+    """
+    w = max(1, workers)
+    labels = {f"#{i + 1} {c.name}": c for i, c in enumerate(candidates)}
+    plans = _plan_searches(labels, batch=1, tolerance=tolerance, start_aps=target_aps, window_s=None,
+                           max_evaluations=40, from_bound=False, population=population) if measure != "none" else {}
+    if measure == "meets":
+        plans = {k: pl for k, pl in plans.items() if pl.boundary_aps > target_aps}
+    return _check_searches(plans, labels, concurrent=min(w, max(1, len(plans))), workers=w, limits=limits, force=force,
+                           force_hint=force_hint, what="search", fix=SIZING_FIX, single_runs=candidates,
+                           population=population)
+
+
+def _plan_searches(
+    searches: dict[str, Scenario], *, batch: int, tolerance: float, start_aps: float | None, window_s: float | None,
+    max_evaluations: int, from_bound: bool, population: str,
+) -> dict[str, CapacityPlan]:
+    """Every search's plan (:func:`plan_capacity_search`)."""
+    return {k: plan_capacity_search(s, s.policy.name, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
+                                    max_evaluations=max_evaluations, from_bound=from_bound, batch=batch,
+                                    population=population)
+            for k, s in searches.items()}
+
+
+def _check_searches(
+    plans: dict[str, CapacityPlan], searches: dict[str, Scenario], *, concurrent: int, workers: int,
+    limits: Limits | None, force: bool, force_hint: str, what: str, fix: str | None = None,
+    single_runs: list[Scenario] | tuple[Scenario, ...] = (), population: str = "window",
+) -> CapacityEstimate:
+    """Check the largest run x the runs at once against memory and all runs against wall time.
+
+    ``single_runs`` are judged runs at one rate each (sizing's target-rate runs, already online at
+    their rate, window = agents / rate), run ``workers`` at a time before the searches.
+    """
     from dualpath_twin.planning.capacity import online_scenario
 
     lim = limits or get_limits()
-    plans = {k: plan_capacity_search(s, s.policy.name, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
-                                     max_evaluations=max_evaluations, from_bound=from_bound, batch=batch)
-             for k, s in searches.items()}
     total_wall = 0.0
     big: RunEstimate | None = None
     big_sc: Scenario | None = None
     big_window = 0.0
+    big_conc = 1
     for k, plan in plans.items():
         for r in plan.rates:
             s_r = online_scenario(searches[k], r, plan.window_s)
-            est = estimate_run(s_r)
+            est = estimate_run(s_r, simulated_share=plan.stop_share)
             total_wall += est.wall_s
-            if big is None or est.memory_bytes > big.memory_bytes:
-                big, big_sc, big_window = est, s_r, plan.window_s
-    assert big is not None and big_sc is not None, "no capacity search to guard"
+            if big is None or est.memory_bytes * concurrent > big.memory_bytes * big_conc:
+                big, big_sc, big_window, big_conc = est, s_r, plan.window_s, concurrent
     total_wall /= max(1, concurrent)
-    n_runs = sum(pl.runs for pl in plans.values())
-    out = CapacityEstimate(plans, big, n_runs, total_wall, big.memory_bytes * concurrent, concurrent)
+    singles_wall = 0.0
+    single_conc = min(workers, max(1, len(single_runs)))
+    for s in single_runs:
+        win = s.workload.agents / s.workload.arrival_rate_aps
+        share = window_stop_share(win, _slo_lifetime_s(s.to_toml())) if population == "window" else 1.0
+        est = estimate_run(s, simulated_share=share)
+        singles_wall += est.wall_s
+        if big is None or est.memory_bytes * single_conc > big.memory_bytes * big_conc:
+            big, big_sc, big_window, big_conc = est, s, win, single_conc
+    total_wall += singles_wall / single_conc
+    assert big is not None and big_sc is not None, "no capacity search to guard"
+    n_runs = sum(pl.runs for pl in plans.values()) + len(single_runs)
+    out = CapacityEstimate(plans, big, n_runs, total_wall, big.memory_bytes * big_conc, big_conc)
     problems: list[str] = []
     top_aps = big_sc.workload.arrival_rate_aps
-    if big.memory_bytes * concurrent > lim.max_memory_bytes:
+    if big.memory_bytes * big_conc > lim.max_memory_bytes:
         # agents = rate x window: the window, not workload.agents, sets a search's run size;
         # all but the process base grows ~linearly with the window (agents, rounds, simulated time)
-        base = concurrent * COEFFICIENTS.base_bytes
-        share = (lim.max_memory_bytes - base) / max(big.memory_bytes * concurrent - base, 1.0)
+        base = big_conc * COEFFICIENTS.base_bytes
+        share = (lim.max_memory_bytes - base) / max(big.memory_bytes * big_conc - base, 1.0)
         fit = (f"an arrival window of ~{0.9 * share * big_window:,.0f} s fits at that rate" if share > 0
                else "a shorter arrival window")
         problems.append(
             f"capacity search at its highest rate, {top_aps:.3g} agents/s ({big_sc.workload.agents:,} agents over the"
             f" {big_window:g} s arrival window, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"
-            f" {concurrent} at a time, above the memory limit of {human_bytes(lim.max_memory_bytes)} ({lim.source})."
+            f" {big_conc} at a time, above the memory limit of {human_bytes(lim.max_memory_bytes)} ({lim.source})."
             f" Fix: {fit}, or fewer workers; or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or {force_hint}"
         )
     if total_wall > lim.max_wall_s:
+        singles = (f" and {len(single_runs):,} run(s) at the target rate (~{human_seconds(singles_wall / single_conc)})"
+                   if single_runs else "")
+        assumed = out.text() if plans else "no capacity search"
+        advice = fix or ("a looser tolerance, a shorter arrival window (fewer agents per run), a start rate nearer"
+                         " the capacity or fewer max evaluations")
         problems.append(
-            f"capacity search: ~{n_runs:,} runs ({len(plans)} {what}(s)) expected to take ~{human_seconds(total_wall)} of"
-            f" wall time in total on {workers} worker(s), above the limit of {human_seconds(lim.max_wall_s)}"
-            f" ({lim.source}). Assumed: {out.text()}. Fix: a looser tolerance, a shorter arrival window (fewer agents"
-            f" per run), a start rate nearer the capacity or fewer max evaluations; or raise the limit ({ENV_MAX_WALL_S}"
-            f" or the settings file), or {force_hint}"
+            f"capacity search: ~{n_runs:,} runs ({len(plans)} {what}(s){singles}) expected to take"
+            f" ~{human_seconds(total_wall)} of wall time in total on {workers} worker(s), above the limit of"
+            f" {human_seconds(lim.max_wall_s)} ({lim.source}). Assumed: {assumed}. Fix: {advice}; or raise the limit"
+            f" ({ENV_MAX_WALL_S} or the settings file), or {force_hint}"
         )
     if problems and not force:
         raise RunTooLarge(problems, big, lim)
