@@ -419,6 +419,7 @@ class CapacityPlan:
     stop_share: float = 1.0  # share of each run's rounds simulated: runs stop at their measurement window's end
     lifetime_s: float | None = None  # an agent's mean lifetime at the SLO limits (planning.capacity.slo_lifetime_s)
     population: str = "window"  # which rounds the SLO counts (SloCriterion.population): "all" runs to the end
+    confirm_runs: int = 0  # replicas of the bracket ends with other seeds (the search's confirmation step)
 
     @property
     def simulated(self) -> list[int]:
@@ -437,7 +438,9 @@ class CapacityPlan:
         return (
             f"~{self.runs} runs{cap}: {self.bracket_runs} {self.direction} from {self.start_aps:.3g} agents/s "
             f"({self.start_source}) to bracket the SLO boundary, assumed at {self.boundary_aps:.3g} agents/s "
-            f"({self.boundary_source}), then {self.bisect_runs} bisecting to tolerance {self.tolerance:g}; "
+            f"({self.boundary_source}), then {self.bisect_runs} bisecting to tolerance {self.tolerance:g}"
+            + (f", then {self.confirm_runs} re-measuring the bracket ends with other seeds (more if a verdict flips)"
+               if self.confirm_runs else "") + "; "
             f"each run = rate x {self.window_s:g} s window x {self.rounds_per_agent:.3g} rounds per agent "
             f"= {min(self.rounds):,}-{max(self.rounds):,} rounds (up to {top:.3g} agents/s), {self.stop_text()}"
         )
@@ -537,6 +540,7 @@ def plan_capacity_search(
     batch: int = 1,
     boundary_aps: float | None = None,
     population: str = "window",
+    confirm: bool = True,
 ) -> CapacityPlan:
     """The runs a capacity search with these settings is expected to make (``planning.capacity.capacity_search``).
 
@@ -583,22 +587,29 @@ def plan_capacity_search(
 
     _lo, _hi, _curve, converged, _notes = bracket_and_bisect(evaluate, start, tolerance, batch, None, None, max_evaluations)
     # bracketing ends with the first step holding both a meeting and a failing rate
-    bracket = len(visited)
-    for i in range(len(visited)):
-        sides = {r < boundary * (1 - 1e-9) for r in visited[: i + 1]}
+    searched = list(visited)
+    # the confirmation step (capacity_search(confirm=True)): one replica of each bracket end on a clean curve
+    ok = [r for r in searched if r < boundary * (1 - 1e-9)]
+    bad = [r for r in searched if r >= boundary * (1 - 1e-9)]
+    replicas = ([max(ok)] if ok else []) + ([min(bad)] if bad else []) if confirm and converged else []
+    replicas = replicas[: max(0, max_evaluations - len(searched))]
+    visited.extend(replicas)
+    bracket = len(searched)
+    for i in range(len(searched)):
+        sides = {r < boundary * (1 - 1e-9) for r in searched[: i + 1]}
         if len(sides) == 2:
-            bracket = min(len(visited), math.ceil((i + 1) / batch) * batch)
+            bracket = min(len(searched), math.ceil((i + 1) / batch) * batch)
             break
     per, how = _dataset_rounds_per_trajectory(w.dataset, float(w.append_scale), w.max_context_tokens)
     rounds = [expected_rounds(online_scenario(sc, r, window))[0] for r in visited] if w.kind == "synthetic" else \
         [expected_rounds(sc)[0]] * len(visited)
     return CapacityPlan(
-        rates=visited, bracket_runs=bracket, bisect_runs=len(visited) - bracket, start_aps=start, start_source=s_src,
+        rates=visited, bracket_runs=bracket, bisect_runs=len(searched) - bracket, start_aps=start, start_source=s_src,
         boundary_aps=boundary, boundary_source=b_src, window_s=window, tolerance=tolerance,
         max_evaluations=max_evaluations, capped=not converged and len(visited) >= max_evaluations,
         rounds=rounds or [0], rounds_per_agent=per, rounds_source=how,
         direction="doubling" if start < boundary * (1 - 1e-9) else "halving",
-        stop_share=stop_share, lifetime_s=lifetime, population=population,
+        stop_share=stop_share, lifetime_s=lifetime, population=population, confirm_runs=len(replicas),
     )
 
 
@@ -616,6 +627,7 @@ def guard_capacity(
     force: bool = False,
     force_hint: str = DASHBOARD_FORCE_HINT,
     population: str = "window",
+    confirm: bool = True,
 ) -> CapacityEstimate:
     """Guard a capacity search per design: its largest run against memory, all its runs against wall time.
 
@@ -629,7 +641,7 @@ def guard_capacity(
     searches = {p: sc.with_policy(p) for p in pols}
     plans = _plan_searches(searches, batch=1 if parallel_designs else w, tolerance=tolerance, start_aps=start_aps,
                            window_s=window_s, max_evaluations=max_evaluations, from_bound=from_bound,
-                           population=population)
+                           population=population, confirm=confirm)
     return _check_searches(plans, searches, concurrent=min(w, len(pols)) if parallel_designs else w, workers=w,
                            limits=limits, force=force, force_hint=force_hint, what="design")
 
@@ -648,6 +660,7 @@ def guard_capacity_many(
     start_aps: float | None = None,
     population: str = "window",
     fix: str | None = None,
+    confirm: bool = True,
 ) -> CapacityEstimate:
     """Guard one capacity search per scenario (a capacity sweep's points, sensitivity's moves; label -> scenario).
 
@@ -656,7 +669,8 @@ def guard_capacity_many(
     """
     w = max(1, workers)
     plans = _plan_searches(searches, batch=1, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
-                           max_evaluations=max_evaluations, from_bound=from_bound, population=population)
+                           max_evaluations=max_evaluations, from_bound=from_bound, population=population,
+                           confirm=confirm)
     return _check_searches(plans, searches, concurrent=min(w, max(1, len(searches))), workers=w, limits=limits,
                            force=force, force_hint=force_hint, what="search", fix=fix)
 
@@ -697,12 +711,12 @@ def guard_sizing(
 
 def _plan_searches(
     searches: dict[str, Scenario], *, batch: int, tolerance: float, start_aps: float | None, window_s: float | None,
-    max_evaluations: int, from_bound: bool, population: str,
+    max_evaluations: int, from_bound: bool, population: str, confirm: bool = True,
 ) -> dict[str, CapacityPlan]:
     """Every search's plan (:func:`plan_capacity_search`)."""
     return {k: plan_capacity_search(s, s.policy.name, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
                                     max_evaluations=max_evaluations, from_bound=from_bound, batch=batch,
-                                    population=population)
+                                    population=population, confirm=confirm)
             for k, s in searches.items()}
 
 

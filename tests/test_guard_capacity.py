@@ -189,3 +189,17 @@ def test_dashboard_capacity_sweep_is_refused_with_each_points_search(tmp_path: P
     backend._STORES.clear()
     assert "capacity search: ~" in errs and "search(s)) expected" in errs and "to tolerance 0.05" in errs
     assert "Assumed:" in errs and calls == []
+
+
+def test_the_plan_counts_the_confirmation_replicas() -> None:
+    plain = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=4.0, confirm=False)
+    confirmed = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=4.0)
+    # the search re-measures its two bracket ends with other seeds: two more runs, at those ends
+    assert confirmed.runs == plain.runs + 2 and confirmed.confirm_runs == 2 and plain.confirm_runs == 0
+    ok = max(r for r in plain.rates if r < 8.0)
+    bad = min(r for r in plain.rates if r >= 8.0)
+    assert confirmed.rates[-2:] == [ok, bad] and confirmed.rates[:-2] == plain.rates
+    assert "re-measuring the bracket ends" in confirmed.text() and "re-measuring" not in plain.text()
+    # a search capped before it converges has no bracket to confirm
+    capped = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=0.125, tolerance=1e-4, max_evaluations=9)
+    assert capped.confirm_runs == 0

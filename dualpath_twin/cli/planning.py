@@ -295,7 +295,8 @@ def register(app: typer.Typer) -> None:
             # runs and their sizes from the settings: bracket from the start rate, bisect to the tolerance
             plans = check_capacity(sc, pols, workers=n, yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,
                                    tolerance=tolerance, start_aps=start_aps, window_s=window,
-                                   max_evaluations=max_evaluations, from_bound=from_bound)
+                                   max_evaluations=max_evaluations, from_bound=from_bound, confirm=confirm,
+                                   population=population)
             for pol_name, plan in plans.items():
                 _err.print(f"estimate {pol_name}: {plan.text()}", markup=False)
 
