@@ -50,11 +50,7 @@ class BytePool:
         for i, (_n, e) in enumerate(self._waiters):
             if e is ev:
                 del self._waiters[i]
-                # the head may have changed: grant the waiters that now fit
-                while self._waiters and self.used + self._waiters[0][0] <= self.capacity + 1e-6:
-                    n, w = self._waiters.popleft()
-                    self._take(n)
-                    w.succeed()
+                self._grant()  # the head may have changed
                 return True
         return False
 
@@ -70,12 +66,16 @@ class BytePool:
         if self.used < -1e-3:
             self.violations += 1
             self.used = 0.0
+        self._grant()
+        for cb in self.listeners:
+            cb()
+
+    def _grant(self) -> None:
+        """Reserve for the waiters at the head of the queue that now fit, in order."""
         while self._waiters and self.used + self._waiters[0][0] <= self.capacity + 1e-6:
             n, ev = self._waiters.popleft()
             self._take(n)
             ev.succeed()
-        for cb in self.listeners:
-            cb()
 
     def _take(self, nbytes: float) -> None:
         self.used += nbytes

@@ -119,8 +119,7 @@ class NodeLossMixin:
         if req in ready:
             ready.remove(req)
         if req.pd_claim is not None:  # queued for decode-side space: withdraw the claim
-            pool = self.de_hbm[req.de] if not self.layerwise else self.dram_buf[req.de_node]
-            if pool.cancel(req.pd_claim):
+            if self._pd_pool(req).cancel(req.pd_claim):
                 req.pd_claim = None
         if self.col["prefill_end_s"][rid] != self.col["prefill_end_s"][rid]:  # NaN: prefill not finished
             self.pe_tok_v[req.pe] -= req.prompt

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import simpy
 
+from dualpath_twin.sim.memory import BytePool
 from dualpath_twin.sim.network import Link, Path
 from dualpath_twin.sim.request import Req
 
@@ -19,7 +20,11 @@ class PrefillMixin:
 
     def _ready(self, req: Req) -> None:
         self.pe_ready[req.pe].append(req)
-        gi = self.node_group[req.pe_node]
+        self._wake_group(req.pe_node)
+
+    def _wake_group(self, pe_node: int) -> None:
+        """Wake the step process of the PE group holding ``pe_node`` (it may be waiting for work)."""
+        gi = self.node_group[pe_node]
         if not self.group_wake[gi].triggered:
             self.group_wake[gi].succeed()
 
@@ -105,7 +110,7 @@ class PrefillMixin:
         if req.pd_claim is not None:  # queued on the pool: the grant callback reserves it
             return False
         basic = not self.layerwise
-        pool = self.de_hbm[req.de] if basic else self.dram_buf[req.de_node]
+        pool = self._pd_pool(req)
         nbytes = req.hbm_bytes if basic else req.prompt * self.kv
         if pool.try_reserve(nbytes):
             self._pd_reserved(req, basic, nbytes)
@@ -115,6 +120,10 @@ class PrefillMixin:
             claim.callbacks.append(lambda _e, req=req: self._pd_claim_granted(req, basic, nbytes, pool))
         return False
 
+    def _pd_pool(self, req: Req) -> BytePool:
+        """The pool the request's prompt KV lands in: the DE's HBM (Basic) or its DE node's DRAM buffer."""
+        return self.dram_buf[req.de_node] if self.layerwise else self.de_hbm[req.de]
+
     def _pd_reserved(self, req: Req, basic: bool, nbytes: float) -> None:
         if basic:  # Basic: the PD transfer goes straight into DE HBM
             req.de_hbm_reserved = True
@@ -122,16 +131,14 @@ class PrefillMixin:
             req.dram_de_bytes += nbytes
         req.pd_reserved = True
 
-    def _pd_claim_granted(self, req: Req, basic: bool, nbytes: float, pool) -> None:
+    def _pd_claim_granted(self, req: Req, basic: bool, nbytes: float, pool: BytePool) -> None:
         """A queued decode-space claim got its bytes: mark the request reserved and wake its PE group."""
         req.pd_claim = None
         if req.lost:  # abandoned (node loss) while it waited: give the space back
             pool.release(nbytes)
             return
         self._pd_reserved(req, basic, nbytes)
-        gi = self.node_group[req.pe_node]
-        if not self.group_wake[gi].triggered:
-            self.group_wake[gi].succeed()
+        self._wake_group(req.pe_node)
 
     def _pe_group(self, gi: int):
         env = self.env
