@@ -50,6 +50,7 @@ def _at_capacity(r: CapacityResult) -> CapacityPoint | None:
 def section(
     results: list[CapacityResult], *, scenario: str, sets: list[str], window_s: float | None, tolerance: float,
     criterion: SloCriterion, search_id: str | None, db: str, wall_s: float, workers: int, exhaustive: bool = False,
+    confirm: bool = True,
 ) -> str:
     """The markdown section for BENCHMARKS.md (between the capacity_headline markers)."""
     r0 = results[0]
@@ -60,6 +61,8 @@ def section(
     cmd += ["--tolerance", f"{tolerance:g}"]
     if exhaustive:
         cmd += ["--no-early-stop", "--no-from-bound"]
+    if not confirm:
+        cmd += ["--no-confirm"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     stored = (f"capacity search `{search_id}` in `{db}` (dashboard: Planning > Capacity, or `/planning?capacity={search_id}`)"
               if search_id else "not saved (--no-save)")
@@ -68,7 +71,8 @@ def section(
         "## Capacity headline: agents/s within SLO, Basic vs DualPath (`benchmarks/capacity_headline.py`)",
         "",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; wall time {wall_s:.0f} s with {workers} worker(s);"
-        f" {'exhaustive search' if exhaustive else 'fast search (early stop, analytic start)'}",
+        f" {'exhaustive search' if exhaustive else 'fast search (early stop, analytic start)'}"
+        f"{'' if confirm else ', no confirmation step'}",
         f"- machine: {platform.platform()}, {os.cpu_count()} cores, load avg at end {load:.1f}, Python {platform.python_version()}",
         f"- scenario: `{scenario}` with {', '.join(f'`{s}`' for s in sets) or 'no overrides'}; arrival window "
         f"{_f(r0.window_s)} s per rate (agents = rate x window); tolerance {tolerance:g}",
@@ -114,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="arrival window per rate, s (0 = automatic: long enough for the steady state)")
     ap.add_argument("--exhaustive", action="store_true",
                     help="no early stop, no analytic start: the reference search the fast one must agree with")
+    ap.add_argument("--no-confirm", action="store_true",
+                    help="no confirmation step (one seed's verdict per rate, as --no-confirm on the CLI)")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--start-aps", type=float, default=None)
     ap.add_argument("--max-evaluations", type=int, default=40)
@@ -142,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         results = capacity_search_many(sc, policies, criterion=crit, tolerance=a.tolerance, start_aps=a.start_aps,
                                        max_evaluations=a.max_evaluations, executor=ex, workers=workers,
                                        on_point=on_point, window_s=window,
-                                       early_stop=not a.exhaustive, from_bound=not a.exhaustive)
+                                       early_stop=not a.exhaustive, from_bound=not a.exhaustive,
+                                       confirm=not a.no_confirm)
     wall = time.perf_counter() - t0
     try:
         scenario_label = str(a.scenario.resolve().relative_to(ROOT))
@@ -154,13 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         spec = capacity_spec(policies, tolerance=a.tolerance, criterion=crit, start_aps=a.start_aps, window_s=window,
                              max_evaluations=a.max_evaluations, overrides=sets, scenario_path=scenario_label,
                              source="benchmarks/capacity_headline.py")
-        spec.update(early_stop=not a.exhaustive, from_bound=not a.exhaustive and a.start_aps is None)
+        spec.update(early_stop=not a.exhaustive, from_bound=not a.exhaustive and a.start_aps is None, confirm=not a.no_confirm)
         search_id = save_capacity(store, sc, results, spec, name=f"capacity headline {sc.name}")
         db_path = Path(store.store.path).resolve()
         db = str(db_path.relative_to(ROOT)) if db_path.is_relative_to(ROOT) else str(db_path)
         print(f"saved capacity search {search_id} in {db}", file=sys.stderr)
     text = section(results, scenario=scenario_label, sets=sets, window_s=window, tolerance=a.tolerance, criterion=crit,
-                   search_id=search_id, db=db, wall_s=wall, workers=workers, exhaustive=a.exhaustive)
+                   search_id=search_id, db=db, wall_s=wall, workers=workers, exhaustive=a.exhaustive,
+                   confirm=not a.no_confirm)
     print(text)
     if not a.no_write:
         write_section(text, a.out, OPEN, CLOSE)

@@ -11,7 +11,7 @@ from dualpath_twin.scenario import Distribution, Scenario
 from dualpath_twin.workload import Workload, WorkloadError, build_workload, get_dataset, load_datasets
 from dualpath_twin.workload.calibrate import dataset_metrics
 from dualpath_twin.workload.datasets import AgenticSpec
-from dualpath_twin.workload.synthetic import generate_agentic
+from dualpath_twin.workload.synthetic import AGENTS_PER_BLOCK, generate_agentic, generate_claude_code
 
 TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"
 
@@ -34,7 +34,7 @@ def _same(a: Workload, b: Workload) -> bool:
 def test_paper_datasets_match_published_table_within_5pct(name: str) -> None:
     spec = get_dataset(name)
     assert isinstance(spec, AgenticSpec)
-    wl = generate_agentic(spec, 500, seed=0)
+    wl = generate_agentic(spec, AGENTS_PER_BLOCK, seed=0)  # one block: stratified as a whole
     res = dataset_metrics(wl).residuals(spec)
     assert set(res) == {"rounds", "append_tokens", "gen_tokens", "total_tokens", "context_tokens"}
     bad = {k: f"{v:+.1%}" for k, v in res.items() if abs(v) > 0.05}
@@ -69,6 +69,34 @@ def test_same_seed_same_arrays_and_different_seed_differs() -> None:
     sc2 = sc.model_copy(deep=True)
     sc2.run.seed = 1
     assert not _same(a, build_workload(sc2))
+
+
+@pytest.mark.parametrize("name", ["paper-64k", "claude-code"])
+def test_first_agents_do_not_depend_on_how_many_are_asked_for(name: str) -> None:
+    """Common random numbers: n agents are the first n of any larger request, across block boundaries."""
+    gen = generate_agentic if name.startswith("paper") else generate_claude_code
+    spec = get_dataset(name)
+    big = gen(spec, 2 * AGENTS_PER_BLOCK + 300, 0, name=name)  # type: ignore[arg-type]
+    for n in (7, AGENTS_PER_BLOCK, AGENTS_PER_BLOCK + 1, 2 * AGENTS_PER_BLOCK + 11):
+        small = gen(spec, n, 0, name=name)  # type: ignore[arg-type]
+        r = int(small.round_offsets[-1])
+        assert small.n_trajectories == n
+        assert np.array_equal(small.round_offsets, big.round_offsets[: n + 1])
+        for f in ("prompt_tokens", "hit_tokens", "gen_tokens", "delay_s"):
+            assert np.array_equal(getattr(small, f), getattr(big, f)[:r]), (n, f)
+    # every block draws from its own stream: the second block is not a copy of the first
+    lo, hi = big.round_offsets[AGENTS_PER_BLOCK], big.round_offsets[2 * AGENTS_PER_BLOCK]
+    assert not np.array_equal(big.prompt_tokens[:50], big.prompt_tokens[lo:lo + 50])
+    assert big.n_rounds > hi > lo
+
+
+def test_capacity_rates_share_agents() -> None:
+    """Online runs at two rates over one window: the lower rate's agents lead the higher one's, arrivals scaled."""
+    a = build_workload(_scenario(agents=1200, mode="online", arrival_rate_aps=1.0))
+    b = build_workload(_scenario(agents=1500, mode="online", arrival_rate_aps=1.25))
+    r = int(a.round_offsets[-1])
+    assert np.array_equal(a.prompt_tokens, b.prompt_tokens[:r])
+    np.testing.assert_allclose(b.arrival_s[:1200], a.arrival_s / 1.25)
 
 
 def test_arrival_rate_does_not_change_lengths() -> None:

@@ -6,6 +6,8 @@ times; scenario knobs (arrivals, tool latency) are applied by ``build_workload``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from dualpath_twin.workload.datasets import AgenticSpec, ClaudeCodeSpec
@@ -39,6 +41,35 @@ def _grouped_cumsum(values: np.ndarray, start: np.ndarray) -> np.ndarray:
     return cs - np.repeat(before, np.diff(np.append(idx, len(cs))))
 
 
+AGENTS_PER_BLOCK = 1024  # agents drawn (and stratified) together; each block has its own random stream
+
+
+def _in_blocks(
+    n: int, seed: int, name: str, make: Callable[[np.random.Generator, int], list[np.ndarray]],
+) -> list[np.ndarray]:
+    """Draw ``n`` trajectories block by block: [round offsets, then ``make``'s per-round columns].
+
+    ``make(rng, size)`` draws one block of ``size`` trajectories and returns [rounds per
+    trajectory, per-round columns...]. Block k always draws ``AGENTS_PER_BLOCK`` trajectories
+    from its own stream (``workload.synthetic.<name>``, then ``...<name>.block<k>``) and the last
+    block is cut to the agents asked for, so the first n agents are the same for any request of
+    n or more: a capacity search compares rates on common agents (common random numbers), and
+    only the arrival times scale with the rate.
+    """
+    counts: list[np.ndarray] = []
+    columns: list[list[np.ndarray]] = []
+    for k in range(-(-n // AGENTS_PER_BLOCK)):
+        rng = stream(seed, f"workload.synthetic.{name}" + (f".block{k}" if k else ""))
+        per_traj, *cols = make(rng, AGENTS_PER_BLOCK)
+        m = min(AGENTS_PER_BLOCK, n - k * AGENTS_PER_BLOCK)
+        r = int(per_traj[:m].sum())  # the first m trajectories' rounds lead the block's columns
+        counts.append(per_traj[:m])
+        columns.append([c[:r] for c in cols])
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=offsets[1:])
+    return [offsets, *(np.concatenate(parts) for parts in zip(*columns, strict=True))]
+
+
 def generate_agentic(
     spec: AgenticSpec,
     n_trajectories: int,
@@ -55,10 +86,29 @@ def generate_agentic(
     Round i's prompt = context after round i-1 (prompt + generated) + append_i; hit = that
     previous context rounded down to whole blocks (round 0: 0). A trajectory ends at its natural
     length or before the first round whose context (prompt + generated) would exceed MAL.
+    Agents are drawn in blocks of ``AGENTS_PER_BLOCK`` (:func:`_in_blocks`): the first n agents do
+    not depend on how many are asked for.
     """
-    n = int(n_trajectories)
     mal = int(mal_tokens or spec.mal_tokens)
-    rng = stream(seed, f"workload.synthetic.{name}")
+    cols = _in_blocks(int(n_trajectories), seed, name,
+                         lambda rng, n: _agentic_block(spec, rng, n, block_tokens, mal, append_scale, gen_scale))
+    offsets, prompt, hit, gen = cols
+    return Workload(
+        name=name,
+        arrival_s=np.zeros(len(offsets) - 1),
+        round_offsets=offsets,
+        prompt_tokens=prompt,
+        hit_tokens=hit,
+        gen_tokens=gen,
+        delay_s=np.zeros(len(prompt)),
+        source=f"synthetic:{name}",
+        meta={"dataset": name, "mal_tokens": mal, "block_tokens": block_tokens, "seed": seed},
+    )
+
+
+def _agentic_block(spec: AgenticSpec, rng: np.random.Generator, n: int, block_tokens: int, mal: int,
+                   append_scale: float, gen_scale: float) -> list[np.ndarray]:
+    """One block of ``n`` agentic trajectories: [rounds per trajectory, prompt, hit, gen]."""
     p0 = _tokens(spec.initial_prompt.draw_stratified(rng, n))
     nat_f = spec.rounds.draw_stratified(rng, n)
     s_app64 = spec.append.traj_scale(rng, n)
@@ -87,23 +137,14 @@ def generate_agentic(
     gen = g[keep]
     prompt = after[keep]
     prompt -= gen
-    new_offsets, _, kfirst = _layout(np.bincount(tid[keep], minlength=n))
+    counts = np.bincount(tid[keep], minlength=n)
+    new_offsets, _, kfirst = _layout(counts)
     hit = np.empty_like(prompt)
     hit[0] = 0
     np.add(prompt[:-1], gen[:-1], out=hit[1:])
     hit -= hit % block_tokens
     hit[kfirst] = 0
-    return Workload(
-        name=name,
-        arrival_s=np.zeros(n),
-        round_offsets=new_offsets,
-        prompt_tokens=prompt,
-        hit_tokens=hit,
-        gen_tokens=gen,
-        delay_s=np.zeros(len(prompt)),
-        source=f"synthetic:{name}",
-        meta={"dataset": name, "mal_tokens": mal, "block_tokens": block_tokens, "seed": seed},
-    )
+    return [counts, prompt, hit, gen]
 
 
 def generate_claude_code(
@@ -122,11 +163,37 @@ def generate_claude_code(
     A conversation opens with the tool+system prompt plus a first user message; each later call
     is a tool step (share ``tool_step_share``) or a user turn. A context reset (share
     ``reset_share``, or reaching the context cap) replaces the context with the system prompt
-    plus a compaction summary; after a reset only the system prompt is a hit.
+    plus a compaction summary; after a reset only the system prompt is a hit. Agents are drawn
+    in blocks (:func:`_in_blocks`).
     """
-    n = int(n_trajectories)
     cap = int(cap_tokens or spec.context_cap_tokens)
-    rng = stream(seed, f"workload.synthetic.{name}")
+    offsets, prompt, hit, g, idle, is_tool, reset, forced = _in_blocks(
+        int(n_trajectories), seed, name, lambda rng, n: _claude_code_block(spec, rng, n, block_tokens, cap, append_scale, gen_scale))
+    n = len(offsets) - 1
+    return Workload(
+        name=name,
+        arrival_s=np.zeros(n),
+        round_offsets=offsets,
+        prompt_tokens=prompt,
+        hit_tokens=hit,
+        gen_tokens=g,
+        delay_s=idle,
+        source=f"synthetic:{name}",
+        meta={
+            "dataset": name,
+            "context_cap_tokens": cap,
+            "block_tokens": block_tokens,
+            "seed": seed,
+            "resets": int(reset.sum()),
+            "compactions": int(forced.sum()),
+            "tool_steps": int(is_tool.sum()),
+        },
+    )
+
+
+def _claude_code_block(spec: ClaudeCodeSpec, rng: np.random.Generator, n: int, block_tokens: int, cap: int,
+                       append_scale: float, gen_scale: float) -> list[np.ndarray]:
+    """One block of ``n`` conversations: [calls per conversation, prompt, hit, gen, idle, tool/reset/forced masks]."""
     calls = np.minimum(_tokens(spec.calls.draw(rng, n)), spec.max_calls)
     sys_p = np.minimum(_tokens(spec.system_prompt.draw(rng, n)), cap // 4)
     first_p = _tokens(spec.first_prompt.draw(rng, n))
@@ -164,22 +231,4 @@ def generate_claude_code(
     prev_ctx[1:] = after[:-1]
     hit = np.where(first, 0, np.where(start, np.minimum(sys_r, prompt), prev_ctx))
     hit = hit - hit % block_tokens
-    return Workload(
-        name=name,
-        arrival_s=np.zeros(n),
-        round_offsets=offsets,
-        prompt_tokens=prompt.astype(np.int64),
-        hit_tokens=hit.astype(np.int64),
-        gen_tokens=g,
-        delay_s=idle,
-        source=f"synthetic:{name}",
-        meta={
-            "dataset": name,
-            "context_cap_tokens": cap,
-            "block_tokens": block_tokens,
-            "seed": seed,
-            "resets": int(reset.sum()),
-            "compactions": int(forced.sum()),
-            "tool_steps": int(is_tool.sum()),
-        },
-    )
+    return [calls, prompt.astype(np.int64), hit.astype(np.int64), g, idle, is_tool, reset, forced]
