@@ -37,7 +37,6 @@ ENV_SETTINGS = "DUALPATH_TWIN_SETTINGS"
 DEFAULT_MEMORY_FRACTION = 0.7  # of psutil's available memory
 DEFAULT_MAX_WALL_S = 1800.0
 DASHBOARD_FORCE_HINT = "tick 'Run anyway' on the dashboard's Scenario page"  # how the dashboard overrides a refusal
-CAPACITY_RUNS_TYPICAL = 10  # runs per design of a capacity search, still used by sizing/sensitivity estimates (to replace)
 
 
 @dataclass(frozen=True)
@@ -470,6 +469,15 @@ class CapacityEstimate:
         """What was assumed (:func:`plans_text`)."""
         return plans_text(self.plans)
 
+    def headline(self) -> str:
+        """'~52 runs (4 runs at one rate, 48 in 4 capacity searches), ~1.2 GB peak memory, ~6 min wall'."""
+        searched = sum(pl.runs for pl in self.plans.values())
+        single = self.runs - searched
+        parts = ([f"{single:,} run(s) at one rate"] if single else []) + (
+            [f"{searched:,} in {len(self.plans)} capacity search(es)"] if self.plans else [])
+        return (f"~{self.runs:,} runs ({', '.join(parts) or 'none'}), ~{human_bytes(self.memory_bytes)} peak memory,"
+                f" ~{human_seconds(self.wall_s)} wall")
+
 
 def plans_text(plans: dict[str, CapacityPlan]) -> str:
     """What capacity estimates assumed: each search's plan, or for many searches their range and the largest one's."""
@@ -480,7 +488,10 @@ def plans_text(plans: dict[str, CapacityPlan]) -> str:
     return f"{len(runs)} searches of {min(runs)}-{max(runs)} runs each; the largest, {k}: {top.text()}"
 
 
-@lru_cache(maxsize=64)
+CEILING_SAMPLE_AGENTS = 1024  # agents of the workload the estimate's analytic ceiling is computed on (as slo_lifetime_s)
+
+
+@lru_cache(maxsize=1024)
 def _ceiling_aps(toml: str, policy: str | None, window_s: float) -> tuple[float | None, str]:
     """The analytic ceiling (agents/s) of the scenario's TOML under ``policy``, or (None, why not)."""
     from dualpath_twin import api
@@ -488,6 +499,9 @@ def _ceiling_aps(toml: str, policy: str | None, window_s: float) -> tuple[float 
 
     try:
         sc = from_toml(toml, check_catalog=False)
+        if sc.workload.kind == "synthetic" and sc.workload.agents > CEILING_SAMPLE_AGENTS:
+            # the ceiling is a rate (rounds/s over the workload's mix): a sample of the agents gives it within ~1%
+            sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"agents": CEILING_SAMPLE_AGENTS})})
         per, _ = _dataset_rounds_per_trajectory(sc.workload.dataset, float(sc.workload.append_scale),
                                                 sc.workload.max_context_tokens)
         b = api.bounds(sc, policy)
@@ -500,16 +514,33 @@ def _ceiling_aps(toml: str, policy: str | None, window_s: float) -> tuple[float 
         return None, f"analytic ceiling unavailable ({type(err).__name__})"
 
 
-@lru_cache(maxsize=64)
-def _slo_lifetime_s(toml: str) -> float | None:
-    """An agent's mean lifetime at the SLO limits of the scenario's TOML (``planning.capacity.slo_lifetime_s``), or None."""
-    from dualpath_twin.planning.capacity import slo_lifetime_s
-    from dualpath_twin.scenario import from_toml
+_LIFETIMES: dict[str, float | None] = {}
 
-    try:
-        return slo_lifetime_s(from_toml(toml, check_catalog=False))
-    except Exception:  # noqa: BLE001 - an estimate: the search itself reports a broken scenario
-        return None
+
+def _slo_lifetime_s(sc: Scenario) -> float | None:
+    """An agent's mean lifetime at the SLO limits (``planning.capacity.slo_lifetime_s``), or None; cached.
+
+    Keyed on what the lifetime depends on (the workload but its arrival rate, at most the 1,024 agents
+    it samples; the SLO, the seed, the model, the KV block size), not on the cluster: the points of a
+    sizing grid share one workload generation.
+    """
+    import json
+
+    from dualpath_twin.planning.capacity import slo_lifetime_s
+
+    w = sc.workload
+    key = json.dumps([w.model_dump(mode="json", exclude={"agents", "arrival_rate_aps"}),
+                      min(w.agents, 1024) if w.kind == "synthetic" else w.agents, sc.slo.model_dump(mode="json"),
+                      sc.run.seed, sc.model.model_dump(mode="json"), sc.storage.block_tokens, sc.cache is not None],
+                     sort_keys=True, default=str)
+    if key not in _LIFETIMES:
+        if len(_LIFETIMES) > 4096:
+            _LIFETIMES.clear()
+        try:
+            _LIFETIMES[key] = slo_lifetime_s(sc)
+        except Exception:  # noqa: BLE001 - an estimate: the search itself reports a broken scenario
+            _LIFETIMES[key] = None
+    return _LIFETIMES[key]
 
 
 def window_stop_share(window_s: float, slo_lifetime_s: float | None, coefficients: Coefficients = COEFFICIENTS) -> float:
@@ -526,6 +557,18 @@ def window_stop_share(window_s: float, slo_lifetime_s: float | None, coefficient
         return 1.0
     life = coefficients.lifetime_share_at_search * slo_lifetime_s
     return 1.0 - life / (2.0 * window_s) if life <= window_s else window_s / (2.0 * life)
+
+
+def _online_estimate_scenario(sc: Scenario, aps: float, window_s: float) -> Scenario:
+    """``planning.capacity.online_scenario`` for an estimate: the same three fields set, without re-validating.
+
+    Cheap (a copy; validating costs ~1 ms a rate, seconds over a sizing grid's searches). A search
+    doubling past workload.agents' upper bound would fail at that rate; its estimate still counts
+    the run, so a window too long for the rates is refused by size rather than by a crash.
+    """
+    wl = sc.workload.model_copy(update={"mode": "online", "arrival_rate_aps": float(aps),
+                                        "agents": max(2, math.ceil(aps * window_s))})
+    return sc.model_copy(update={"workload": wl})
 
 
 def plan_capacity_search(
@@ -563,9 +606,9 @@ def plan_capacity_search(
 
     w = sc.workload
     window = float(window_s) if window_s else default_window_s(sc)  # the window the search itself will use
-    toml_at = online_scenario(sc, w.arrival_rate_aps, window).to_toml()
-    ceiling, c_src = _ceiling_aps(toml_at, policy, window)
-    lifetime = _slo_lifetime_s(toml_at) if population == "window" else None
+    sc_at = online_scenario(sc, w.arrival_rate_aps, window)
+    ceiling, c_src = _ceiling_aps(sc_at.to_toml(), policy, window)
+    lifetime = _slo_lifetime_s(sc_at) if population == "window" else None
     stop_share = window_stop_share(window, lifetime) if population == "window" else 1.0
     if start_aps:
         start, s_src = float(start_aps), "the start rate given"
@@ -601,7 +644,7 @@ def plan_capacity_search(
             bracket = min(len(searched), math.ceil((i + 1) / batch) * batch)
             break
     per, how = _dataset_rounds_per_trajectory(w.dataset, float(w.append_scale), w.max_context_tokens)
-    rounds = [expected_rounds(online_scenario(sc, r, window))[0] for r in visited] if w.kind == "synthetic" else \
+    rounds = [expected_rounds(_online_estimate_scenario(sc, r, window))[0] for r in visited] if w.kind == "synthetic" else \
         [expected_rounds(sc)[0]] * len(visited)
     return CapacityPlan(
         rates=visited, bracket_runs=bracket, bisect_runs=len(searched) - bracket, start_aps=start, start_source=s_src,
@@ -661,26 +704,32 @@ def guard_capacity_many(
     population: str = "window",
     fix: str | None = None,
     confirm: bool = True,
+    window_fix: str | None = None,
 ) -> CapacityEstimate:
     """Guard one capacity search per scenario (a capacity sweep's points, sensitivity's moves; label -> scenario).
 
     The searches run ``workers`` at a time, each one rate at a time, as ``run_sweep`` and
-    ``sensitivity`` run them. ``fix`` replaces the advice of a wall-time refusal (what to change in that form).
+    ``sensitivity`` run them. ``fix`` replaces the advice of a wall-time refusal (what to change in that form);
+    ``window_fix`` adds how to shorten the arrival window to a memory refusal's.
     """
     w = max(1, workers)
     plans = _plan_searches(searches, batch=1, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
                            max_evaluations=max_evaluations, from_bound=from_bound, population=population,
                            confirm=confirm)
     return _check_searches(plans, searches, concurrent=min(w, max(1, len(searches))), workers=w, limits=limits,
-                           force=force, force_hint=force_hint, what="search", fix=fix)
+                           force=force, force_hint=force_hint, what="search", fix=fix, window_fix=window_fix)
 
 
-SIZING_FIX = ("fewer grid points, capacity measured for fewer configurations (none: only the target-rate runs)"
-              " or a looser capacity tolerance")
+WINDOW_FIX = ("a shorter arrival window: fewer workload.agents (each run's window is workload.agents /"
+              " workload.arrival_rate_aps, at least an agent's lifetime at the SLO limits plus two run.online_window_s)")
+SIZING_FIX = ("fewer grid points, capacity measured for fewer configurations (none: only the target-rate runs),"
+              " a looser capacity tolerance or " + WINDOW_FIX)
+SENSITIVITY_FIX = ("fewer parameters to move (each is two capacity searches, down and up), a looser capacity"
+                   " tolerance or " + WINDOW_FIX)
 
 
 def guard_sizing(
-    candidates: list[Scenario],
+    candidates: list[Scenario] | dict[str, Scenario],
     target_aps: float,
     *,
     measure: str = "meets",
@@ -690,23 +739,37 @@ def guard_sizing(
     force: bool = False,
     force_hint: str = DASHBOARD_FORCE_HINT,
     population: str = "window",
-) -> CapacityEstimate:
+    max_evaluations: int = 40,
+    confirm: bool = True,
+) -> CapacityEstimate | None:
     """Guard a sizing job (``planning.sizing.size``): a run per candidate at the target rate, then capacity searches.
 
-    ``candidates`` are the sizing points online at the target (``planning.sizing.sizing_scenarios``).
-    ``measure`` "all" searches every candidate, "meets" those whose analytic ceiling is above the
-    target (the plan's assumed boundary: the ones that can meet it), "none" none. Each search starts
-    at the target rate as ``size`` runs it; the searches run ``workers`` at a time.
+    ``candidates`` are the sizing points online at the target (``planning.sizing.sizing_points``'
+    ``online`` scenarios; a dict labels them). Every candidate is counted as one run at the target
+    (pruned and implied ones are not run: an upper count). ``measure`` (``size``'s
+    ``measure_capacity``) "all" searches every candidate, "meets" those that can meet the target:
+    ``size`` searches the ones that met it, which is known only after their runs, so the guard takes
+    those whose plan's assumed boundary (the analytic ceiling, or 4x the target without one) is
+    above the target; "none" none. Each search is planned as ``size`` runs it: from the target rate,
+    to ``tolerance``, the window of its scenario (``default_window_s``), ``population`` of
+    ``size``'s criterion, at most ``max_evaluations`` runs with the confirmation replicas; the
+    searches run ``workers`` at a time, one rate at a time each. None when there is no candidate.
     """
+    if measure not in ("none", "meets", "all"):
+        raise ValueError(f"measure {measure!r}: use none, meets or all")
+    labels = dict(candidates) if isinstance(candidates, dict) else {
+        f"#{i + 1} {c.name}": c for i, c in enumerate(candidates)}
+    if not labels:
+        return None
     w = max(1, workers)
-    labels = {f"#{i + 1} {c.name}": c for i, c in enumerate(candidates)}
     plans = _plan_searches(labels, batch=1, tolerance=tolerance, start_aps=target_aps, window_s=None,
-                           max_evaluations=40, from_bound=False, population=population) if measure != "none" else {}
+                           max_evaluations=max_evaluations, from_bound=False, population=population,
+                           confirm=confirm) if measure != "none" else {}
     if measure == "meets":
-        plans = {k: pl for k, pl in plans.items() if pl.boundary_aps > target_aps}
+        plans = {k: pl for k, pl in plans.items() if pl.boundary_aps > target_aps * (1 + 1e-9)}
     return _check_searches(plans, labels, concurrent=min(w, max(1, len(plans))), workers=w, limits=limits, force=force,
-                           force_hint=force_hint, what="search", fix=SIZING_FIX, single_runs=candidates,
-                           population=population)
+                           force_hint=force_hint, what="search", fix=SIZING_FIX, single_runs=list(labels.values()),
+                           population=population, window_fix=WINDOW_FIX)
 
 
 def _plan_searches(
@@ -723,15 +786,14 @@ def _plan_searches(
 def _check_searches(
     plans: dict[str, CapacityPlan], searches: dict[str, Scenario], *, concurrent: int, workers: int,
     limits: Limits | None, force: bool, force_hint: str, what: str, fix: str | None = None,
-    single_runs: list[Scenario] | tuple[Scenario, ...] = (), population: str = "window",
+    single_runs: list[Scenario] | tuple[Scenario, ...] = (), population: str = "window", window_fix: str | None = None,
 ) -> CapacityEstimate:
     """Check the largest run x the runs at once against memory and all runs against wall time.
 
     ``single_runs`` are judged runs at one rate each (sizing's target-rate runs, already online at
-    their rate, window = agents / rate), run ``workers`` at a time before the searches.
+    their rate, window = agents / rate), run ``workers`` at a time before the searches. ``window_fix``
+    says how to shorten the arrival window in that form (a memory refusal), when no window is set directly.
     """
-    from dualpath_twin.planning.capacity import online_scenario
-
     lim = limits or get_limits()
     total_wall = 0.0
     big: RunEstimate | None = None
@@ -740,7 +802,7 @@ def _check_searches(
     big_conc = 1
     for k, plan in plans.items():
         for r in plan.rates:
-            s_r = online_scenario(searches[k], r, plan.window_s)
+            s_r = _online_estimate_scenario(searches[k], r, plan.window_s)
             est = estimate_run(s_r, simulated_share=plan.stop_share)
             total_wall += est.wall_s
             if big is None or est.memory_bytes * concurrent > big.memory_bytes * big_conc:
@@ -750,7 +812,7 @@ def _check_searches(
     single_conc = min(workers, max(1, len(single_runs)))
     for s in single_runs:
         win = s.workload.agents / s.workload.arrival_rate_aps
-        share = window_stop_share(win, _slo_lifetime_s(s.to_toml())) if population == "window" else 1.0
+        share = window_stop_share(win, _slo_lifetime_s(s)) if population == "window" else 1.0
         est = estimate_run(s, simulated_share=share)
         singles_wall += est.wall_s
         if big is None or est.memory_bytes * single_conc > big.memory_bytes * big_conc:
@@ -768,6 +830,8 @@ def _check_searches(
         share = (lim.max_memory_bytes - base) / max(big.memory_bytes * big_conc - base, 1.0)
         fit = (f"an arrival window of ~{0.9 * share * big_window:,.0f} s fits at that rate" if share > 0
                else "a shorter arrival window")
+        if window_fix:
+            fit += f" ({window_fix})"
         problems.append(
             f"capacity search at its highest rate, {top_aps:.3g} agents/s ({big_sc.workload.agents:,} agents over the"
             f" {big_window:g} s arrival window, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"

@@ -71,6 +71,12 @@ def test_capacity_size_and_sensitivity_count_their_runs_against_the_wall_limit()
     # the runs of both searches from their settings (guard.plan_capacity_search), with what was assumed
     assert "capacity search: ~" in err and "Assumed: basic:" in err and "dualpath:" in err and "to tolerance 0.05" in err
     err = _refused(["size", QUICK, "--target-aps", "1", "--vary", "cluster.decode_nodes=1,2", "--workers", "1", "--max-wall-s", "1"])
-    assert "runs: expected" in err
+    # a run per candidate at the target, then the capacity searches size() makes, from the target rate
+    assert "run(s) at the target rate" in err and "from 1 agents/s (the start rate given)" in err
+    assert "to tolerance 0.1" in err and "Fix: fewer grid points" in err
     err = _refused(["sensitivity", QUICK, "--param", "network.snic_gbps", "--workers", "1", "--max-wall-s", "0.01"])
-    assert "3 runs: expected" in err or "30 runs: expected" in err
+    assert "3 runs: expected" in err  # offline: one run for the baseline and each move
+    err = _refused(["sensitivity", QUICK, "--param", "network.snic_gbps", "--workers", "1", "--max-wall-s", "0.01",
+                    "--set", "workload.mode=online"])
+    # online: a capacity search for the baseline and each move (3), each planned from half the analytic ceiling
+    assert "(3 search(s))" in err and "half the analytic ceiling" in err and "Fix: fewer parameters to move" in err

@@ -161,8 +161,9 @@ def test_cli_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                                  "--vary", "cluster.decode_nodes=1,2,4", "--policy", "basic", "--workers", "1", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["cheapest"]
+    # the fake simulator is instant; the guard estimates the real one (5 searches of ~2,100 s windows: over 30 min)
     r = CliRunner().invoke(app, ["sensitivity", str(path), "--param", "cluster.decode_nodes,network.snic_gbps",
-                                 "--workers", "1", "--json"])
+                                 "--workers", "1", "--json", "--max-wall-s", "1e6"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["rows"][0]["path"] == "network.snic_gbps"
 

@@ -126,6 +126,16 @@ def test_a_huge_sizing_grid_is_refused_before_any_run(monkeypatch: pytest.Monkey
     assert not at.exception, at.exception
     errs = " ".join(e.value for e in _tab(at, "Sizing").error)
     assert "Refused before it started" in errs and "above the limit" in errs and "runs" in errs
+    # the count of guard.guard_sizing on the points as size() builds them: a run each, then its searches
+    from dualpath_twin import guard
+    from dualpath_twin.planning.sizing import labelled_online, sizing_points
+
+    grid = {p: dec.presets(HUGE, p) for p in ["cluster.prefill_nodes", "cluster.decode_nodes", "network.snic_gbps"]}
+    cands = labelled_online(sizing_points(HUGE, 0.5, grid, "dualpath"), dec.describe_point)
+    est = guard.guard_sizing(cands, 0.5, workers=1, limits=guard.Limits(1e18, 1e18, "test"))
+    assert est is not None and est.runs == len(cands) + sum(pl.runs for pl in est.plans.values())
+    assert f"capacity search: ~{est.runs:,} runs ({len(est.plans)} search(s) and {len(cands):,} run(s) at the target" in errs
+    assert "Fix: fewer grid points" in errs
     assert calls == [] and "planning_size" not in at.session_state
     assert at.checkbox(key="sz_anyway").label == "Run anyway"
 
@@ -153,9 +163,18 @@ def test_sensitivity_offers_human_parameter_names_and_refuses_huge_work(monkeypa
     assert not at.exception, at.exception
     errs = " ".join(e.value for e in _tab(at, "Sensitivity").error)
     assert "Refused before it started" in errs and "above the limit" in errs
-    # a base run and 2 per default parameter, each a capacity search (online) of ~10 runs
-    n = 1 + 2 * len(planning_page.DEFAULT_PARAMETERS)
-    assert f"{n * planning_page.CAPACITY_RUNS_TYPICAL:,} runs" in errs
+    # a base run and 2 per default parameter set in the scenario, each a capacity search (online) planned from
+    # its settings (guard.plan_capacity_search), as sensitivity() builds and runs them
+    from dualpath_twin import guard
+    from dualpath_twin.planning.sensitivity import sensitivity_moves
+
+    moves = sensitivity_moves(HUGE, "dualpath")
+    runs = moves.scenarios()
+    est = guard.guard_capacity_many(runs, tolerance=0.1, from_bound=True, limits=guard.Limits(1e18, 1e18, "test"))
+    assert len(runs) == 1 + 2 * len(moves.rows) and len(moves.rows) + len(moves.skipped) == len(
+        planning_page.DEFAULT_PARAMETERS)  # parameters unset (storage.read_gbps_total) or invalid when moved: skipped
+    assert f"capacity search: ~{est.runs:,} runs ({len(runs)} search(s))" in errs
+    assert "to tolerance 0.1" in errs and "Fix: fewer parameters to move" in errs
     assert calls == [] and "planning_sens" not in at.session_state
 
 

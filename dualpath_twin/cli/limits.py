@@ -123,3 +123,33 @@ def check_capacity_many(
     except ValueError as err:
         die(str(err))
     return {}
+
+
+def check_sizing(
+    candidates: dict[str, Scenario],
+    target_aps: float,
+    *,
+    workers: int = 1,
+    yes: bool = False,
+    max_memory_gb: float | None = None,
+    max_wall_s: float | None = None,
+    **settings: object,
+) -> g.CapacityEstimate | None:
+    """Refuse (exit 2) a sizing job whose runs (one per candidate at the target, then its capacity searches) exceed the limits.
+
+    ``settings`` are ``size``'s (measure, tolerance, population; ``guard.guard_sizing``); unless ``yes``.
+    Returns the estimate (None without candidates).
+    """
+    try:
+        limits = g.get_limits(max_memory_gb, max_wall_s)
+        try:
+            return g.guard_sizing(candidates, target_aps, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
+                                  **settings)  # type: ignore[arg-type]
+        except g.RunTooLarge as err:
+            if not yes:
+                die(str(err))
+            typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
+            return g.guard_sizing(candidates, target_aps, workers=workers, limits=limits, force=True, **settings)  # type: ignore[arg-type]
+    except ValueError as err:
+        die(str(err))
+    return None

@@ -25,16 +25,17 @@ from dualpath_twin.cli.limits import (
     check_capacity,
     check_capacity_many,
     check_size,
+    check_sizing,
 )
 from dualpath_twin.cli_errors import guard as _guard
-from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL, plans_text
+from dualpath_twin.guard import SENSITIVITY_FIX, WINDOW_FIX, plans_text
 from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCriterion, capacity_search_many
 from dualpath_twin.planning.common import labelled_point_scenarios, point_scenarios
 from dualpath_twin.planning.executors import DEFAULT_RETRIES, default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.reasons import actionable_reason, window_advice
-from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
-from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
+from dualpath_twin.planning.sensitivity import sensitivity, sensitivity_moves
+from dualpath_twin.planning.sizing import SizingProgress, labelled_online, load_costs, size, sizing_points
 from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
 
 _err = Console(stderr=True)
@@ -390,16 +391,20 @@ def register(app: typer.Typer) -> None:
             if capacity not in ("none", "meets", "all"):
                 raise PlanningError(f"--capacity {capacity!r}: use none, meets or all")
             costs = load_costs(cost_file)
-            cands = point_scenarios(sc, axes, [policy or sc.policy.name])
-            n_cap = {"none": 0, "meets": min(top, len(cands)), "all": len(cands)}[capacity]  # capacity searches
-            check_size(cands + cands[:n_cap] * CAPACITY_RUNS_TYPICAL, workers=workers or default_workers(), **limits)
+            crit = _criterion(percentile, min_attainment, require_steady)
+            # the points as size() runs them (online at the target), a run each, then the capacity searches it makes
+            cands = labelled_online(sizing_points(sc, target_aps, axes, policy or sc.policy.name, crit))
+            est = check_sizing(cands, target_aps, workers=workers or default_workers(), measure=capacity,
+                               tolerance=tolerance, population=crit.population, **limits)
+            if est is not None:
+                _err.print(f"estimate: {est.headline()}" + (f"; {est.text()}" if est.plans else ""), markup=False)
 
             def on_progress(p: SizingProgress) -> None:
                 if p.last is not None:
                     _err.print(f"  [{p.phase} {p.done}/{p.total}] {p.last.point}: {p.last.status} {p.last.reason}")
 
             with open_executor(executor, workers, address) as ex:
-                res = size(sc, target_aps, axes, policy=policy, costs=costs, criterion=_criterion(percentile, min_attainment, require_steady),
+                res = size(sc, target_aps, axes, policy=policy, costs=costs, criterion=crit,
                            measure_capacity=capacity, tolerance=tolerance, top=top, prune=not no_prune, executor=ex,  # type: ignore[arg-type]
                            progress=on_progress)
             if html is not None:
@@ -453,17 +458,26 @@ def register(app: typer.Typer) -> None:
             sc = _load(scenario, sets)
             if policy:
                 check_policies([policy], sc)
-            n_params = len(_split(param)) or len(DEFAULT_PARAMETERS)
-            per_run = CAPACITY_RUNS_TYPICAL if sc.workload.mode == "online" else 1  # online: a capacity search per move
-            check_size([sc.with_policy(policy) if policy else sc] * (1 + 2 * n_params), workers=workers or default_workers(),
-                       yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s, runs_per_scenario=per_run)
+            crit = _criterion(percentile, min_attainment, require_steady)
+            # the baseline and every move as sensitivity() builds them; online each is a capacity search
+            runs = sensitivity_moves(sc, policy, parameters=_split(param) or None, change=change).scenarios()
+            n = workers or default_workers()
+            limits = {"yes": yes, "max_memory_gb": max_memory_gb, "max_wall_s": max_wall_s}
+            if sc.workload.mode == "online":
+                plans = check_capacity_many(runs, workers=n, tolerance=tolerance, from_bound=True,
+                                            population=crit.population, fix=SENSITIVITY_FIX, window_fix=WINDOW_FIX,
+                                            **limits)
+                _err.print(f"estimate: {sum(pl.runs for pl in plans.values()):,} runs in {len(plans)} capacity"
+                           f" searches; {plans_text(plans)}", markup=False)
+            else:
+                check_size(list(runs.values()), workers=n, **limits)
 
             def on_progress(done: int, total: int) -> None:
                 _err.print(f"  {done}/{total} runs", end="\r")
 
             with open_executor(executor, workers, address) as ex:
                 res = sensitivity(sc, policy, parameters=_split(param) or None, change=change,
-                                  criterion=_criterion(percentile, min_attainment, require_steady), tolerance=tolerance,
+                                  criterion=crit, tolerance=tolerance,
                                   executor=ex, progress=on_progress)
             if html is not None:
                 from dualpath_twin.planning.figures import tornado_chart

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any, Literal
 
 import polars as pl
@@ -30,6 +32,7 @@ DEFAULT_PARAMETERS: list[tuple[str, str]] = [
     ("cluster.prefill_nodes", "prefill nodes"),
     ("cluster.decode_nodes", "decode nodes"),
 ]
+DEFAULT_TOLERANCE = 0.1  # sensitivity()'s capacity search tolerance (online; relative)
 
 
 class SensitivityRow(BaseModel):
@@ -84,40 +87,40 @@ def _metric(out: Outcome, metric: str) -> float | None:
     return out.summary.jct_s if out.summary else None
 
 
-def sensitivity(
-    sc: Scenario,
-    policy: str | None = None,
-    *,
-    parameters: list[str] | None = None,
-    change: float = 0.5,
-    criterion: SloCriterion | None = None,
-    tolerance: float = 0.1,
-    executor: Executor | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    early_stop: bool = True,
-    from_bound: bool = True,
-) -> SensitivityResult:
-    """Capacity (online scenarios) or JCT (offline) at each parameter x (1 - change) and x (1 + change).
+@dataclass
+class SensitivityMoves:
+    """The scenarios a sensitivity job runs: the baseline, each parameter moved down and up, and what was skipped."""
 
-    ``early_stop``, ``from_bound``: the capacity searches' (on by default, as in ``dualpath-twin capacity``).
+    policy: str
+    baseline: Scenario
+    rows: list[SensitivityRow]  # one per parameter moved (values set, metrics not yet)
+    moves: list[tuple[Scenario, Scenario]]  # (low, high) scenario of each row, in the same order
+    skipped: list[str] = dc_field(default_factory=list)
+
+    def scenarios(self) -> dict[str, Scenario]:
+        """Every scenario to run, labelled: 'baseline', then '<path> low' / '<path> high' per row."""
+        out = {"baseline": self.baseline}
+        for row, (lo, hi) in zip(self.rows, self.moves, strict=True):
+            out[f"{row.path} low"], out[f"{row.path} high"] = lo, hi
+        return out
+
+
+def sensitivity_moves(
+    sc: Scenario, policy: str | None = None, *, parameters: list[str] | None = None, change: float = 0.5,
+) -> SensitivityMoves:
+    """The baseline and each parameter at x (1 - change) and x (1 + change), as ``sensitivity`` runs them.
+
+    ``sensitivity`` and its run-size guard (``guard.guard_capacity_many`` on :meth:`SensitivityMoves.scenarios`)
+    both build the moves here. Raises :class:`PlanningError` for a bad ``change`` or parameter path.
     """
     if not 0 < change < 1:
         raise PlanningError(f"--change must be in (0, 1), e.g. 0.5 for +/-50%; got {change}")
     pol = policy or sc.policy.name
-    metric: Literal["capacity_aps", "jct_s"] = "capacity_aps" if sc.workload.mode == "online" else "jct_s"
     labels = dict(DEFAULT_PARAMETERS)
     paths = parameters or [p for p, _ in DEFAULT_PARAMETERS]
-    crit = criterion or SloCriterion()
-
-    def task(s: Scenario) -> Task:
-        if metric == "capacity_aps":
-            return Task(kind="capacity", scenario_toml=s.to_toml(), policy=pol, criterion=crit, tolerance=tolerance,
-                        early_stop=early_stop, from_bound=from_bound)
-        return Task(kind="run", scenario_toml=s.to_toml(), policy=pol, keep_timeseries=False)
-
     rows: list[SensitivityRow] = []
+    moves: list[tuple[Scenario, Scenario]] = []
     skipped: list[str] = []
-    tasks: list[Task] = [task(sc.with_policy(pol))]
     for path in paths:
         try:
             base = _get(sc, path)
@@ -137,7 +140,40 @@ def sensitivity(
             skipped.append(f"{path}: {'; '.join(err.problems)}")
             continue
         rows.append(row)
-        tasks += [task(lo_sc), task(hi_sc)]
+        moves.append((lo_sc, hi_sc))
+    return SensitivityMoves(policy=pol, baseline=sc.with_policy(pol), rows=rows, moves=moves, skipped=skipped)
+
+
+def sensitivity(
+    sc: Scenario,
+    policy: str | None = None,
+    *,
+    parameters: list[str] | None = None,
+    change: float = 0.5,
+    criterion: SloCriterion | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    early_stop: bool = True,
+    from_bound: bool = True,
+) -> SensitivityResult:
+    """Capacity (online scenarios) or JCT (offline) at each parameter x (1 - change) and x (1 + change).
+
+    ``early_stop``, ``from_bound``: the capacity searches' (on by default, as in ``dualpath-twin capacity``).
+    """
+    pol = policy or sc.policy.name
+    metric: Literal["capacity_aps", "jct_s"] = "capacity_aps" if sc.workload.mode == "online" else "jct_s"
+    crit = criterion or SloCriterion()
+
+    def task(s: Scenario) -> Task:
+        if metric == "capacity_aps":
+            return Task(kind="capacity", scenario_toml=s.to_toml(), policy=pol, criterion=crit, tolerance=tolerance,
+                        early_stop=early_stop, from_bound=from_bound)
+        return Task(kind="run", scenario_toml=s.to_toml(), policy=pol, keep_timeseries=False)
+
+    plan = sensitivity_moves(sc, pol, parameters=parameters, change=change)
+    rows, skipped = plan.rows, plan.skipped
+    tasks: list[Task] = [task(plan.baseline)] + [task(s) for pair in plan.moves for s in pair]
     outs: list[Outcome] = run_tasks(executor, run_task, tasks, progress=progress)
     baseline = _metric(outs[0], metric)
     base_notes = [outs[0].error] if outs[0].error else []

@@ -164,6 +164,54 @@ class SizingProgress:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class SizingPoint:
+    """One grid point of a sizing job: its scenario, that scenario online at the target rate, or why it is invalid."""
+
+    point: dict[str, Any]
+    scenario: Scenario | None = None  # the point applied to the scenario (policy set)
+    online: Scenario | None = None  # ``scenario`` online at the target rate over the sizing window (what is run)
+    problem: str = ""  # why the point is skipped (scenario validation), when ``online`` is None
+
+
+def sizing_points(
+    sc: Scenario, target_aps: float, vary: dict[str, list[Any]], policy: str, criterion: SloCriterion | None = None,
+) -> list[SizingPoint]:
+    """Every grid point as ``size`` runs it: online at ``target_aps``, the arrival window long enough to settle.
+
+    The window is the base scenario's ``default_window_s`` under ``criterion`` (one for every point),
+    so each point runs target x window agents. ``size`` and its run-size guard (``guard.guard_sizing``,
+    fed with the ``online`` scenarios) both build the points here.
+    """
+    if not target_aps > 0:
+        raise PlanningError(f"--target-aps must be > 0 agents/s, got {target_aps}")
+    window = default_window_s(sc, criterion or SloCriterion())  # long enough for the agent population to settle
+    out: list[SizingPoint] = []
+    for point in expand_grid(vary):
+        try:
+            sc_pt = override(sc, {**point, "policy.name": policy})
+            sc_on = online_scenario(sc_pt, target_aps, window)
+        except ScenarioError as err:
+            out.append(SizingPoint(point=point, problem="; ".join(err.problems)))
+            continue
+        out.append(SizingPoint(point=point, scenario=sc_pt, online=sc_on))
+    return out
+
+
+def labelled_online(points: list[SizingPoint], label: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Scenario]:
+    """The valid points' online scenarios by a unique label (``label(point)``, default 'path=value, ...')."""
+    out: dict[str, Scenario] = {}
+    for i, p in enumerate(points):
+        if p.online is None:
+            continue
+        lab = label(p.point) if label else ", ".join(f"{k}={v}" for k, v in p.point.items())
+        out[lab if lab not in out else f"{lab} #{i + 1}"] = p.online
+    return out
+
+
+DEFAULT_TOLERANCE = 0.1  # size()'s capacity search tolerance (relative)
+
+
 def size(
     sc: Scenario,
     target_aps: float,
@@ -173,7 +221,7 @@ def size(
     costs: CostTable | None = None,
     criterion: SloCriterion | None = None,
     measure_capacity: Literal["none", "meets", "all"] = "meets",
-    tolerance: float = 0.1,
+    tolerance: float = DEFAULT_TOLERANCE,
     top: int = 5,
     prune: bool = True,
     executor: Executor | None = None,
@@ -190,6 +238,11 @@ def size(
     ``meets`` without simulating at the target (reason ``implied``; its capacity is still
     measured). This assumes each varied axis is a resource where more is better (nodes, NIC
     speed, DRAM buffer); pass ``prune=False`` when varying anything else.
+
+    ``measure_capacity`` chooses the candidates whose capacity is then searched (from ``target_aps``,
+    to ``tolerance``): "meets" those meeting the SLO at the target (implied ones included), "all"
+    every candidate simulated or implied (not the pruned, skipped or failed-with-an-error ones),
+    "none" none. ``top`` only limits the ``cheapest`` list.
     """
     if not target_aps > 0:
         raise PlanningError(f"--target-aps must be > 0 agents/s, got {target_aps}")
@@ -198,17 +251,14 @@ def size(
     pol = policy or sc.policy.name
     cands: list[SizingCandidate] = []
     valid: list[tuple[SizingCandidate, Scenario]] = []
-    window = default_window_s(sc, crit)  # long enough for the agent population to settle at the target rate
-    for point in expand_grid(vary):
-        try:
-            sc_pt = override(sc, {**point, "policy.name": pol})
-            sc_on = online_scenario(sc_pt, target_aps, window)
-        except ScenarioError as err:
-            cands.append(SizingCandidate(point=point, status="skipped", reason="; ".join(err.problems)))
+    for pt in sizing_points(sc, target_aps, vary, pol, crit):
+        if pt.online is None:
+            cands.append(SizingCandidate(point=pt.point, status="skipped", reason=pt.problem))
             continue
-        c = SizingCandidate(point=point, status="fails", cost_per_hour=costs.cluster_cost_per_hour(sc_pt))
+        assert pt.scenario is not None
+        c = SizingCandidate(point=pt.point, status="fails", cost_per_hour=costs.cluster_cost_per_hour(pt.scenario))
         cands.append(c)
-        valid.append((c, sc_on))
+        valid.append((c, pt.online))
     valid.sort(key=lambda cs: cs[0].cost_per_hour or 0.0)
     failures: list[dict[str, Any]] = []
     successes: list[dict[str, Any]] = []

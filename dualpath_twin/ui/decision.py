@@ -165,21 +165,12 @@ def grid_points(grid: dict[str, list[Any]]) -> int:
     return n
 
 
-def sizing_scenarios(sc: Scenario, grid: dict[str, list[Any]], policy: str, target_aps: float) -> list[Scenario]:
+def sizing_scenarios(sc: Scenario, grid: dict[str, list[Any]], policy: str, target_aps: float,
+                     criterion: Any = None) -> list[Scenario]:
     """The scenario of every valid sizing point online at the target rate, as ``planning.sizing.size`` runs them."""
-    from dualpath_twin.planning.capacity import default_window_s, online_scenario
-    from dualpath_twin.planning.common import override
-    from dualpath_twin.planning.grid import expand_grid
-    from dualpath_twin.scenario import ScenarioError
+    from dualpath_twin.planning.sizing import sizing_points
 
-    window = default_window_s(sc)
-    out = []
-    for point in expand_grid(grid):
-        try:
-            out.append(online_scenario(override(sc, {**point, "policy.name": policy}), target_aps, window))
-        except ScenarioError:
-            continue
-    return out
+    return [p.online for p in sizing_points(sc, target_aps, grid, policy, criterion) if p.online is not None]
 
 
 def meets_slo(summary: Any, sc: Scenario, min_attainment: float | None = None) -> tuple[bool, str]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from dualpath_twin import scenario as scn
-from dualpath_twin.guard import CAPACITY_RUNS_TYPICAL
+from dualpath_twin.guard import SENSITIVITY_FIX, WINDOW_FIX, guard_capacity_many, guard_sizing
 from dualpath_twin.planning import figures
 from dualpath_twin.planning.capacity import (
     CapacityPoint,
@@ -22,8 +23,10 @@ from dualpath_twin.planning.common import labelled_point_scenarios, point_scenar
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
 from dualpath_twin.planning.reasons import DASHBOARD_WINDOW, actionable_reason, window_advice
-from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity
-from dualpath_twin.planning.sizing import SizingProgress, load_costs, size
+from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity, sensitivity_moves
+from dualpath_twin.planning.sensitivity import DEFAULT_TOLERANCE as SENSITIVITY_TOLERANCE
+from dualpath_twin.planning.sizing import DEFAULT_TOLERANCE as SIZING_TOLERANCE
+from dualpath_twin.planning.sizing import SizingProgress, labelled_online, load_costs, size, sizing_points
 from dualpath_twin.planning.storeio import (
     CapacitySearchRecord,
     capacity_label,
@@ -163,25 +166,36 @@ def guard_capacity_ok(sc: scn.Scenario | None, pols: list[str], workers: int, ke
 
     Refused work is remembered for refusal_box and the page reruns; with ``force`` it warns and goes on.
     """
-    from dualpath_twin.guard import RunTooLarge, guard_capacity, guard_capacity_many
+    from dualpath_twin.guard import guard_capacity
 
-    def check(force_it: bool) -> dict[str, Any]:
+    def check(force_it: bool) -> Any:
         if searches is not None:  # one search per sweep point
             return guard_capacity_many(searches, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT,
-                                       **settings).plans
+                                       **settings)
         assert sc is not None
-        return guard_capacity(sc, pols, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT, **settings).plans
+        return guard_capacity(sc, pols, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT, **settings)
+
+    est = guarded(check, key, force)
+    return est.plans if est is not None else {}
+
+
+def guarded(check: Callable[[bool], Any], key: str, force: bool) -> Any:
+    """Run a guard (``check(force)``) like the CLI: a refusal is remembered for refusal_box and the page reruns.
+
+    With ``force`` (the 'Run anyway' box) it warns and returns the forced estimate.
+    """
+    from dualpath_twin.guard import RunTooLarge
 
     try:
-        plans = check(False)
+        est = check(False)
     except RunTooLarge as err:
         if not force:
             st.session_state[f"{key}_refused"] = list(err.problems)
             st.rerun()
         st.warning("running anyway: " + "; ".join(err.problems))
-        plans = check(True)
+        est = check(True)
     st.session_state.pop(f"{key}_refused", None)
-    return plans
+    return est
 
 
 def _plans_text(plans: dict[str, Any]) -> str:
@@ -540,8 +554,9 @@ def _sizing_tab() -> None:
     cost_file = st.text_input("Cost table file (empty = data/costs.toml)", "", key="sz_cost") or None
     measure = st.radio("Also measure the capacity of", list(MEASURE), horizontal=True, key="sz_meas",
                        format_func=MEASURE.get,
-                       help=f"a capacity search per configuration (~{CAPACITY_RUNS_TYPICAL} runs each, at most "
-                            "40) for the cost vs capacity chart")
+                       help="a capacity search per configuration, from the target rate (at most 40 runs each), "
+                            "for the cost vs capacity chart; the runs it is expected to take are shown when you "
+                            "press 'size', before anything runs")
     kind, workers, addr = _executor_opts("sz")
     crit = _criterion("sz")
     anyway = refusal_box("sz")
@@ -551,15 +566,16 @@ def _sizing_tab() -> None:
             return
         if _too_many_points(grid):
             return
-        try:
-            scs = dec.sizing_scenarios(sc, grid, pol, target)
+        try:  # the points as size() runs them: a run each at the target, then the capacity searches it makes
+            cands = labelled_online(sizing_points(sc, target, grid, pol, crit), dec.describe_point)
+            est = guarded(lambda force_it: guard_sizing(cands, target, measure=measure, tolerance=SIZING_TOLERANCE,
+                                                        workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT,
+                                                        population=crit.population), "sz", anyway)
         except (PlanningError, scn.ScenarioError) as err:
             st.error(str(err))
             return
-        # every point runs at the target rate once; any of them may then get a capacity search
-        runs = 1 + (CAPACITY_RUNS_TYPICAL if measure != "none" else 0)
-        if not guard_ok(scs, workers, "sz", anyway, runs):
-            return
+        if est is not None:
+            st.caption("Run-size estimate: " + est.headline() + (f"; {est.text()}" if est.plans else ""))
         bar = st.progress(0.0, text="starting")
 
         def on_progress(p: SizingProgress) -> None:
@@ -568,7 +584,8 @@ def _sizing_tab() -> None:
         try:
             with open_executor(kind, workers, addr) as ex:
                 st.session_state["planning_size"] = size(sc, target, grid, policy=pol, costs=load_costs(cost_file),
-                                                         criterion=crit, measure_capacity=measure, executor=ex,  # type: ignore[arg-type]
+                                                         criterion=crit, measure_capacity=measure,  # type: ignore[arg-type]
+                                                         tolerance=SIZING_TOLERANCE, executor=ex,
                                                          progress=on_progress)
         except (PlanningError, scn.ScenarioError) as err:
             st.error(str(err))
@@ -671,16 +688,26 @@ def _sensitivity_tab() -> None:
         if not params:
             st.error("pick at least one parameter")
             return
-        base = sc.with_policy(pol)
-        # a base run and one run per parameter moved down and up; online: each is a capacity search
-        per_run = CAPACITY_RUNS_TYPICAL if sc.workload.mode == "online" else 1
-        if not guard_ok([base] * (1 + 2 * len(params)), workers, "se", anyway, per_run):
+        # a base run and one per parameter moved down and up, as sensitivity() builds them; online each is a
+        # capacity search from half the analytic ceiling
+        try:
+            runs = sensitivity_moves(sc, pol, parameters=params, change=change).scenarios()
+        except (PlanningError, scn.ScenarioError) as err:
+            st.error(str(err))
+            return
+        if sc.workload.mode == "online":
+            est = guarded(lambda force_it: guard_capacity_many(
+                runs, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT, tolerance=SENSITIVITY_TOLERANCE,
+                from_bound=True, population=crit.population, fix=SENSITIVITY_FIX, window_fix=WINDOW_FIX), "se", anyway)
+            st.caption("Run-size estimate: " + est.headline() + "; " + est.text())
+        elif not guard_ok(list(runs.values()), workers, "se", anyway, 1):
             return
         bar = st.progress(0.0, text="starting")
         try:
             with open_executor(kind, workers, addr) as ex:
                 st.session_state["planning_sens"] = sensitivity(
-                    sc, pol, parameters=params, change=change, criterion=crit, executor=ex,
+                    sc, pol, parameters=params, change=change, criterion=crit, tolerance=SENSITIVITY_TOLERANCE,
+                    executor=ex,
                     progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d}/{t} runs"))
         except (PlanningError, scn.ScenarioError) as err:
             st.error(str(err))
