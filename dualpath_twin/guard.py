@@ -488,7 +488,7 @@ def plans_text(plans: dict[str, CapacityPlan]) -> str:
     return f"{len(runs)} searches of {min(runs)}-{max(runs)} runs each; the largest, {k}: {top.text()}"
 
 
-CEILING_SAMPLE_AGENTS = 1024  # agents of the workload the estimate's analytic ceiling is computed on (as slo_lifetime_s)
+CEILING_SAMPLE_AGENTS = 1024  # agents of the workload sample the estimate's analytic ceiling is computed on
 
 
 @lru_cache(maxsize=1024)
@@ -499,8 +499,9 @@ def _ceiling_aps(toml: str, policy: str | None, window_s: float) -> tuple[float 
 
     try:
         sc = from_toml(toml, check_catalog=False)
-        if sc.workload.kind == "synthetic" and sc.workload.agents > CEILING_SAMPLE_AGENTS:
-            # the ceiling is a rate (rounds/s over the workload's mix): a sample of the agents gives it within ~1%
+        if sc.workload.kind == "synthetic" and sc.workload.agents != CEILING_SAMPLE_AGENTS:
+            # the ceiling is a rate (rounds/s over the workload's mix): one fixed sample of agents gives it within
+            # ~1%, whatever the window (agents = rate x window), so two windows plan the same rates
             sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"agents": CEILING_SAMPLE_AGENTS})})
         per, _ = _dataset_rounds_per_trajectory(sc.workload.dataset, float(sc.workload.append_scale),
                                                 sc.workload.max_context_tokens)
