@@ -7,13 +7,16 @@ exit 2 and the scenario field and the fix named, unless ``--yes`` is given (then
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 
 from dualpath_twin import guard as g
 from dualpath_twin.cli_errors import die
 from dualpath_twin.scenario import Scenario
+
+T = TypeVar("T")
 
 CLI_FORCE_HINT = "pass --yes to run anyway (or --max-memory-gb / --max-wall-s for this command)"
 
@@ -85,19 +88,26 @@ def check_capacity(
     ``settings`` are the search's (tolerance, start_aps, window_s, max_evaluations, from_bound): the runs and
     each run's size follow from them (``guard.plan_capacity_search``), not from a typical count.
     """
+    return _refuse_or_warn(lambda limits, force: g.guard_capacity(
+        sc, policies, workers=workers, limits=limits, force=force, force_hint=CLI_FORCE_HINT, **settings,  # type: ignore[arg-type]
+    ).plans, yes, max_memory_gb, max_wall_s, {})
+
+
+def _refuse_or_warn(guard: Callable[[g.Limits, bool], T], yes: bool, max_memory_gb: float | None,
+                    max_wall_s: float | None, empty: T) -> T:
+    """Run ``guard(limits, force)``: exit 2 on a refusal (or a bad limit/setting) unless ``yes``, then warn and force."""
     try:
         limits = g.get_limits(max_memory_gb, max_wall_s)
         try:
-            return g.guard_capacity(sc, policies, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
-                                    **settings).plans  # type: ignore[arg-type]
+            return guard(limits, False)
         except g.RunTooLarge as err:
             if not yes:
                 die(str(err))
             typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
-            return g.guard_capacity(sc, policies, workers=workers, limits=limits, force=True, **settings).plans  # type: ignore[arg-type]
+            return guard(limits, True)
     except ValueError as err:  # a limit that is not a number, or a setting the search would refuse
         die(str(err))
-    return {}
+    return empty
 
 
 def check_capacity_many(
@@ -110,19 +120,9 @@ def check_capacity_many(
     **settings: object,
 ) -> dict[str, g.CapacityPlan]:
     """``check_capacity`` for one search per scenario (a capacity sweep's points); their plans by label."""
-    try:
-        limits = g.get_limits(max_memory_gb, max_wall_s)
-        try:
-            return g.guard_capacity_many(searches, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
-                                         **settings).plans  # type: ignore[arg-type]
-        except g.RunTooLarge as err:
-            if not yes:
-                die(str(err))
-            typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
-            return g.guard_capacity_many(searches, workers=workers, limits=limits, force=True, **settings).plans  # type: ignore[arg-type]
-    except ValueError as err:
-        die(str(err))
-    return {}
+    return _refuse_or_warn(lambda limits, force: g.guard_capacity_many(
+        searches, workers=workers, limits=limits, force=force, force_hint=CLI_FORCE_HINT, **settings,  # type: ignore[arg-type]
+    ).plans, yes, max_memory_gb, max_wall_s, {})
 
 
 def check_sizing(
@@ -140,16 +140,7 @@ def check_sizing(
     ``settings`` are ``size``'s (measure, tolerance, population; ``guard.guard_sizing``); unless ``yes``.
     Returns the estimate (None without candidates).
     """
-    try:
-        limits = g.get_limits(max_memory_gb, max_wall_s)
-        try:
-            return g.guard_sizing(candidates, target_aps, workers=workers, limits=limits, force_hint=CLI_FORCE_HINT,
-                                  **settings)  # type: ignore[arg-type]
-        except g.RunTooLarge as err:
-            if not yes:
-                die(str(err))
-            typer.echo("warning: running anyway (--yes); " + str(err).replace("run refused before it started", "the estimate is above the limits"), err=True)
-            return g.guard_sizing(candidates, target_aps, workers=workers, limits=limits, force=True, **settings)  # type: ignore[arg-type]
-    except ValueError as err:
-        die(str(err))
-    return None
+    return _refuse_or_warn(lambda limits, force: g.guard_sizing(
+        candidates, target_aps, workers=workers, limits=limits, force=force, force_hint=CLI_FORCE_HINT,  # type: ignore[arg-type]
+        **settings,  # type: ignore[arg-type]
+    ), yes, max_memory_gb, max_wall_s, None)
