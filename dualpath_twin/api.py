@@ -256,6 +256,7 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     """
     from dualpath_twin.analysis.bounds import compute_bound
     from dualpath_twin.workload.expected import expected_rounds
+    from dualpath_twin.workload.synthetic import AGENTS_PER_BLOCK
 
     pol = policy or scenario.policy.name
     w = scenario.workload
@@ -264,7 +265,10 @@ def bounds(scenario: Scenario, policy: str | None = None, *, max_rounds: int | N
     total, _ = expected_rounds(scenario)
     if total <= max_rounds:
         return compute_bound(scenario, load_workload(scenario), pol)
-    sample_agents = max(1, int(w.agents * max_rounds / total))
+    # at least one whole block of agents: a block is stratified as a whole, a part of one is not
+    sample_agents = min(w.agents, max(AGENTS_PER_BLOCK, int(w.agents * max_rounds / total)))
+    if sample_agents >= w.agents:
+        return compute_bound(scenario, load_workload(scenario), pol)
     sets: dict[str, object] = {"workload.agents": sample_agents}
     cache = scenario.cache
     if cache is not None and cache.capacity_gb is not None:
