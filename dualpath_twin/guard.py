@@ -29,6 +29,7 @@ from pathlib import Path
 
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.workload.expected import _dataset_rounds_per_trajectory, expected_rounds
+from dualpath_twin.workload.synthetic import AGENTS_PER_BLOCK
 
 GB = 1e9
 ENV_MAX_MEMORY_GB = "DUALPATH_TWIN_MAX_MEMORY_GB"
@@ -488,7 +489,7 @@ def plans_text(plans: dict[str, CapacityPlan]) -> str:
     return f"{len(runs)} searches of {min(runs)}-{max(runs)} runs each; the largest, {k}: {top.text()}"
 
 
-CEILING_SAMPLE_AGENTS = 1024  # agents of the workload sample the estimate's analytic ceiling is computed on
+CEILING_SAMPLE_AGENTS = AGENTS_PER_BLOCK  # agents of the workload sample the estimate's ceiling is computed on (one block)
 
 
 @lru_cache(maxsize=1024)
@@ -531,7 +532,7 @@ def _slo_lifetime_s(sc: Scenario) -> float | None:
 
     w = sc.workload
     key = json.dumps([w.model_dump(mode="json", exclude={"agents", "arrival_rate_aps"}),
-                      min(w.agents, 1024) if w.kind == "synthetic" else w.agents, sc.slo.model_dump(mode="json"),
+                      min(w.agents, CEILING_SAMPLE_AGENTS) if w.kind == "synthetic" else w.agents, sc.slo.model_dump(mode="json"),
                       sc.run.seed, sc.model.model_dump(mode="json"), sc.storage.block_tokens, sc.cache is not None],
                      sort_keys=True, default=str)
     if key not in _LIFETIMES:
