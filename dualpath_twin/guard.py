@@ -420,6 +420,7 @@ class CapacityPlan:
     lifetime_s: float | None = None  # an agent's mean lifetime at the SLO limits (planning.capacity.slo_lifetime_s)
     population: str = "window"  # which rounds the SLO counts (SloCriterion.population): "all" runs to the end
     confirm_runs: int = 0  # replicas of the bracket ends with other seeds (the search's confirmation step)
+    unsimulated: int = 0  # rates above the analytic ceiling: they fail without a simulation (0 rounds)
 
     @property
     def simulated(self) -> list[int]:
@@ -434,15 +435,18 @@ class CapacityPlan:
     def text(self) -> str:
         """What was assumed, in one sentence a planner can check against the form."""
         cap = f", capped by max_evaluations {self.max_evaluations}" if self.capped else f" (at most {self.max_evaluations})"
-        top = max(self.rates) if self.rates else 0.0
+        run = [(r, n) for r, n in zip(self.rates, self.rounds, strict=False) if n > 0] or [(0.0, 0)]
+        top, sim = max(r for r, _ in run), [n for _, n in run]
         return (
             f"~{self.runs} runs{cap}: {self.bracket_runs} {self.direction} from {self.start_aps:.3g} agents/s "
             f"({self.start_source}) to bracket the SLO boundary, assumed at {self.boundary_aps:.3g} agents/s "
             f"({self.boundary_source}), then {self.bisect_runs} bisecting to tolerance {self.tolerance:g}"
             + (f", then {self.confirm_runs} re-measuring the bracket ends with other seeds (more if a verdict flips)"
                if self.confirm_runs else "") + "; "
-            f"each run = rate x {self.window_s:g} s window x {self.rounds_per_agent:.3g} rounds per agent "
-            f"= {min(self.rounds):,}-{max(self.rounds):,} rounds (up to {top:.3g} agents/s), {self.stop_text()}"
+            + (f"{self.unsimulated} of them above the analytic ceiling, refused without a simulation; "
+               if self.unsimulated else "")
+            + f"each run = rate x {self.window_s:g} s window x {self.rounds_per_agent:.3g} rounds per agent "
+            f"= {min(sim):,}-{max(sim):,} rounds (up to {top:.3g} agents/s), {self.stop_text()}"
         )
 
     def stop_text(self) -> str:
@@ -648,6 +652,10 @@ def plan_capacity_search(
     per, how = _dataset_rounds_per_trajectory(w.dataset, float(w.append_scale), w.max_context_tokens)
     rounds = [expected_rounds(_online_estimate_scenario(sc, r, window))[0] for r in visited] if w.kind == "synthetic" else \
         [expected_rounds(sc)[0]] * len(visited)
+    # a rate above the analytic ceiling fails unsimulated (planning.capacity.above_ceiling): it costs no rounds
+    free = [i for i, r in enumerate(visited) if ceiling and r > ceiling * (1 + 1e-9)]
+    for i in free:
+        rounds[i] = 0
     return CapacityPlan(
         rates=visited, bracket_runs=bracket, bisect_runs=len(searched) - bracket, start_aps=start, start_source=s_src,
         boundary_aps=boundary, boundary_source=b_src, window_s=window, tolerance=tolerance,
@@ -655,6 +663,7 @@ def plan_capacity_search(
         rounds=rounds or [0], rounds_per_agent=per, rounds_source=how,
         direction="doubling" if start < boundary * (1 - 1e-9) else "halving",
         stop_share=stop_share, lifetime_s=lifetime, population=population, confirm_runs=len(replicas),
+        unsimulated=len(free),
     )
 
 
@@ -723,7 +732,7 @@ def guard_capacity_many(
 
 
 WINDOW_FIX = ("a shorter arrival window: fewer workload.agents (each run's window is workload.agents /"
-              " workload.arrival_rate_aps, at least an agent's lifetime at the SLO limits plus two run.online_window_s)")
+              " workload.arrival_rate_aps, at least the agent population's warm-up at the SLO limits plus two run.online_window_s)")
 SIZING_FIX = ("fewer grid points, capacity measured for fewer configurations (none: only the target-rate runs),"
               " a looser capacity tolerance or " + WINDOW_FIX)
 SENSITIVITY_FIX = ("fewer parameters to move (each is two capacity searches, down and up), a looser capacity"
@@ -803,7 +812,9 @@ def _check_searches(
     big_window = 0.0
     big_conc = 1
     for k, plan in plans.items():
-        for r in plan.rates:
+        for r, n in zip(plan.rates, plan.rounds, strict=False):
+            if n == 0 and plan.unsimulated:  # above the analytic ceiling: refused without a simulation
+                continue
             s_r = _online_estimate_scenario(searches[k], r, plan.window_s)
             est = estimate_run(s_r, simulated_share=plan.stop_share)
             total_wall += est.wall_s

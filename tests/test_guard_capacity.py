@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dualpath_twin import guard as g
+from dualpath_twin.planning.capacity import online_scenario
 from dualpath_twin.scenario import load
 
 QUICK = load(Path(__file__).resolve().parents[1] / "scenarios" / "examples" / "quick.toml")
@@ -22,9 +23,11 @@ def test_a_longer_window_raises_the_estimate_through_bigger_runs() -> None:
     short, long = _est(window_s=64), _est(window_s=256)
     assert long.runs == short.runs  # the same rates ...
     for p in short.plans:
-        # ... each run 4x the agents, so ~4x the rounds
-        assert [r / s for r, s in zip(long.plans[p].rounds, short.plans[p].rounds, strict=True)] == pytest.approx(
-            [4.0] * short.plans[p].runs, rel=0.02)
+        # ... each run 4x the agents, so ~4x the rounds; rates above the analytic ceiling cost none in both
+        pairs = list(zip(long.plans[p].rounds, short.plans[p].rounds, strict=True))
+        assert [r == 0 for r, _ in pairs] == [s == 0 for _, s in pairs]
+        run = [(r, s) for r, s in pairs if s > 0]
+        assert run and [r / s for r, s in run] == pytest.approx([4.0] * len(run), rel=0.02)
     assert long.wall_s > 3 * short.wall_s
     assert long.largest.rounds > 3 * short.largest.rounds
 
@@ -53,8 +56,13 @@ def test_runs_follow_the_start_rate_and_stop_at_max_evaluations() -> None:
 
 def test_rounds_per_run_grow_with_the_rate() -> None:
     plan = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=1.0, window_s=100)
-    per_rate = [n / (r * 100) for r, n in zip(plan.rates, plan.rounds, strict=True)]
-    assert per_rate == pytest.approx([plan.rounds_per_agent] * plan.runs, rel=0.05)  # rounds = rate x window x rounds/agent
+    # rounds = rate x window x rounds/agent; a rate above the analytic ceiling is not simulated (0 rounds)
+    ceiling, _ = g._ceiling_aps(online_scenario(QUICK, QUICK.workload.arrival_rate_aps, 100).to_toml(), "basic", 100)
+    assert ceiling is not None and any(r > ceiling for r in plan.rates) and plan.unsimulated > 0
+    per_rate = [n / (r * 100) for r, n in zip(plan.rates, plan.rounds, strict=True) if r <= ceiling]
+    assert per_rate == pytest.approx([plan.rounds_per_agent] * len(per_rate), rel=0.05)
+    assert all(n == 0 for r, n in zip(plan.rates, plan.rounds, strict=True) if r > ceiling * (1 + 1e-9))
+    assert f"{plan.unsimulated} of them above the analytic ceiling" in plan.text()
     assert "x 100 s window" in plan.text() and f"{plan.rounds_per_agent:.3g} rounds per agent" in plan.text()
 
 

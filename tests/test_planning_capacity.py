@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_planning_fakes import fake_capacity_aps, fake_sim  # noqa: F401
+from test_planning_fakes import fake_capacity_aps, fake_sim, no_ceiling  # noqa: F401
 
 from dualpath_twin.planning.capacity import (
     CapacityPoint,
@@ -132,6 +132,7 @@ def test_steadiness_comes_from_the_rounds_not_the_summary(monkeypatch: pytest.Mo
                          scenario_toml=sc.to_toml())
 
     monkeypatch.setattr(api, "simulate", fake)
+    no_ceiling(monkeypatch)  # the fake's rounds are not the default cluster's
     sc = Scenario(run={"online_window_s": 10.0})
     p = measure_rate(sc, 5.0, "basic", SloCriterion(), window_s=40.0)
     assert p.steady_state is False  # the summary's verdict is still reported

@@ -37,6 +37,7 @@ from dualpath_twin.planning.reasons import actionable_reason, window_advice
 from dualpath_twin.planning.sensitivity import sensitivity, sensitivity_moves
 from dualpath_twin.planning.sizing import SizingProgress, labelled_online, load_costs, size, sizing_points
 from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
+from dualpath_twin.planning.types import STOPPED_CEILING, STOPPED_SLO
 
 _err = Console(stderr=True)
 
@@ -103,6 +104,10 @@ def _store(db: Path | None) -> Any:
     return open_sweep_store(db)
 
 
+_STOPPED = {STOPPED_SLO: "early", STOPPED_CEILING: "ceiling"}
+"""The capacity table's 'stopped' cell per CapacityPoint.stopped_early ('-' for a run that ran its course)."""
+
+
 def _fmt(v: float | None, scale: float = 1.0, digits: str = ".3g") -> str:
     return "-" if v is None else format(v * scale, digits)
 
@@ -119,7 +124,8 @@ def capacity_table(results: list[CapacityResult]) -> Table:
             # a run stopped early ends before its load drains: its latencies cover only the rounds run so far
             t.add_row(r.policy, f"{p.aps:.4g}", "yes" if p.meets else "no", _fmt(p.ttft_p90_s), _fmt(p.ttft_p99_s),
                       _fmt(p.tpot_p90_s, 1000), _fmt(p.slo_attainment), str(p.steady_state),
-                      _fmt(p.population_growth, 100, ".0f"), "early" if p.stopped_early else "-", actionable_reason(p.reason) + mark)
+                      _fmt(p.population_growth, 100, ".0f"), _STOPPED.get(p.stopped_early or "", "-"),
+                      actionable_reason(p.reason) + mark)
     return t
 
 
@@ -247,7 +253,7 @@ def register(app: typer.Typer) -> None:
         tolerance: Annotated[float, typer.Option("--tolerance", help="stop when (hi - lo) / hi <= this")] = 0.05,
         start_aps: Annotated[float | None, typer.Option("--start-aps", help="first rate tried (default: workload.arrival_rate_aps)")] = None,
         max_evaluations: Annotated[int, typer.Option("--max-evaluations", help="simulations per policy at most")] = 40,
-        window: Annotated[float | None, typer.Option("--window-s", help="arrival window: each rate runs aps x window agents (default: the larger of scenario agents / arrival_rate_aps and an agent's mean lifetime at the SLO limits plus two run.online_window_s)")] = None,
+        window: Annotated[float | None, typer.Option("--window-s", help="arrival window: each rate runs aps x window agents (default: the larger of scenario agents / arrival_rate_aps and the agent population's warm-up at the SLO limits, to SloCriterion.warmup_share = 98% of its steady size, plus two run.online_window_s)")] = None,
         percentile: PctOpt = "p90",
         min_attainment: AttOpt = None,
         require_steady: SteadyOpt = True,
@@ -302,7 +308,7 @@ def register(app: typer.Typer) -> None:
                 _err.print(f"estimate {pol_name}: {plan.text()}", markup=False)
 
             def on_point(p: CapacityPoint) -> None:
-                early = ", stopped early" if p.stopped_early else ""
+                early = ", stopped early" if p.stopped_early == STOPPED_SLO else ""
                 who = f"{p.policy}: " if p.policy else ""
                 rep = f" (replica {p.replica})" if p.replica else ""
                 _err.print(f"  {who}{p.aps:.4g} APS{rep}: {'meets' if p.meets else 'fails'}{early} "
@@ -337,10 +343,11 @@ def register(app: typer.Typer) -> None:
             out_console().print(capacity_table(results))
             for r in results:
                 hi = f"{r.hi_aps:.4g}" if r.hi_aps is not None else "none found"
-                stopped = sum(1 for p in r.curve if p.stopped_early)
+                stopped = sum(1 for p in r.curve if p.stopped_early == STOPPED_SLO)
+                free = sum(1 for p in r.curve if p.stopped_early == STOPPED_CEILING)
                 typer.echo(f"{r.policy}: capacity {r.capacity_aps:.4g} agents/s (fails at {hi}; "
                            f"{'converged' if r.converged else 'NOT converged'} to {r.tolerance:g}, {r.evaluations} runs, "
-                           f"{stopped} stopped early)")
+                           f"{stopped} stopped early" + (f", {free} above the ceiling, not simulated" if free else "") + ")")
                 for note in r.notes:
                     typer.echo(f"  note: {note}")
                 advice = window_advice(r.policy, r.curve, r.window_s)

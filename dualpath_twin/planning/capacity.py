@@ -18,6 +18,8 @@ import polars as pl
 from dualpath_twin.planning.executors import run_tasks
 from dualpath_twin.planning.grid import PlanningError
 from dualpath_twin.planning.types import (
+    STOPPED_CEILING,
+    STOPPED_SLO,
     CapacityPoint,
     CapacityResult,
     Outcome,
@@ -230,10 +232,11 @@ def arrival_window_s(sc: Scenario) -> float:
     return sc.workload.agents / sc.workload.arrival_rate_aps
 
 
-def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
-    """Mean agent lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (seconds).
+def _slo_lifetimes_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024):
+    """Each agent's lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (s).
 
-    A mean: synthetic workloads are sampled at ``sample_agents`` agents at most (the same generator).
+    Synthetic workloads are sampled at ``sample_agents`` agents at most (the same generator); an
+    agent without rounds lives 0 s.
     """
     import numpy as np
 
@@ -244,22 +247,54 @@ def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None, sample_a
     if sc.workload.kind == "synthetic" and sc.workload.agents > sample_agents:
         sc = override(sc, {"workload.agents": sample_agents})
     wl = api.load_workload(sc)
-    if wl.n_rounds == 0:
-        return 0.0
     per_round = wl.delay_s + ttft_s + np.maximum(wl.gen_tokens - 1, 0) * tpot_s
-    starts = wl.round_offsets[:-1][np.diff(wl.round_offsets) > 0]
+    counts = np.diff(wl.round_offsets)
     # a trajectory starts at its arrival: its round 0's delay is not waited
-    return float((np.add.reduceat(per_round, starts).sum() - wl.delay_s[starts].sum()) / wl.n_trajectories)
+    per_round[wl.round_offsets[:-1][counts > 0]] -= wl.delay_s[wl.round_offsets[:-1][counts > 0]]
+    owner = np.repeat(np.arange(wl.n_trajectories), counts)
+    return np.bincount(owner, weights=per_round, minlength=wl.n_trajectories)
+
+
+def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
+    """Mean agent lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (seconds).
+
+    Synthetic workloads are sampled at ``sample_agents`` agents at most (the same generator).
+    """
+    life = _slo_lifetimes_s(sc, criterion, sample_agents)
+    return float(life.mean()) if life.size else 0.0
+
+
+def slo_warmup_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
+    """Seconds after a cold start until the agent population reaches ``criterion.warmup_share`` of its steady size.
+
+    Agents arriving at a constant rate from time 0 number ``rate x E[min(L, t)]`` at time t, where L is
+    an agent's lifetime (here at the SLO limits, ``_slo_lifetimes_s``); in steady state ``rate x E[L]``.
+    The result is the t where ``E[min(L, t)] = share x E[L]``: the longest-lived agents set it, not the mean.
+    """
+    import numpy as np
+
+    crit = criterion or SloCriterion()
+    life = np.sort(_slo_lifetimes_s(sc, crit, sample_agents))
+    if not life.size or not life[-1] > 0:
+        return 0.0
+    target = crit.warmup_share * life.mean()
+    # E[min(L, t)] is piecewise linear in t with kinks at the sorted lifetimes: find the piece, then solve in it
+    n = life.size
+    below = np.concatenate([[0.0], np.cumsum(life)])  # sum of the k shortest lifetimes
+    at_kink = (below[:-1] + life * (n - np.arange(n))) / n  # E[min(L, life[k])]
+    k = int(np.searchsorted(at_kink, target))
+    return float((target * n - below[k]) / (n - k))
 
 
 def default_window_s(sc: Scenario, criterion: SloCriterion | None = None) -> float:
     """Arrival window of a capacity run when none is given: long enough for the agent population to settle.
 
-    The larger of the scenario's own window (agents / arrival_rate_aps) and an agent's mean lifetime
-    at the SLO limits (``slo_lifetime_s``: no rate that meets the SLO keeps agents longer on average)
-    plus the two ``run.online_window_s`` windows that are measured.
+    The larger of the scenario's own window (agents / arrival_rate_aps) and the warm-up at the SLO
+    limits (``slo_warmup_s``: no rate that meets the SLO keeps agents longer, so by then its
+    population has reached at least ``criterion.warmup_share`` of its steady size) plus the two
+    ``run.online_window_s`` windows that are measured.
     """
-    return max(arrival_window_s(sc), slo_lifetime_s(sc, criterion) + 2 * sc.run.online_window_s)
+    return max(arrival_window_s(sc), slo_warmup_s(sc, criterion) + 2 * sc.run.online_window_s)
 
 
 def online_scenario(sc: Scenario, aps: float, window_s: float | None = None) -> Scenario:
@@ -486,6 +521,29 @@ def window_summary(
     return summary.model_copy(update=upd), w.height
 
 
+def above_ceiling(sc_at: Scenario, wl, aps: float, policy: str | None) -> str | None:
+    """Why ``aps`` cannot be a steady state of ``sc_at`` (its offered rounds/s exceed the analytic ceiling), or None.
+
+    In steady state agents leave as fast as they arrive, so the cluster completes aps x (mean rounds
+    per agent) rounds/s of the run's own agents: above the closed-form ceiling of its binding
+    resource (``analysis.bounds``) the population and the queues grow without end, however long a
+    window looks steady. Skipped with a bounded ``[cache]``, whose hit share the ceiling only estimates.
+    """
+    from dualpath_twin.analysis.bounds import compute_bound
+
+    if not wl.n_trajectories or (sc_at.cache is not None and sc_at.cache.capacity_gb is not None):
+        return None
+    bound = compute_bound(sc_at, wl, policy)
+    offered = aps * wl.n_rounds / wl.n_trajectories
+    if not offered > bound.max_rounds_per_s:
+        return None
+    from dualpath_twin.analysis.bounds import RESOURCE_LABELS
+
+    label = RESOURCE_LABELS.get(bound.binding_resource, bound.binding_resource)
+    return (f"above the analytic ceiling: {aps:g} agents/s offer {offered:.3g} rounds/s, more than {label} can serve "
+            f"({bound.max_rounds_per_s:.3g} rounds/s), so no steady state exists (not simulated)")
+
+
 def measure_rate(
     sc: Scenario, aps: float, policy: str | None, criterion: SloCriterion, window_s: float | None = None,
     early_stop: bool = False,
@@ -495,12 +553,16 @@ def measure_rate(
     With ``criterion.population = "window"`` (the default) the SLO counts the rounds of the
     measurement window (``measurement_span_s``) and the run stops once they are done.
     ``early_stop`` also stops it as soon as its SLO failure is certain; the point then fails with
-    ``stopped_early="slo violated"``.
+    ``stopped_early=STOPPED_SLO``; a rate above the analytic ceiling (``above_ceiling``) fails unsimulated.
     """
     from dualpath_twin import api
 
     sc_at = online_scenario(sc, aps, window_s)
     wl = api.load_workload(sc_at)
+    over = above_ceiling(sc_at, wl, aps, policy) if criterion.require_steady else None
+    if over is not None:
+        return CapacityPoint(aps=aps, meets=False, reason=over, status="done", stopped_early=STOPPED_CEILING,
+                             population="window" if criterion.population == "window" else "all")
     span = None
     if criterion.population == "window" and wl.n_trajectories:
         span = measurement_span_s(sc_at, float(wl.arrival_s.max()))
@@ -521,7 +583,7 @@ def measure_rate(
         s = res.summary
         if span is not None and res.rounds is not None:
             s, _ = window_summary(s, res.rounds, criterion, sc_at, *span)
-        return failed(s, reason, "slo violated")
+        return failed(s, reason, STOPPED_SLO)
     if span is not None and res.summary.status == "truncated" and not reason.startswith("stopped early: "):
         # the run ended (overloaded, or a time limit) before its measurement window was complete: not a pass
         return failed(res.summary, f"the run ended before its measurement window did: {reason}")
@@ -587,8 +649,8 @@ def capacity_search(
     window = window_s if window_s is not None else default_window_s(sc, crit)
     notes0: list[str] = []
     if window_s is None and window > arrival_window_s(sc) + 1e-9:
-        notes0.append(f"arrival window {window:.0f} s per rate: an agent's mean lifetime at the SLO limits plus the two "
-                      f"measured {sc.run.online_window_s:g} s windows (the scenario's own window is "
+        notes0.append(f"arrival window {window:.0f} s per rate: the agent population's warm-up at the SLO limits "
+                      f"(to {crit.warmup_share:.0%} of its steady size) plus the two measured {sc.run.online_window_s:g} s windows (the scenario's own window is "
                       f"{arrival_window_s(sc):.0f} s; set one with --window-s)")
     if start_aps:
         start = start_aps
@@ -623,9 +685,13 @@ def capacity_search(
         replicate=measure if confirm else None,
     )
     notes = notes0 + notes
-    stopped = sum(1 for p in curve if p.stopped_early)
+    stopped = sum(1 for p in curve if p.stopped_early == STOPPED_SLO)
     if stopped:
         notes.append(f"{stopped} failing run(s) stopped early once their SLO failure was certain")
+    ceiling = [p.aps for p in curve if p.stopped_early == STOPPED_CEILING]
+    if ceiling:
+        notes.append(f"{len(ceiling)} rate(s) not simulated: at {', '.join(f'{a:.4g}' for a in sorted(ceiling))} "
+                     "agents/s the offered rounds/s exceed the analytic ceiling, so no steady state exists")
     at_cap = [p for p in curve if p.meets and p.aps == lo]
     growth_rule = crit.require_steady and crit.max_population_growth is not None
     if not growth_rule and at_cap and at_cap[0].population_growth is not None and at_cap[0].population_growth > 0.05:

@@ -46,6 +46,12 @@ class SloCriterion(BaseModel):
         "next before the last arrival fails as not steady (agents outlive the arrival "
         "window, so the rate's steady state was not reached); None: the growth is only reported",
     )
+    warmup_share: float = Field(
+        0.98, gt=0, lt=1,
+        description="the default arrival window of a capacity run lets the agent population reach this share of its "
+        "steady-state size (at the SLO-limit timings) before the two measured windows; the mean lifetime alone "
+        "reaches ~75% on agentic workloads, whose lifetimes spread widely (docs/planning.md, 'Arrival window')",
+    )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows "
                               "(a rise must also exceed twice its batch-means standard error to count)")
     steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
@@ -94,6 +100,12 @@ class SloCriterion(BaseModel):
         return True, "meets SLO"
 
 
+STOPPED_SLO = "slo violated"
+"""``CapacityPoint.stopped_early`` of a run stopped once its SLO failure was certain."""
+STOPPED_CEILING = "above the ceiling"
+"""``CapacityPoint.stopped_early`` of a rate not simulated: its offered load exceeds the analytic ceiling."""
+
+
 class CapacityPoint(BaseModel):
     """One measured rate on the capacity curve."""
 
@@ -111,7 +123,7 @@ class CapacityPoint(BaseModel):
     status: str = ""
     prompt_tokens_per_s: float = 0.0
     rounds: int = 0
-    stopped_early: str | None = None  # "slo violated": the run was stopped once its failure was certain
+    stopped_early: str | None = None  # STOPPED_SLO (stopped once its failure was certain) or STOPPED_CEILING (not run)
     population: str = "all"  # which rounds the percentiles count ("window" or "all", SloCriterion.population)
     window_rounds: int | None = None  # rounds in the measurement window (population "window")
     population_growth: float | None = None  # mean active agents, last window / the one before, minus 1

@@ -394,9 +394,9 @@ def _new_capacity_search(store: Any | None) -> bool:
     start = c2.number_input("Start rate (agents/s, 0 = the scenario's)", 0.0, 1e4, 0.0, key="cap_start")
     window = c3.number_input("Arrival window (s, 0 = automatic)", 0.0, 1e6, 0.0, key="cap_win",
                              help="each rate runs rate x window agents, so the load lasts this long. Automatic: the "
-                                  "larger of the scenario's agents / rate and an agent's mean lifetime at the SLO "
-                                  "limits plus the two measured windows, so the agent population settles before "
-                                  "it is measured")
+                                  "larger of the scenario's agents / rate and the time the agent population takes, at "
+                                  "the SLO limits, to reach 98% of its steady size, plus the two measured windows, so "
+                                  "it is measured settled")
     kind, workers, addr = _executor_opts("cap")
     crit = _criterion("cap")
     fast = st.checkbox("fast search: start at half the analytic ceiling and stop a run once its SLO failure is certain",
