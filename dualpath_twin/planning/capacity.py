@@ -529,7 +529,7 @@ def above_ceiling(sc_at: Scenario, wl, aps: float, policy: str | None) -> str | 
     resource (``analysis.bounds``) the population and the queues grow without end, however long a
     window looks steady. Skipped with a bounded ``[cache]``, whose hit share the ceiling only estimates.
     """
-    from dualpath_twin.analysis.bounds import compute_bound
+    from dualpath_twin.analysis.bounds import RESOURCE_LABELS, compute_bound
 
     if not wl.n_trajectories or (sc_at.cache is not None and sc_at.cache.capacity_gb is not None):
         return None
@@ -537,8 +537,6 @@ def above_ceiling(sc_at: Scenario, wl, aps: float, policy: str | None) -> str | 
     offered = aps * wl.n_rounds / wl.n_trajectories
     if not offered > bound.max_rounds_per_s:
         return None
-    from dualpath_twin.analysis.bounds import RESOURCE_LABELS
-
     label = RESOURCE_LABELS.get(bound.binding_resource, bound.binding_resource)
     return (f"above the analytic ceiling: {aps:g} agents/s offer {offered:.3g} rounds/s, more than {label} can serve "
             f"({bound.max_rounds_per_s:.3g} rounds/s), so no steady state exists (not simulated)")
