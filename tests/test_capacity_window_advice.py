@@ -57,8 +57,11 @@ def test_window_advice_counts_the_runs_and_suggests_a_window() -> None:
     text = window_advice("basic", pts, 8.0)
     assert text is not None
     assert "2 of 3 run(s)" in text and "0.25, 0.5 agents/s" in text and "--window-s" in text
-    assert "set --window-s to 16 s or more (now 8 s)" in text
+    assert "set --window-s to 0 (automatic" in text and "or to 16 s or more (now 8 s)" in text
     assert window_advice("basic", pts[2:], 8.0) is None
+    # with the scenario's steadiness windows known: at least the window plus the two measured ones
+    assert "or to 18 s or more (now 8 s)" in (window_advice("basic", pts, 8.0, online_window_s=5.0) or "")
+    assert "or to 16 s or more (now 8 s)" in (window_advice("basic", pts, 8.0, online_window_s=2.0) or "")
 
 
 def test_cli_capacity_says_lengthen_the_window_with_its_option(tmp_path: Path) -> None:
@@ -71,7 +74,7 @@ def test_cli_capacity_says_lengthen_the_window_with_its_option(tmp_path: Path) -
     assert r.exit_code == 0, r.output
     assert "steadiness unknown" in r.stdout
     note = next(line for line in r.stdout.splitlines() if "for want of a longer window" in line)
-    assert "set --window-s to 16 s or more (now 8 s) and search again" in note
+    assert "or to 18 s or more (now 8 s) and search again" in note  # 8 s + two 5 s steadiness windows
     assert "lengthen the arrival window: --window-s" in " ".join(r.stderr.split())  # the per-rate progress lines
 
 
@@ -94,4 +97,5 @@ def test_dashboard_capacity_view_shows_the_whole_reason_and_the_field(db: Path) 
     warn = [w.value for w in at.warning if "longer window" in w.value]
     assert len(warn) == 1
     assert "1 of 2 run(s)" in warn[0] and "at 1 agents/s" in warn[0]
-    assert "set 'Arrival window (s)' in New capacity search (--window-s on the CLI) to 60 s or more (now 30 s)" in warn[0]
+    assert "set 'Arrival window (s)' in New capacity search (--window-s on the CLI) to 0 (automatic" in warn[0]
+    assert "or to 330 s or more (now 30 s)" in warn[0]  # 30 s + the two default 150 s steadiness windows

@@ -350,7 +350,7 @@ def register(app: typer.Typer) -> None:
                            f"{stopped} stopped early" + (f", {free} above the ceiling, not simulated" if free else "") + ")")
                 for note in r.notes:
                     typer.echo(f"  note: {note}")
-                advice = window_advice(r.policy, r.curve, r.window_s)
+                advice = window_advice(r.policy, r.curve, r.window_s, online_window_s=sc.run.online_window_s)
                 if advice:
                     typer.echo(f"  note: {advice}")
 

@@ -38,11 +38,14 @@ def actionable_reason(reason: str, setting: str = CLI_WINDOW) -> str:
     return f"{reason}; lengthen the arrival window ({setting})"
 
 
-def window_advice(policy: str, points: Iterable[Any], window_s: float | None, setting: str = CLI_WINDOW) -> str | None:
+def window_advice(policy: str, points: Iterable[Any], window_s: float | None, setting: str = CLI_WINDOW,
+                  online_window_s: float | None = None) -> str | None:
     """One sentence on the runs of ``policy`` a longer arrival window would settle (None when there are none).
 
     ``points`` are the search's CapacityPoints (anything with ``aps``, ``meets`` and ``reason``); ``window_s``
-    the arrival window the search used.
+    the arrival window the search used; ``online_window_s`` the scenario's ``run.online_window_s``, when
+    known: the two measured windows must fit in the arrival window after a warm-up, so the advice is
+    at least the window plus those two.
     """
     pts = list(points)
     hit = [p for p in pts if not p.meets and needs_longer_window(p.reason)]
@@ -55,8 +58,10 @@ def window_advice(policy: str, points: Iterable[Any], window_s: float | None, se
         if unknown == len(hit)
         else "the runs could not show a steady state within their arrival window"
     )
-    fix = (f"set {setting} to {2 * window_s:g} s or more (now {window_s:g} s)" if window_s
-           else f"lengthen the arrival window ({setting})")
+    longer = max(2 * window_s, window_s + 2 * online_window_s) if window_s and online_window_s else \
+        (2 * window_s if window_s else None)
+    fix = (f"set {setting} to 0 (automatic: the agent population's warm-up plus the two measured windows) or to "
+           f"{longer:g} s or more (now {window_s:g} s)" if longer else f"lengthen the arrival window ({setting})")
     return (
         f"{policy}: {len(hit)} of {len(pts)} run(s) failed only for want of a longer window, at {rates} agents/s: "
         f"{what}. These rates are not proven over capacity: {fix} and search again."

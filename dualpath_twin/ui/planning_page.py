@@ -470,8 +470,13 @@ def show_capacity(results: list[CapacityResult], key: str, caption: str = "", sc
     _download([fig], "capacity", key)
     st.dataframe(dec.human_frame(curve_frame(results), drop_empty=False), width="stretch", key=f"{key}_curve",
                  column_config={"note": st.column_config.TextColumn(width="large")})
+    online_s = None
+    if scenario_toml:
+        from dualpath_twin.planning.common import scenario_from_toml
+
+        online_s = scenario_from_toml(scenario_toml).run.online_window_s
     for r in results:  # a table cell cuts a long reason: say in full which runs a longer window would settle
-        advice = window_advice(r.policy, r.curve, r.window_s, DASHBOARD_WINDOW)
+        advice = window_advice(r.policy, r.curve, r.window_s, DASHBOARD_WINDOW, online_window_s=online_s)
         if advice:
             st.warning(advice)
 
