@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_capacity_window import _small  # online-serving at 8K contexts, 20 s steadiness windows
 
 from dualpath_twin import api
 from dualpath_twin import scenario as scn
@@ -24,11 +25,6 @@ from dualpath_twin.planning.capacity import (
 from dualpath_twin.planning.common import override
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _small() -> scn.Scenario:
-    sc = scn.load(ROOT / "scenarios" / "examples" / "online-serving.toml")
-    return override(sc, {"workload.max_context_tokens": 8192, "run.online_window_s": 20.0})
 
 
 def _ceiling_aps(sc: scn.Scenario, policy: str, window_s: float) -> tuple[float, scn.Scenario]:
