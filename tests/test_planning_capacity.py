@@ -217,31 +217,6 @@ def test_secant_guess_reaches_the_same_capacity_in_fewer_runs(start: float) -> N
     assert sum(map(len, aimed)) < sum(map(len, plain))
 
 
-def test_a_ceiling_refusal_aims_the_next_step_just_under_the_ceiling() -> None:
-    """A design that holds the SLO almost to its analytic ceiling: the refused rate brackets it in one more run."""
-    from dualpath_twin.planning.capacity import secant_guess
-    from dualpath_twin.planning.types import STOPPED_CEILING
-
-    ceiling = 0.44  # the start doubled (0.441) is just above it
-
-    def make(calls: list[float]):
-        def evaluate(rates: list[float]) -> list[CapacityPoint]:
-            calls.extend(rates)
-            return [CapacityPoint(aps=r, meets=False, reason="above the analytic ceiling", status="done",
-                                  stopped_early=STOPPED_CEILING) if r > ceiling else
-                    CapacityPoint(aps=r, meets=True, ttft_p90_s=0.9 + 2 * r, tpot_p90_s=0.025, status="done")
-                    for r in rates]
-        return evaluate
-
-    plain: list[float] = []
-    aimed: list[float] = []
-    lo1, hi1, _, ok1, _ = bracket_and_bisect(make(plain), 0.2205, tolerance=0.05)
-    lo2, hi2, _, ok2, _ = bracket_and_bisect(make(aimed), 0.2205, tolerance=0.05, guess=secant_guess(4.0, 0.05))
-    assert ok1 and ok2 and hi1 == hi2 == pytest.approx(0.441)
-    assert (hi2 - lo2) / hi2 <= 0.05 and lo2 <= ceiling < hi2
-    assert len(aimed) == 3 and len(plain) == 6  # start, the refused double, one run under the ceiling
-
-
 def test_a_useless_guess_still_converges() -> None:
     """A guess stuck just above the low end cannot stall the search: every other step bisects."""
     calls: list[list[float]] = []

@@ -201,11 +201,7 @@ def secant_guess(ttft_limit_s: float, tpot_limit_s: float) -> Callable[[list[Cap
     ``limit / latency``: a queue's latency grows like 1 / (1 - load), so its inverse falls about
     linearly with the rate to the saturation point and the secant is nearly exact where a secant in
     the latency itself falls short. The secant joins the highest passing and the lowest failing run
-    above its limit, else the two highest passing runs. Without either, when the bracket's failing end
-    is a rate above the analytic ceiling (not simulated), the estimate is just under that end: the
-    step then measures just under the ceiling, so a design that holds the SLO almost to its ceiling
-    (a binding resource whose service time is short beside the SLO) is bracketed in one run. None
-    otherwise.
+    above its limit, else the two highest passing runs. None when neither latency gives an estimate.
     """
 
     def estimate(curve: list[CapacityPoint], lo: float, hi: float, attr: str, limit: float) -> float | None:
@@ -226,13 +222,7 @@ def secant_guess(ttft_limit_s: float, tpot_limit_s: float) -> Callable[[list[Cap
     def guess(curve: list[CapacityPoint], lo: float, hi: float) -> float | None:
         found = [g for g in (estimate(curve, lo, hi, "ttft_p90_s", ttft_limit_s),
                              estimate(curve, lo, hi, "tpot_p90_s", tpot_limit_s)) if g is not None]
-        if found:
-            return min(found)
-        # no latency crosses its limit yet and the failing end is the analytic ceiling (refused unsimulated):
-        # aim just under the ceiling, where a resource whose service time is short beside the SLO saturates
-        if any(p.aps == hi and p.stopped_early == STOPPED_CEILING for p in curve):
-            return lo + (1 - 1e-9) * (hi - lo)
-        return None
+        return min(found) if found else None
 
     return guess
 
