@@ -281,7 +281,7 @@ class PrefillMixin:
                 self.col["prefill_end_s"][rid] = now
                 self.col["first_token_s"][rid] = now
                 if self.online:
-                    self.ttft_log.append((now, now - self.col["arrival_s"][rid]))
+                    self.log_ttft(now, now - self.col["arrival_s"][rid])
                 self.pe_tok_v[req.pe] -= req.prompt
                 self.pe_seq_v[req.pe] -= 1
                 self.prompt_tokens_done += req.prompt

@@ -203,7 +203,8 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         self.running_agents = 0
         self.done_event = self.env.event()
         self.online = sc.workload.mode == "online"
-        self.ttft_log: deque[tuple[float, float]] = deque()
+        self.ttft_log: deque[tuple[float, float]] = deque()  # (first token time, TTFT) of the last online window
+        self.ttft_log_sum_s = 0.0  # running sum of the log's TTFTs (the overload check's fast path)
         self.stop_reason = ""
         self.status = "finished"
         # faults ([[faults]]): with none configured nothing is scheduled and every hook is skipped
@@ -284,11 +285,22 @@ class World(PlacementMixin, TransfersMixin, PrefillMixin, NodeLossMixin):
         win = self.sc.run.online_window_s
         log = self.ttft_log
         while log and log[0][0] < now - win:
-            log.popleft()
+            self.ttft_log_sum_s -= log.popleft()[1]
+        if not log:
+            self.ttft_log_sum_s = 0.0
         if len(log) < 20 or now < win:
             return False
-        mean = sum(x for _, x in log) / len(log)
-        return mean > 3.0 * self.sc.slo.ttft_s
+        limit = 3.0 * self.sc.slo.ttft_s
+        mean = self.ttft_log_sum_s / len(log)
+        if abs(mean - limit) > 1e-3 * limit:  # far beyond the running sum's rounding
+            return mean > limit
+        self.ttft_log_sum_s = sum(x for _, x in log)  # near the edge: the exact sum, in the log's order
+        return self.ttft_log_sum_s / len(log) > limit
+
+    def log_ttft(self, now: float, ttft_s: float) -> None:
+        """Online mode: record a round's TTFT at its first token for the overload check."""
+        self.ttft_log.append((now, ttft_s))
+        self.ttft_log_sum_s += ttft_s
 
     def _prefill_tokens_per_gpu_s(self) -> float:
         """Estimated prompt tokens one prefill engine (one GPU without TP) prefills per second for the mean round."""
