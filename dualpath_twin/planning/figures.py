@@ -15,6 +15,7 @@ from dualpath_twin.palette import FAILS, MEETS, NEUTRAL, policy_color
 from dualpath_twin.planning.capacity import CapacityResult
 from dualpath_twin.planning.sensitivity import SensitivityResult
 from dualpath_twin.planning.sizing import SizingResult
+from dualpath_twin.planning.types import STOPPED_CEILING
 
 METRIC_LABELS = {
     "capacity_aps": "capacity (agents/s)",
@@ -117,6 +118,11 @@ def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity sea
         if r.capacity_aps > 0:
             for c in (1, 2, 3):
                 fig.add_vline(x=r.capacity_aps, line={"color": color, "dash": "dot"}, row=1, col=c)
+        refused = [p.aps for p in r.curve if p.stopped_early == STOPPED_CEILING]
+        if refused:  # rates refused unsimulated have no latency: mark where they start
+            for c in (1, 2, 3):
+                label = {"annotation_text": f"{r.policy}: ceiling", "annotation_position": "top left"} if c == 1 else {}
+                fig.add_vline(x=min(refused), line={"color": color, "dash": "longdash", "width": 1}, row=1, col=c, **label)
     if results:
         r0 = results[0]
         if r0.ttft_limit_s:
@@ -126,7 +132,7 @@ def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity sea
         if r0.criterion.min_attainment is not None:
             fig.add_hline(y=r0.criterion.min_attainment, line={"dash": "dash", "color": "grey"}, row=1, col=3)
     fig.update_xaxes(title_text="arrival rate (agents/s)")
-    fig.update_layout(title=title + " (o meets SLO, x fails; dotted: capacity)")
+    fig.update_layout(title=title + " (o meets SLO, x fails; dotted: capacity; long dashes: above the analytic ceiling, not simulated)")
     return fig
 
 
