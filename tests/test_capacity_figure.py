@@ -33,6 +33,14 @@ def test_refused_rates_get_a_ceiling_line_in_every_panel() -> None:
     assert [a.text for a in fig.layout.annotations if a.text not in titles] == ["basic: ceiling"]
 
 
+def test_designs_refused_at_the_same_rate_share_one_label() -> None:
+    """Two designs whose lowest refused rate is the same get one label naming both, not two labels on top of each other."""
+    other = _result(refused=True).model_copy(update={"policy": "dualpath"})
+    fig = capacity_curve([_result(refused=True), other])
+    assert len(_dashed_x(fig)) == 6
+    assert [a.text for a in fig.layout.annotations if "ceiling" in (a.text or "")] == ["basic, dualpath: ceiling"]
+
+
 def test_no_ceiling_line_when_every_rate_was_simulated() -> None:
     """A search that simulated all its rates draws no ceiling line."""
     fig = capacity_curve([_result(refused=False)])

@@ -99,6 +99,7 @@ def sweep_heatmap(frame: pl.DataFrame, x: str, y: str, value: str, facet: str = 
 def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity search: measured SLO curve") -> go.Figure:
     """TTFT p90, TPOT p90 and SLO attainment against arrival rate per policy, pass/fail markers, capacity lines."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=["TTFT p90 (s)", "TPOT p90 (ms)", "SLO attainment"])
+    ceilings: dict[float, list[str]] = {}  # lowest rate refused above the analytic ceiling -> policies
     for i, r in enumerate(results):
         color = policy_color(r.policy, i)
         xs = [p.aps for p in r.curve]
@@ -120,9 +121,12 @@ def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity sea
                 fig.add_vline(x=r.capacity_aps, line={"color": color, "dash": "dot"}, row=1, col=c)
         refused = [p.aps for p in r.curve if p.stopped_early == STOPPED_CEILING]
         if refused:  # rates refused unsimulated have no latency: mark where they start
+            ceilings.setdefault(min(refused), []).append(r.policy)
             for c in (1, 2, 3):
-                label = {"annotation_text": f"{r.policy}: ceiling", "annotation_position": "top left"} if c == 1 else {}
-                fig.add_vline(x=min(refused), line={"color": color, "dash": "longdash", "width": 1}, row=1, col=c, **label)
+                fig.add_vline(x=min(refused), line={"color": color, "dash": "longdash", "width": 1}, row=1, col=c)
+    for k, (x, names) in enumerate(sorted(ceilings.items())):  # one label per line, staggered so none overlap
+        fig.add_annotation(x=x, xref="x", y=1.0 - 0.07 * k, yref="y domain", text=f"{', '.join(names)}: ceiling",
+                           showarrow=False, xanchor="right", yanchor="top", font={"size": 11})
     if results:
         r0 = results[0]
         if r0.ttft_limit_s:
