@@ -224,7 +224,8 @@ def runs_with_diff(store: Any, limit: int | None = None, costs: Any = None, **fi
     if limit is not None:
         df = df.head(limit)
     if df.height == 0:
-        return df.with_columns(pl.lit(None, pl.Utf8).alias("design"), *[pl.lit(None, pl.Float64).alias(c) for c in COST_COLUMNS])
+        return df.with_columns(pl.lit(None, pl.Utf8).alias("design"), *[pl.lit(None, pl.Float64).alias(c) for c in COST_COLUMNS],
+                              pl.lit(None, pl.Boolean).alias("meets_slo"))
     toml_by_hash: dict[str, str] = {}
     tomls: list[str] = []
     for rid, h in zip(df["run_id"].to_list(), df["scenario_hash"].to_list(), strict=True):
@@ -237,7 +238,27 @@ def runs_with_diff(store: Any, limit: int | None = None, costs: Any = None, **fi
     sd = scenario_diff(tomls, designs=[str(p) for p in df["policy"].to_list()])
     cols = {c: [r.get(c, "") for r in sd.rows] for c in sd.columns}
     out = df.with_columns([pl.Series(c, v, dtype=pl.Utf8) for c, v in cols.items()])
-    return out.with_columns(_cost_columns(out, tomls, costs))
+    return out.with_columns(*_cost_columns(out, tomls, costs), _meets_slo_column(out, tomls))
+
+
+def _meets_slo_column(df: Any, tomls: list[str]) -> Any:
+    """``meets_slo``: TTFT p99 and TPOT p99 within the run's own scenario SLO, as the run's tiles judge it (None if unknown)."""
+    import polars as pl
+
+    from dualpath_twin.scenario import from_toml
+
+    limits: dict[str, tuple[float, float] | None] = {}
+    out: list[bool | None] = []
+    for text, ttft, tpot in zip(tomls, df["ttft_p99_s"].to_list(), df["tpot_p99_s"].to_list(), strict=True):
+        if text not in limits:
+            try:
+                slo = from_toml(text, check_catalog=False).slo if text else None
+                limits[text] = (slo.ttft_s, slo.tpot_ms / 1000.0) if slo is not None else None
+            except Exception:  # noqa: BLE001 - a run without a readable scenario shows a blank
+                limits[text] = None
+        lim = limits[text]
+        out.append(None if lim is None or ttft is None or tpot is None else bool(ttft <= lim[0] and tpot <= lim[1]))
+    return pl.Series("meets_slo", out, dtype=pl.Boolean)
 
 
 COST_COLUMNS = ("usd_per_hour", "usd_per_m_generated_tokens", "usd_per_m_prompt_tokens")

@@ -64,3 +64,27 @@ def test_check_accepts_tpot_in_ms() -> None:
     assert res[0].passed
     res = chk.evaluate(chk.parse_checks([f"tpot_ms.p99<={s.tpot_s.p99 * 1000 * 0.5}"]), chk.run_metrics(s))
     assert not res[0].passed
+
+
+def test_history_says_whether_each_run_meets_its_own_slo(tmp_path: Path) -> None:
+    """``meets_slo`` compares TTFT p99 and TPOT p99 with each run's scenario SLO: a tighter SLO turns a pass into a fail."""
+    from dualpath_twin.comparison import runs_with_diff
+    from dualpath_twin.scenario import from_toml
+
+    st = open_store(tmp_path / "r.duckdb")
+    try:
+        loose = synthetic_result("basic", scenario_name="loose")
+        sc = from_toml(loose.scenario_toml, check_catalog=False)
+        p99 = loose.summary.ttft_s.p99
+        loose.scenario_toml = sc.model_copy(update={"slo": sc.slo.model_copy(
+            update={"ttft_s": p99 * 2, "tpot_ms": loose.summary.tpot_s.p99 * 2000})}).to_toml()
+        tight = synthetic_result("basic", scenario_name="tight")
+        tight.scenario_toml = sc.model_copy(update={"name": "tight", "slo": sc.slo.model_copy(
+            update={"ttft_s": tight.summary.ttft_s.p99 / 2, "tpot_ms": tight.summary.tpot_s.p99 * 2000})}).to_toml()
+        for r in (loose, tight):
+            st.save_run(r)
+        df = runs_with_diff(st)
+    finally:
+        st.close()
+    got = dict(zip(df["scenario_name"].to_list(), df["meets_slo"].to_list(), strict=True))
+    assert got == {"loose": True, "tight": False}

@@ -13,7 +13,7 @@ from dualpath_twin.ui import backend
 from dualpath_twin.ui.jobs import REGISTRY
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-KEY = ["design", "status", "SLO attainment (%)", "gen tok/s", "prompt tok/s", "JCT (s)", "TTFT p99 (s)",
+KEY = ["design", "status", "meets SLO (p99)", "SLO attainment (%)", "gen tok/s", "prompt tok/s", "JCT (s)", "TTFT p99 (s)",
        "TPOT p99 (ms)", "binding resource"]
 
 
@@ -40,6 +40,7 @@ def test_history_shows_the_key_columns_first(at: AppTest) -> None:
     assert {"scenario", "started", "run id"} <= set(cols[len(KEY):])  # the rest are kept, after
     assert sorted(table["design"].to_list()) == ["basic", "dualpath"]
     assert table["binding resource"].to_list() == ["storage NIC reads"] * 2  # worded, not the raw key
+    assert table["meets SLO (p99)"].dtype == bool  # a verdict per run, against its own scenario's SLO
 
 
 

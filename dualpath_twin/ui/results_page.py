@@ -21,7 +21,7 @@ from dualpath_twin.ui import backend, state, widgets
 COMPARE_PAGE = "dualpath_twin/ui/pages/compare.py"
 HISTORY_COLUMNS = {
     # the planner's key columns first, so the verdict and the binding resource show without scrolling sideways
-    "design": "design", "status": "status", "slo_attainment": "SLO attainment (%)",
+    "design": "design", "status": "status", "meets_slo": "meets SLO (p99)", "slo_attainment": "SLO attainment (%)",
     "generated_tokens_per_s": "gen tok/s", "prompt_tokens_per_s": "prompt tok/s",
     "jct_s": "JCT (s)", "ttft_p99_s": "TTFT p99 (s)", "tpot_p99_ms": "TPOT p99 (ms)",
     "bottleneck": "binding resource",
