@@ -34,7 +34,7 @@ def test_runs_table_shows_what_differs_and_the_check_names(tmp_path: Path) -> No
     # four rows of one scenario name: the topology column is what tells them apart
     assert "topology" in out and "1P4D" in out.replace(" ", "") and "2P4D" in out.replace(" ", "")
     assert "ttft_s.p99" in out and "tpot_ms.p99" in out and "ttft_p99_s" not in out
-    assert "usd_per_hour" in out
+    assert "usd_per_hour" in out and "meets_slo" in out
     assert max(len(line) for line in out.splitlines()) > 80  # not squeezed into 80 columns in a pipe
 
 

@@ -28,7 +28,7 @@ RUNS_RENAMES = {"scenario_name": "scenario", "ttft_p50_s": "ttft_s.p50", "ttft_p
                 "tpot_p50_s": "tpot_ms.p50", "tpot_p99_s": "tpot_ms.p99"}  # fmt: skip
 RUNS_COLUMNS = (
     "run_id", "status", "scenario", "design", *[c for c in GROUPS], "other", "sweep_id",
-    "jct_s", "prompt_tokens_per_s", "ttft_s.p99", "tpot_ms.p99", "slo_attainment",
+    "jct_s", "prompt_tokens_per_s", "ttft_s.p99", "tpot_ms.p99", "meets_slo", "slo_attainment",
     "usd_per_hour", "usd_per_m_generated_tokens", "bottleneck",
 )  # fmt: skip
 """Columns of the ``runs`` table (the run id starts with its start time; --json has every column); the
