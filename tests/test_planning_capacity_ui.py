@@ -156,3 +156,7 @@ def test_search_run_on_the_page_is_saved_and_selected(db: Path, monkeypatch: pyt
         f"{r.policy} capacity": f"{r.capacity_aps:.4g} agents/s" for r in rec.results
     }
     assert rec.results[1].capacity_aps > rec.results[0].capacity_aps > 0  # the fake cluster: DualPath x1.5
+    est = [c.value for c in at.caption if c.value.startswith("Run-size estimate:")]
+    assert len(est) == 1  # one bullet per design, not one dense paragraph
+    assert [ln.split(":")[0] for ln in est[0].splitlines()[1:]] == ["- **basic**", "- **dualpath**"]
+    assert all(" runs" in ln for ln in est[0].splitlines()[1:])

@@ -198,11 +198,14 @@ def guarded(check: Callable[[bool], Any], key: str, force: bool) -> Any:
     return est
 
 
-def _plans_text(plans: dict[str, Any]) -> str:
-    """What a capacity estimate assumed (guard.plans_text)."""
+def _plans_caption(plans: dict[str, Any]) -> None:
+    """What a capacity estimate assumed (guard.plans_text): one bullet per design when there are two or three."""
     from dualpath_twin.guard import plans_text
 
-    return plans_text(plans)
+    if 1 < len(plans) <= 3:
+        st.caption("Run-size estimate:\n" + "\n".join(f"- **{p}**: {pl.text()}" for p, pl in plans.items()))
+    else:
+        st.caption("Run-size estimate: " + plans_text(plans))
 
 
 MAX_GRID_POINTS = 10_000  # a page job enumerates its grid before estimating it: refuse larger grids outright
@@ -266,7 +269,7 @@ def _sweep_tab() -> None:
             except scn.ScenarioError as err:
                 st.error(str(err))
                 return
-            st.caption("Run-size estimate: " + _plans_text(plans))
+            _plans_caption(plans)
         elif not guard_ok(_scenario_list(sc, grid, pols), workers, "sw", anyway, 1):
             return
         bar = st.progress(0.0, text="starting")
@@ -414,7 +417,7 @@ def _new_capacity_search(store: Any | None) -> bool:
     except scn.ScenarioError as err:
         st.error(str(err))
         return False
-    st.caption("Run-size estimate: " + _plans_text(plans))
+    _plans_caption(plans)
     log = st.empty()
     lines: list[str] = []
 
