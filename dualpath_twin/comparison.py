@@ -238,26 +238,33 @@ def runs_with_diff(store: Any, limit: int | None = None, costs: Any = None, **fi
     sd = scenario_diff(tomls, designs=[str(p) for p in df["policy"].to_list()])
     cols = {c: [r.get(c, "") for r in sd.rows] for c in sd.columns}
     out = df.with_columns([pl.Series(c, v, dtype=pl.Utf8) for c, v in cols.items()])
-    return out.with_columns(*_cost_columns(out, tomls, costs), _meets_slo_column(out, tomls))
+    scenarios = _parsed(tomls)
+    return out.with_columns(*_cost_columns(out, tomls, costs, scenarios), _meets_slo_column(out, tomls, scenarios))
 
 
-def _meets_slo_column(df: Any, tomls: list[str]) -> Any:
+def _parsed(tomls: list[str]) -> dict[str, Any]:
+    """Each distinct scenario TOML parsed once (None for an empty or unreadable one)."""
+    from dualpath_twin.scenario import from_toml
+
+    out: dict[str, Any] = {}
+    for text in tomls:
+        if text not in out:
+            try:
+                out[text] = from_toml(text, check_catalog=False) if text else None
+            except Exception:  # noqa: BLE001 - a run without a readable scenario shows blanks
+                out[text] = None
+    return out
+
+
+def _meets_slo_column(df: Any, tomls: list[str], scenarios: dict[str, Any]) -> Any:
     """``meets_slo``: TTFT p99 and TPOT p99 within the run's own scenario SLO, as the run's tiles judge it (None if unknown)."""
     import polars as pl
 
-    from dualpath_twin.scenario import from_toml
-
-    limits: dict[str, tuple[float, float] | None] = {}
     out: list[bool | None] = []
     for text, ttft, tpot in zip(tomls, df["ttft_p99_s"].to_list(), df["tpot_p99_s"].to_list(), strict=True):
-        if text not in limits:
-            try:
-                slo = from_toml(text, check_catalog=False).slo if text else None
-                limits[text] = (slo.ttft_s, slo.tpot_ms / 1000.0) if slo is not None else None
-            except Exception:  # noqa: BLE001 - a run without a readable scenario shows a blank
-                limits[text] = None
-        lim = limits[text]
-        out.append(None if lim is None or ttft is None or tpot is None else bool(ttft <= lim[0] and tpot <= lim[1]))
+        sc = scenarios.get(text)
+        out.append(None if sc is None or ttft is None or tpot is None
+                   else bool(ttft <= sc.slo.ttft_s and tpot * 1000.0 <= sc.slo.tpot_ms))
     return pl.Series("meets_slo", out, dtype=pl.Boolean)
 
 
@@ -265,21 +272,17 @@ COST_COLUMNS = ("usd_per_hour", "usd_per_m_generated_tokens", "usd_per_m_prompt_
 """The cost columns runs_with_diff adds (from the cost table; None when the cluster has no price)."""
 
 
-def _cost_columns(df: Any, tomls: list[str], costs: Any) -> list[Any]:
+def _cost_columns(df: Any, tomls: list[str], costs: Any, scenarios: dict[str, Any]) -> list[Any]:
     """$/hour of each run's cluster and $ per million tokens at its throughput (economics_from_rates)."""
     import polars as pl
 
     from dualpath_twin.economics import economics_from_rates
-    from dualpath_twin.scenario import from_toml
 
-    scenarios: dict[str, Any] = {}
     vals: dict[str, list[float | None]] = {c: [] for c in COST_COLUMNS}
     for text, pt, gt in zip(tomls, df["prompt_tokens_per_s"].to_list(), df["generated_tokens_per_s"].to_list(), strict=True):
         e = None
         try:
-            if text not in scenarios:
-                scenarios[text] = from_toml(text, check_catalog=False) if text else None
-            if scenarios[text] is not None:
+            if scenarios.get(text) is not None:
                 e = economics_from_rates(scenarios[text], pt or 0.0, gt or 0.0, costs)
         except Exception:  # noqa: BLE001 - a cluster without a price shows blanks
             e = None
