@@ -292,3 +292,27 @@ def test_replicas_run_with_independent_seeds(monkeypatch: pytest.MonkeyPatch) ->
     for k in (0, 1, 2):
         assert cap_mod.run_rate_task(Task(kind="rate", scenario_toml=toml, policy="basic", aps=1.0, replica=k)).point
     assert seeds == [7, 8, 9]
+
+
+def test_halving_stops_when_the_windows_hold_too_few_rounds() -> None:
+    """A rate failing for want of rounds in its windows is not halved further: lower rates put fewer rounds there."""
+    calls: list[list[float]] = []
+
+    def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        calls.append(list(rates))
+        return [CapacityPoint(aps=r, meets=False, reason="steadiness unknown: under 10 rounds reached their first "
+                              "token in one of the last two 150 s windows before the last arrival") for r in rates]
+
+    lo, hi, curve, converged, notes = bracket_and_bisect(evaluate, 4.0, tolerance=0.05)
+    assert calls == [[4.0]] and lo == 0.0 and not converged
+    assert any("stopped halving at 4 agents/s" in n and "lengthen the arrival window" in n for n in notes)
+
+
+def test_halving_goes_on_past_a_rate_that_fails_on_latency() -> None:
+    """A latency failure is the rate's own: halving carries on until a rate passes."""
+    def evaluate(rates: list[float]) -> list[CapacityPoint]:
+        return [CapacityPoint(aps=r, meets=r <= 0.6, reason="meets SLO" if r <= 0.6 else "TTFT p90 9 s > 4 s")
+                for r in rates]
+
+    lo, hi, _, converged, _ = bracket_and_bisect(evaluate, 4.0, tolerance=0.05)
+    assert converged and lo <= 0.6 < hi

@@ -33,7 +33,7 @@ from dualpath_twin.planning.capacity import CapacityPoint, CapacityResult, SloCr
 from dualpath_twin.planning.common import labelled_point_scenarios, point_scenarios
 from dualpath_twin.planning.executors import DEFAULT_RETRIES, default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
-from dualpath_twin.planning.reasons import actionable_reason, window_advice
+from dualpath_twin.planning.reasons import ReasonLog, actionable_reason, window_advice
 from dualpath_twin.planning.sensitivity import sensitivity, sensitivity_moves
 from dualpath_twin.planning.sizing import SizingProgress, labelled_online, load_costs, size, sizing_points
 from dualpath_twin.planning.sweep import SweepProgress, check_policies, run_sweep
@@ -307,12 +307,14 @@ def register(app: typer.Typer) -> None:
             for pol_name, plan in plans.items():
                 _err.print(f"estimate {pol_name}: {plan.text()}", markup=False)
 
+            said = ReasonLog()
+
             def on_point(p: CapacityPoint) -> None:
                 early = ", stopped early" if p.stopped_early == STOPPED_SLO else ""
                 who = f"{p.policy}: " if p.policy else ""
                 rep = f" (replica {p.replica})" if p.replica else ""
                 _err.print(f"  {who}{p.aps:.4g} APS{rep}: {'meets' if p.meets else 'fails'}{early} "
-                           f"({actionable_reason(p.reason)})", markup=False)
+                           f"({said(actionable_reason(p.reason))})", markup=False)
 
             with open_executor(executor, n, address) as ex:
                 results = capacity_search_many(sc, pols, criterion=crit, tolerance=tolerance, start_aps=start_aps,

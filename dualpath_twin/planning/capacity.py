@@ -17,6 +17,7 @@ import polars as pl
 
 from dualpath_twin.planning.executors import run_tasks
 from dualpath_twin.planning.grid import PlanningError
+from dualpath_twin.planning.reasons import STEADINESS_UNKNOWN
 from dualpath_twin.planning.types import (
     STOPPED_CEILING,
     STOPPED_SLO,
@@ -129,6 +130,11 @@ def bracket_and_bisect(
                     break
             elif lo == 0.0:
                 bottom = min(seen)
+                if STEADINESS_UNKNOWN in seen[bottom].reason:
+                    notes.append(f"stopped halving at {bottom:.4g} agents/s: its measured windows held too few rounds to "
+                                 "judge steadiness, and a lower rate puts fewer rounds in them; lengthen the arrival "
+                                 "window (or shorten run.online_window_s)")
+                    break
                 if bottom <= min_aps:
                     notes.append(f"the SLO fails even at {bottom:g} agents/s: capacity 0 within the search range")
                     break

@@ -66,3 +66,23 @@ def window_advice(policy: str, points: Iterable[Any], window_s: float | None, se
         f"{policy}: {len(hit)} of {len(pts)} run(s) failed only for want of a longer window, at {rates} agents/s: "
         f"{what}. These rates are not proven over capacity: {fix} and search again."
     )
+
+
+class ReasonLog:
+    """A live search log's reasons: a long reason is written out once; a later identical one says 'as above'.
+
+    A search whose window is too short repeats the same sentence on every rate; the log keeps each
+    rate's line short after the first without losing what it said.
+    """
+
+    def __init__(self, long_chars: int = 80) -> None:
+        self.long_chars = long_chars
+        self.seen: set[str] = set()
+
+    def __call__(self, reason: str) -> str:
+        """The reason to print on this line: whole the first time, its head plus '(as above)' when repeated."""
+        if len(reason) <= self.long_chars or reason not in self.seen:
+            self.seen.add(reason)
+            return reason
+        head = reason.split(":", 1)[0] if ":" in reason else reason[: self.long_chars]
+        return f"{head}: as above"

@@ -22,7 +22,7 @@ from dualpath_twin.planning.capacity import (
 from dualpath_twin.planning.common import labelled_point_scenarios, point_scenarios
 from dualpath_twin.planning.executors import default_workers, open_executor
 from dualpath_twin.planning.grid import PlanningError, parse_grid
-from dualpath_twin.planning.reasons import DASHBOARD_WINDOW, actionable_reason, window_advice
+from dualpath_twin.planning.reasons import DASHBOARD_WINDOW, ReasonLog, actionable_reason, window_advice
 from dualpath_twin.planning.sensitivity import DEFAULT_PARAMETERS, sensitivity, sensitivity_moves
 from dualpath_twin.planning.sensitivity import DEFAULT_TOLERANCE as SENSITIVITY_TOLERANCE
 from dualpath_twin.planning.sizing import DEFAULT_TOLERANCE as SIZING_TOLERANCE
@@ -420,11 +420,13 @@ def _new_capacity_search(store: Any | None) -> bool:
     _plans_caption(plans)
     log = st.empty()
     lines: list[str] = []
+    said = ReasonLog()
 
     def on_point(p: CapacityPoint) -> None:
         who = f"{p.policy}: " if p.policy else ""
-        lines.append(f"{who}{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} "
-                     f"({actionable_reason(p.reason, DASHBOARD_WINDOW)})")
+        rep = f" (replica {p.replica})" if p.replica else ""
+        lines.append(f"{who}{p.aps:.4g} APS{rep}: {'meets' if p.meets else 'fails'} "
+                     f"({said(actionable_reason(p.reason, DASHBOARD_WINDOW))})")
         log.code("\n".join(lines[-12:]), language=None, wrap_lines=True)  # whole reasons, not cut at the edge
 
     try:
