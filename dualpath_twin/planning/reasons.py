@@ -80,7 +80,7 @@ class ReasonLog:
         self.seen: set[str] = set()
 
     def __call__(self, reason: str) -> str:
-        """The reason to print on this line: whole the first time, its head plus '(as above)' when repeated."""
+        """The reason to print on this line: whole the first time, its head plus ': as above' when repeated."""
         if len(reason) <= self.long_chars or reason not in self.seen:
             self.seen.add(reason)
             return reason
