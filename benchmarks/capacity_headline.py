@@ -78,7 +78,8 @@ def section(
         f"{_f(r0.window_s)} s per rate (agents = rate x window); tolerance {tolerance:g}",
         f"- SLO: TTFT {criterion.percentile} <= {_f(r0.ttft_limit_s)} s and TPOT {criterion.percentile} <= "
         f"{_f(r0.tpot_limit_ms)} ms" + (f", attainment >= {criterion.min_attainment:g}" if criterion.min_attainment else "")
-        + ("; TTFT not rising between the last two windows before the last arrival" if criterion.require_steady else ""),
+        + ("; TTFT not rising between the last two windows before the last arrival" if criterion.require_steady else "")
+        + ("; windows end at the measured warm-up (--warmup-from measured)" if criterion.warmup_from == "measured" else ""),
         f"- stored: {stored}",
         f"- reproduce: `{shlex.join(cmd)}`",
         "",
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="no early stop, no analytic start: the reference search the fast one must agree with")
     ap.add_argument("--no-confirm", action="store_true",
                     help="no confirmation step (one seed's verdict per rate, as --no-confirm on the CLI)")
+    ap.add_argument("--warmup-from", choices=("slo_limits", "measured"), default="slo_limits",
+                    help="when each run's measured windows end (SloCriterion.warmup_from; 'measured' is the quick look)")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--start-aps", type=float, default=None)
     ap.add_argument("--max-evaluations", type=int, default=40)
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         sc = scn.apply_overrides(sc, scn.parse_assignments(sets))
     policies = [p.strip() for p in a.policies.split(",") if p.strip()]
     window = a.window_s or None
-    crit = SloCriterion()
+    crit = SloCriterion(warmup_from=a.warmup_from)
     workers = a.workers or default_workers()
 
     def on_point(p: CapacityPoint) -> None:

@@ -75,3 +75,17 @@ def test_table_shows_which_runs_stopped_early() -> None:
     summary = next(ln for ln in out.splitlines() if ln.startswith("basic: capacity"))
     n = int(summary.split(" stopped early")[0].rsplit(" ", 1)[1])
     assert n == len(rows) >= 1
+
+
+def test_warmup_from_measured_is_opt_in_and_a_bad_value_is_named() -> None:
+    """--warmup-from measured ends runs' windows early (curve column, note); a typo names the option and its values."""
+    quick = _run("--warmup-from", "measured", "--no-confirm")
+    c = quick["capacity"][0]
+    assert c["criterion"]["warmup_from"] == "measured"
+    assert any(p["window_end_s"] is not None for p in c["curve"])
+    assert any("at the measured latencies" in n for n in c["notes"])
+    default = _run("--no-confirm")
+    assert default["capacity"][0]["criterion"]["warmup_from"] == "slo_limits"
+    assert all(p["window_end_s"] is None for p in default["capacity"][0]["curve"])
+    bad = CliRunner().invoke(_app(), ["capacity", str(SCENARIO), *TINY, "--warmup-from", "meausred"])
+    assert bad.exit_code != 0 and "--warmup-from" in bad.output and "slo_limits" in bad.output

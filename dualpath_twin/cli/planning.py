@@ -74,7 +74,9 @@ def _split(items: list[str] | None) -> list[str]:
 
 
 def _criterion(percentile: str, min_attainment: float | None, require_steady: bool, population: str = "window",
-               max_population_growth: float = 0.05) -> SloCriterion:
+               max_population_growth: float = 0.05, warmup_from: str = "slo_limits") -> SloCriterion:
+    if warmup_from not in ("measured", "slo_limits"):
+        raise PlanningError(f"--warmup-from {warmup_from!r}: use measured or slo_limits")
     if percentile not in ("p50", "p90", "p99"):
         raise PlanningError(f"--percentile {percentile!r}: use p50, p90 or p99")
     if population not in ("window", "all"):
@@ -82,7 +84,8 @@ def _criterion(percentile: str, min_attainment: float | None, require_steady: bo
     if not max_population_growth >= 0:
         raise PlanningError(f"--max-population-growth {max_population_growth}: give a share >= 0, e.g. 0.05")
     return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady,  # type: ignore[arg-type]
-                        population=population, max_population_growth=max_population_growth)  # type: ignore[arg-type]
+                        population=population, max_population_growth=max_population_growth,  # type: ignore[arg-type]
+                        warmup_from=warmup_from)  # type: ignore[arg-type]
 
 
 def _emit_json(obj: Any) -> None:
@@ -259,6 +262,12 @@ def register(app: typer.Typer) -> None:
         require_steady: SteadyOpt = True,
         population: PopOpt = "window",
         max_population_growth: GrowthOpt = 0.05,
+        warmup_from: Annotated[str, typer.Option(
+            "--warmup-from",
+            help="when each run's two measured windows end: 'slo_limits' (default) = at the last arrival of the arrival "
+                 "window; 'measured' = as soon as the agent population has reached 99.9% of its steady size at the "
+                 "latencies the run measures: quicker, but near the capacity a shorter run can pass a rate that "
+                 "collapses later (docs/planning.md)")] = "slo_limits",
         early_stop: Annotated[bool, typer.Option(
             "--early-stop/--no-early-stop",
             help="stop a run as soon as its TTFT SLO failure is certain (marked 'early' in the curve). On by default: "
@@ -297,7 +306,7 @@ def register(app: typer.Typer) -> None:
         with _guard():
             sc = _load(scenario, sets)
             pols = check_policies(_split(policy), sc)
-            crit = _criterion(percentile, min_attainment, require_steady, population, max_population_growth)
+            crit = _criterion(percentile, min_attainment, require_steady, population, max_population_growth, warmup_from)
             n = workers or default_workers()
             # runs and their sizes from the settings: bracket from the start rate, bisect to the tolerance
             plans = check_capacity(sc, pols, workers=n, yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,

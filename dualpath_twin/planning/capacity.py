@@ -238,27 +238,38 @@ def arrival_window_s(sc: Scenario) -> float:
     return sc.workload.agents / sc.workload.arrival_rate_aps
 
 
+def lifetime_terms(wl):
+    """Per agent (tool delays waited, rounds, decode tokens after each round's first): lifetime = d + n x TTFT + g x TPOT.
+
+    A trajectory starts at its arrival, so its round 0's delay is not waited; ``d``, ``n`` and ``g``
+    are float arrays over the workload's trajectories.
+    """
+    import numpy as np
+
+    counts = np.diff(wl.round_offsets)
+    delay = wl.delay_s.astype(float).copy()
+    firsts = wl.round_offsets[:-1][counts > 0]
+    delay[firsts] = 0.0
+    owner = np.repeat(np.arange(wl.n_trajectories), counts)
+    d = np.bincount(owner, weights=delay, minlength=wl.n_trajectories)
+    g = np.bincount(owner, weights=np.maximum(wl.gen_tokens - 1, 0).astype(float), minlength=wl.n_trajectories)
+    return d, counts.astype(float), g
+
+
 def _slo_lifetimes_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024):
     """Each agent's lifetime if every round took the SLO's TTFT and TPOT limits, tool delays included (s).
 
     Synthetic workloads are sampled at ``sample_agents`` agents at most (the same generator); an
     agent without rounds lives 0 s.
     """
-    import numpy as np
-
     from dualpath_twin import api
     from dualpath_twin.planning.common import override
 
     ttft_s, tpot_s = (criterion or SloCriterion()).limits(sc)
     if sc.workload.kind == "synthetic" and sc.workload.agents > sample_agents:
         sc = override(sc, {"workload.agents": sample_agents})
-    wl = api.load_workload(sc)
-    per_round = wl.delay_s + ttft_s + np.maximum(wl.gen_tokens - 1, 0) * tpot_s
-    counts = np.diff(wl.round_offsets)
-    # a trajectory starts at its arrival: its round 0's delay is not waited
-    per_round[wl.round_offsets[:-1][counts > 0]] -= wl.delay_s[wl.round_offsets[:-1][counts > 0]]
-    owner = np.repeat(np.arange(wl.n_trajectories), counts)
-    return np.bincount(owner, weights=per_round, minlength=wl.n_trajectories)
+    d, n, g = lifetime_terms(api.load_workload(sc))
+    return d + n * ttft_s + g * tpot_s
 
 
 def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
@@ -270,26 +281,37 @@ def slo_lifetime_s(sc: Scenario, criterion: SloCriterion | None = None, sample_a
     return float(life.mean()) if life.size else 0.0
 
 
-def slo_warmup_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
-    """Seconds after a cold start until the agent population reaches ``criterion.warmup_share`` of its steady size.
+def population_warmup_s(life, share: float) -> float:
+    """Seconds after a cold start until agents with these lifetimes number ``share`` of their steady population.
 
-    Agents arriving at a constant rate from time 0 number ``rate x E[min(L, t)]`` at time t, where L is
-    an agent's lifetime (here at the SLO limits, ``_slo_lifetimes_s``); in steady state ``rate x E[L]``.
-    The result is the t where ``E[min(L, t)] = share x E[L]``: the longest-lived agents set it, not the mean.
+    Agents arriving at a constant rate from time 0 number ``rate x E[min(L, t)]`` at time t; in steady
+    state ``rate x E[L]``. The result is the t where ``E[min(L, t)] = share x E[L]``: the
+    longest-lived agents set it, not the mean.
     """
     import numpy as np
 
-    crit = criterion or SloCriterion()
-    life = np.sort(_slo_lifetimes_s(sc, crit, sample_agents))
+    life = np.sort(np.asarray(life, dtype=float))
     if not life.size or not life[-1] > 0:
         return 0.0
-    target = crit.warmup_share * life.mean()
+    if share >= 1.0:
+        return float(life[-1])
+    target = share * life.mean()
     # E[min(L, t)] is piecewise linear in t with kinks at the sorted lifetimes: find the piece, then solve in it
     n = life.size
     below = np.concatenate([[0.0], np.cumsum(life)])  # sum of the k shortest lifetimes
     at_kink = (below[:-1] + life * (n - np.arange(n))) / n  # E[min(L, life[k])]
-    k = int(np.searchsorted(at_kink, target))
+    k = min(int(np.searchsorted(at_kink, target)), n - 1)
     return float((target * n - below[k]) / (n - k))
+
+
+def slo_warmup_s(sc: Scenario, criterion: SloCriterion | None = None, sample_agents: int = 1024) -> float:
+    """Seconds after a cold start until the agent population reaches ``criterion.warmup_share`` of its steady size.
+
+    Lifetimes at the SLO limits (``_slo_lifetimes_s``): no rate that meets the SLO keeps its agents
+    longer, so this bounds every passing rate's warm-up (``population_warmup_s``).
+    """
+    crit = criterion or SloCriterion()
+    return population_warmup_s(_slo_lifetimes_s(sc, crit, sample_agents), crit.warmup_share)
 
 
 def default_window_s(sc: Scenario, criterion: SloCriterion | None = None) -> float:
@@ -319,8 +341,10 @@ def last_agent_arrival_s(rounds: pl.DataFrame) -> float | None:
     return float(firsts.max()) if firsts.drop_nulls().len() else None
 
 
-def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> tuple[float, float] | None:
-    """Mean TTFT of the rounds arriving in each of the two windows before the last agent's arrival, or None if too few.
+def ttft_trend(
+    rounds: pl.DataFrame, window_s: float, min_rounds: int = 10, end_s: float | None = None
+) -> tuple[float, float] | None:
+    """Mean TTFT of the rounds arriving in each of the two windows before ``end_s`` (default: the last agent's arrival), or None if too few.
 
     Windows are bounded on both sides by arrival time, so the drain after the last arrival (a
     lighter load) never enters the last window; a round of a window that has no first token
@@ -328,7 +352,7 @@ def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> t
     """
     if rounds.height == 0 or not {"first_token_s", "ttft_s", "arrival_s"} <= set(rounds.columns):
         return None
-    end_t = last_agent_arrival_s(rounds)
+    end_t = last_agent_arrival_s(rounds) if end_s is None else end_s
     if end_t is None:
         return None
     arr = pl.col("arrival_s")
@@ -339,8 +363,8 @@ def ttft_trend(rounds: pl.DataFrame, window_s: float, min_rounds: int = 10) -> t
     return float(prev.mean()), float(last.mean())
 
 
-def ttft_rise_noise(rounds: pl.DataFrame, window_s: float, batches: int = 10) -> float | None:
-    """The rise of the two windows' mean TTFT that chance alone could show (seconds), by batch means.
+def ttft_rise_noise(rounds: pl.DataFrame, window_s: float, batches: int = 10, end_s: float | None = None) -> float | None:
+    """The rise of the two windows' mean TTFT before ``end_s`` (as ``ttft_trend``) that chance alone could show (s), by batch means.
 
     Successive rounds' TTFTs are correlated (they share a queue), so each window is cut into
     ``batches`` sub-windows by arrival time and the spread of the sub-window means gives the
@@ -351,7 +375,7 @@ def ttft_rise_noise(rounds: pl.DataFrame, window_s: float, batches: int = 10) ->
 
     if rounds.height == 0 or not {"ttft_s", "arrival_s"} <= set(rounds.columns) or batches < 2:
         return None
-    end_t = last_agent_arrival_s(rounds)
+    end_t = last_agent_arrival_s(rounds) if end_s is None else end_s
     if end_t is None:
         return None
     var = 0.0
@@ -404,15 +428,62 @@ def measurement_span_s(sc_at: Scenario, last_arrival_s: float) -> tuple[float, f
 class WindowStop:
     """``stop_when`` of a window-population run: stop once every round of the measurement window is done.
 
-    Rounds that arrive after the last agent's arrival never count, so the drain after it is not
+    Rounds that arrive after the window's end never count, so the rest of the run is not
     simulated. With ``early_fail`` the run also stops once the window's TTFT percentile is
     certainly over the limit (rounds still waiting count with ``now - arrival``).
+
+    The window ends at ``t_last_s`` (the last agent's arrival) or, given ``lifetimes`` (the run's
+    ``lifetime_terms``), as soon as the population has reached ``share`` of its steady size at the
+    latencies the run measures (``measured_warmup_s``): then ``t_from_s``/``t_last_s`` move to the
+    two windows just before that instant and ``ended_early_s`` records it.
     """
 
-    def __init__(self, crit: SloCriterion, sc_at: Scenario, t_from_s: float, t_last_s: float, early_fail: bool) -> None:
+    def __init__(self, crit: SloCriterion, sc_at: Scenario, t_from_s: float, t_last_s: float, early_fail: bool,
+                 lifetimes=None, share: float = 0.999, check_every_s: float | None = None) -> None:
         self.crit, self.sc_at, self.early_fail = crit, sc_at, early_fail
         self.t_from_s, self.t_last_s = t_from_s, t_last_s
         self.idx = None
+        self.lifetimes, self.share = lifetimes, share
+        w = sc_at.run.online_window_s
+        self.check_every_s = check_every_s if check_every_s is not None else w / 5
+        self.next_check_s = 2 * w
+        self.ended_early_s: float | None = None
+        self.warmup_s: float | None = None  # the measured warm-up at the window's end (ended early)
+        self._sample = None
+
+    def _measured_latencies(self, world) -> tuple[float, float] | None:
+        """Mean TTFT and decode time per token (s) of a sample of the rounds done in the last window, or None."""
+        import numpy as np
+
+        if self._sample is None:
+            self._sample = np.arange(0, world.wl.n_rounds, 7)
+        idx = self._sample
+        now, w = world.env.now, self.sc_at.run.online_window_s
+        done = world.col["done_s"][idx]
+        with np.errstate(invalid="ignore"):
+            sel = idx[done >= now - w]
+        if sel.size < 10:
+            return None
+        ft = world.col["first_token_s"][sel]
+        ttft = float(np.mean(ft - world.col["arrival_s"][sel]))
+        tokens = float(np.sum(np.maximum(world.wl.gen_tokens[sel] - 1, 0)))
+        per_token = float(np.sum(world.col["done_s"][sel] - ft)) / tokens if tokens > 0 else 0.0
+        return ttft, per_token
+
+    def _maybe_end_window(self, world) -> None:
+        now = world.env.now
+        if self.lifetimes is None or self.ended_early_s is not None or now < self.next_check_s:
+            return
+        self.next_check_s = now + self.check_every_s
+        lat = self._measured_latencies(world)
+        if lat is None:
+            return
+        d, n, g = self.lifetimes
+        need = population_warmup_s(d + n * lat[0] + g * lat[1], self.share)
+        w = self.sc_at.run.online_window_s
+        if now - 2 * w >= need:
+            self.t_from_s, self.t_last_s = now - 2 * w, now
+            self.ended_early_s, self.warmup_s = now, need
 
     def __call__(self, world) -> str | None:
         """A reason to stop now, or None."""
@@ -420,9 +491,11 @@ class WindowStop:
 
         now = world.env.now
         if now < self.t_last_s:
-            return None
+            self._maybe_end_window(world)
+            if now < self.t_last_s:
+                return None
         arr = world.col["arrival_s"]
-        if self.idx is None:  # every window round has arrived by the last arrival: the set is final
+        if self.idx is None:  # every window round has arrived by the window's end: the set is final
             with np.errstate(invalid="ignore"):
                 self.idx = np.flatnonzero((arr >= self.t_from_s) & (arr <= self.t_last_s))
         idx = self.idx
@@ -570,17 +643,22 @@ def measure_rate(
     span = None
     if criterion.population == "window" and wl.n_trajectories:
         span = measurement_span_s(sc_at, float(wl.arrival_s.max()))
-        stop = WindowStop(criterion, sc_at, span[0], span[1], early_stop)
+        terms = lifetime_terms(wl) if criterion.warmup_from == "measured" else None
+        stop = WindowStop(criterion, sc_at, span[0], span[1], early_stop, lifetimes=terms,
+                          share=criterion.measured_warmup_share)
     else:
         stop = (lambda w: ttft_violation_certain(w, criterion, sc_at)) if early_stop else None
     res = api.simulate(sc_at, policy, stop_when=stop, workload=wl)
     reason = res.summary.status_reason or ""
+    ended_early = None
+    if span is not None and isinstance(stop, WindowStop):
+        span, ended_early = (stop.t_from_s, stop.t_last_s), stop.ended_early_s
     def failed(s, why: str, stopped_early: str | None = None) -> CapacityPoint:
         return CapacityPoint(
             aps=aps, meets=False, reason=why, slo_attainment=s.slo_attainment, ttft_p90_s=s.ttft_s.p90,
             ttft_p99_s=s.ttft_s.p99, tpot_p90_s=s.tpot_s.p90, steady_state=s.steady_state, status=s.status,
             prompt_tokens_per_s=s.prompt_tokens_per_s, rounds=s.rounds, stopped_early=stopped_early,
-            population="window" if span is not None else "all",
+            population="window" if span is not None else "all", window_end_s=ended_early,
         )
 
     if early_stop and reason.startswith("stopped early: slo violated"):
@@ -592,19 +670,21 @@ def measure_rate(
         # the run ended (overloaded, or a time limit) before its measurement window was complete: not a pass
         return failed(res.summary, f"the run ended before its measurement window did: {reason}")
     measured = res.rounds is not None and res.rounds.height > 0
-    trend = ttft_trend(res.rounds, sc_at.run.online_window_s) if measured else None
-    rise_noise = ttft_rise_noise(res.rounds, sc_at.run.online_window_s) if trend is not None else None
+    end_s = span[1] if span is not None else None
+    trend = ttft_trend(res.rounds, sc_at.run.online_window_s, end_s=end_s) if measured else None
+    rise_noise = ttft_rise_noise(res.rounds, sc_at.run.online_window_s, end_s=end_s) if trend is not None else None
     summary, n_window, growth = res.summary, None, None
     if span is not None and measured:
         summary, n_window = window_summary(res.summary, res.rounds, criterion, sc_at, *span)
     noise = None
     if measured and wl.n_trajectories:
-        t_last = float(wl.arrival_s.max())
+        t_last = end_s if end_s is not None else float(wl.arrival_s.max())
         growth = population_growth(res.rounds, t_last, sc_at.run.online_window_s)
         noise = population_noise(res.rounds, t_last, sc_at.run.online_window_s)
     pt = CapacityPoint.from_summary(aps, summary, criterion, sc_at, trend, trend_measured=measured,
                                     population_growth=growth, population_noise=noise, rise_noise_s=rise_noise)
-    return pt.model_copy(update={"population": "window" if span is not None else "all", "window_rounds": n_window})
+    return pt.model_copy(update={"population": "window" if span is not None else "all", "window_rounds": n_window,
+                                 "window_end_s": ended_early})
 
 
 def bound_aps(sc: Scenario, policy: str | None = None, window_s: float | None = None) -> float:
@@ -692,6 +772,12 @@ def capacity_search(
     stopped = sum(1 for p in curve if p.stopped_early == STOPPED_SLO)
     if stopped:
         notes.append(f"{stopped} failing run(s) stopped early once their SLO failure was certain")
+    ends = [p.window_end_s for p in curve if p.window_end_s is not None]
+    if ends:
+        notes.append(f"{len(ends)} run(s) measured their two windows once the population had reached "
+                     f"{crit.measured_warmup_share:.1%} of its steady size at the measured latencies, ending them at "
+                     f"{min(ends):.0f}-{max(ends):.0f} s instead of the last arrival (~{window:.0f} s): the rest of the "
+                     "arrival window was not simulated (--warmup-from slo_limits measures at the last arrival)")
     ceiling = [p.aps for p in curve if p.stopped_early == STOPPED_CEILING]
     if ceiling:
         notes.append(f"{len(ceiling)} rate(s) not simulated: at {', '.join(f'{a:.4g}' for a in sorted(ceiling))} "
@@ -883,11 +969,12 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "population_growth": p.population_growth,
                 "population_noise": p.population_noise,
                 "ttft_rise_noise_s": p.ttft_rise_noise_s,
+                "window_end_s": p.window_end_s,
             })
     schema = {"policy": pl.String, "aps": pl.Float64, "replica": pl.Int64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
               "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,
               "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64,
-              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64}
+              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64, "window_end_s": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -52,6 +52,20 @@ class SloCriterion(BaseModel):
         "steady-state size (at the SLO-limit timings) before the two measured windows; the mean lifetime alone "
         "reaches ~75% on agentic workloads, whose lifetimes spread widely (docs/planning.md, 'Arrival window')",
     )
+    warmup_from: Literal["measured", "slo_limits"] = Field(
+        "slo_limits",
+        description="when a capacity run's measurement window ends: 'measured' (a quicker, optimistic look near "
+        "the capacity: a shorter horizon misses slow collapses) = as soon as its agent population "
+        "has reached measured_warmup_share of its steady size at the latencies the run measures (mean TTFT and decode time per "
+        "token of the rounds done in the last run.online_window_s), at the latest at the last arrival; 'slo_limits' = "
+        "at the last arrival of the arrival window, sized for the SLO-limit latencies (docs/planning.md, 'Arrival window')",
+    )
+    measured_warmup_share: float = Field(
+        0.999, gt=0, le=1,
+        description="with warmup_from='measured': the share of its steady size the population must have reached at "
+        "the measured latencies before the two measured windows (1 = every agent's lifetime has passed); near "
+        "capacity TTFT still rises while the last long-lived agents arrive, so this is stricter than warmup_share",
+    )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows "
                               "(a rise must also exceed twice its batch-means standard error to count)")
     steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
@@ -129,6 +143,7 @@ class CapacityPoint(BaseModel):
     population_growth: float | None = None  # mean active agents, last window / the one before, minus 1
     population_noise: float | None = None  # the growth chance alone could show (population_noise)
     ttft_rise_noise_s: float | None = None  # the TTFT rise chance alone could show (ttft_rise_noise)
+    window_end_s: float | None = None  # simulated time the measurement window ended, when before the last arrival
 
     @classmethod
     def from_summary(
