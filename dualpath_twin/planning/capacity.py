@@ -434,7 +434,7 @@ class WindowStop:
 
     The window ends at ``t_last_s`` (the last agent's arrival) or, given ``lifetimes`` (the run's
     ``lifetime_terms``), as soon as the population has reached ``share`` of its steady size at the
-    latencies the run measures (``measured_warmup_s``): then ``t_from_s``/``t_last_s`` move to the
+    latencies the run measures (checked every ``check_every_s`` by ``population_warmup_s``): then ``t_from_s``/``t_last_s`` move to the
     two windows just before that instant and ``ended_early_s`` records it.
     """
 
@@ -651,7 +651,7 @@ def measure_rate(
     res = api.simulate(sc_at, policy, stop_when=stop, workload=wl)
     reason = res.summary.status_reason or ""
     ended_early = None
-    if span is not None and isinstance(stop, WindowStop):
+    if span is not None:  # a WindowStop ran: take the span it measured (moved if it ended early)
         span, ended_early = (stop.t_from_s, stop.t_last_s), stop.ended_early_s
     def failed(s, why: str, stopped_early: str | None = None) -> CapacityPoint:
         return CapacityPoint(
