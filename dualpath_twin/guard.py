@@ -421,11 +421,23 @@ class CapacityPlan:
     population: str = "window"  # which rounds the SLO counts (SloCriterion.population): "all" runs to the end
     confirm_runs: int = 0  # replicas of the bracket ends with other seeds (the search's confirmation step)
     unsimulated: int = 0  # rates above the analytic ceiling: they fail without a simulation (0 rounds)
+    horizon_runs: int = 0  # the horizon check: the capacity rate re-measured with horizon_factor x the window
+    horizon_factor: float = 1.0
+
+    def run_window_s(self, i: int) -> float:
+        """The arrival window of run ``i``: the search's, or horizon_factor x it for the horizon checks (the last runs)."""
+        return self.window_s * (self.horizon_factor if i >= len(self.rates) - self.horizon_runs else 1.0)
+
+    def run_stop_share(self, i: int) -> float:
+        """Share of run ``i``'s rounds simulated (a horizon check's longer window stops at a larger share)."""
+        if self.horizon_runs and i >= len(self.rates) - self.horizon_runs and self.population == "window":
+            return window_stop_share(self.run_window_s(i), self.lifetime_s)
+        return self.stop_share
 
     @property
     def simulated(self) -> list[int]:
-        """Expected rounds each run simulates (``rounds`` x ``stop_share``)."""
-        return [int(math.ceil(n * self.stop_share)) for n in self.rounds]
+        """Expected rounds each run simulates (``rounds`` x its stop share)."""
+        return [int(math.ceil(n * self.run_stop_share(i))) for i, n in enumerate(self.rounds)]
 
     @property
     def runs(self) -> int:
@@ -442,7 +454,9 @@ class CapacityPlan:
             f"({self.start_source}) to bracket the SLO boundary, assumed at {self.boundary_aps:.3g} agents/s "
             f"({self.boundary_source}), then {self.bisect_runs} bisecting to tolerance {self.tolerance:g}"
             + (f", then {self.confirm_runs} re-measuring the bracket ends with other seeds (more if a verdict flips)"
-               if self.confirm_runs else "") + "; "
+               if self.confirm_runs else "")
+            + (f", then {self.horizon_runs} horizon check of the capacity with a {self.horizon_factor:g}x longer "
+               f"window (more if it fails)" if self.horizon_runs else "") + "; "
             + (f"{self.unsimulated} of them above the analytic ceiling, refused without a simulation; "
                if self.unsimulated else "")
             + f"each run = rate x {self.window_s:g} s window x {self.rounds_per_agent:.3g} rounds per agent "
@@ -590,6 +604,7 @@ def plan_capacity_search(
     boundary_aps: float | None = None,
     population: str = "window",
     confirm: bool = True,
+    horizon_factor: float = 2.0,
 ) -> CapacityPlan:
     """The runs a capacity search with these settings is expected to make (``planning.capacity.capacity_search``).
 
@@ -601,7 +616,8 @@ def plan_capacity_search(
     "window" (``SloCriterion``'s default) each run stops at its measurement window's end and simulates
     ``stop_share`` of its rounds (:func:`window_stop_share`); "all" runs to the end of the drain. No run
     is simulated; the ceiling and the lifetime cost a bounds computation and a workload of at most
-    1,024 agents (cached per scenario).
+    1,024 agents (cached per scenario). With ``horizon_factor`` > 1 the capacity rate is run once more
+    with that many times the window (``SloCriterion.horizon_factor``).
     """
     from dualpath_twin.planning.capacity import (
         CapacityPoint,
@@ -643,6 +659,9 @@ def plan_capacity_search(
     replicas = ([max(ok)] if ok else []) + ([min(bad)] if bad else []) if confirm and converged else []
     replicas = replicas[: max(0, max_evaluations - len(searched))]
     visited.extend(replicas)
+    horizon = [max(ok)] if horizon_factor > 1 and ok and converged and len(visited) < max_evaluations else []
+    windows = [window] * len(visited) + [window * horizon_factor] * len(horizon)
+    visited.extend(horizon)
     bracket = len(searched)
     for i in range(len(searched)):
         sides = {r < boundary * (1 - 1e-9) for r in searched[: i + 1]}
@@ -650,8 +669,8 @@ def plan_capacity_search(
             bracket = min(len(searched), math.ceil((i + 1) / batch) * batch)
             break
     per, how = _dataset_rounds_per_trajectory(w.dataset, float(w.append_scale), w.max_context_tokens)
-    rounds = [expected_rounds(_online_estimate_scenario(sc, r, window))[0] for r in visited] if w.kind == "synthetic" else \
-        [expected_rounds(sc)[0]] * len(visited)
+    rounds = [expected_rounds(_online_estimate_scenario(sc, r, win))[0] for r, win in zip(visited, windows, strict=True)] \
+        if w.kind == "synthetic" else [expected_rounds(sc)[0]] * len(visited)
     # a rate above the analytic ceiling fails unsimulated (planning.capacity.above_ceiling): it costs no rounds
     free = [i for i, r in enumerate(visited) if ceiling and r > ceiling * (1 + 1e-9)]
     for i in free:
@@ -663,7 +682,7 @@ def plan_capacity_search(
         rounds=rounds or [0], rounds_per_agent=per, rounds_source=how,
         direction="doubling" if start < boundary * (1 - 1e-9) else "halving",
         stop_share=stop_share, lifetime_s=lifetime, population=population, confirm_runs=len(replicas),
-        unsimulated=len(free),
+        unsimulated=len(free), horizon_runs=len(horizon), horizon_factor=horizon_factor,
     )
 
 
@@ -682,6 +701,7 @@ def guard_capacity(
     force_hint: str = DASHBOARD_FORCE_HINT,
     population: str = "window",
     confirm: bool = True,
+    horizon_factor: float = 2.0,
 ) -> CapacityEstimate:
     """Guard a capacity search per design: its largest run against memory, all its runs against wall time.
 
@@ -695,7 +715,7 @@ def guard_capacity(
     searches = {p: sc.with_policy(p) for p in pols}
     plans = _plan_searches(searches, batch=1 if parallel_designs else w, tolerance=tolerance, start_aps=start_aps,
                            window_s=window_s, max_evaluations=max_evaluations, from_bound=from_bound,
-                           population=population, confirm=confirm)
+                           population=population, confirm=confirm, horizon_factor=horizon_factor)
     return _check_searches(plans, searches, concurrent=min(w, len(pols)) if parallel_designs else w, workers=w,
                            limits=limits, force=force, force_hint=force_hint, what="design")
 
@@ -716,6 +736,7 @@ def guard_capacity_many(
     fix: str | None = None,
     confirm: bool = True,
     window_fix: str | None = None,
+    horizon_factor: float = 2.0,
 ) -> CapacityEstimate:
     """Guard one capacity search per scenario (a capacity sweep's points, sensitivity's moves; label -> scenario).
 
@@ -726,7 +747,7 @@ def guard_capacity_many(
     w = max(1, workers)
     plans = _plan_searches(searches, batch=1, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
                            max_evaluations=max_evaluations, from_bound=from_bound, population=population,
-                           confirm=confirm)
+                           confirm=confirm, horizon_factor=horizon_factor)
     return _check_searches(plans, searches, concurrent=min(w, max(1, len(searches))), workers=w, limits=limits,
                            force=force, force_hint=force_hint, what="search", fix=fix, window_fix=window_fix)
 
@@ -752,6 +773,7 @@ def guard_sizing(
     population: str = "window",
     max_evaluations: int = 40,
     confirm: bool = True,
+    horizon_factor: float = 2.0,
 ) -> CapacityEstimate | None:
     """Guard a sizing job (``planning.sizing.size``): a run per candidate at the target rate, then capacity searches.
 
@@ -775,7 +797,7 @@ def guard_sizing(
     w = max(1, workers)
     plans = _plan_searches(labels, batch=1, tolerance=tolerance, start_aps=target_aps, window_s=None,
                            max_evaluations=max_evaluations, from_bound=False, population=population,
-                           confirm=confirm) if measure != "none" else {}
+                           confirm=confirm, horizon_factor=horizon_factor) if measure != "none" else {}
     if measure == "meets":
         plans = {k: pl for k, pl in plans.items() if pl.boundary_aps > target_aps * (1 + 1e-9)}
     return _check_searches(plans, labels, concurrent=min(w, max(1, len(plans))), workers=w, limits=limits, force=force,
@@ -785,12 +807,12 @@ def guard_sizing(
 
 def _plan_searches(
     searches: dict[str, Scenario], *, batch: int, tolerance: float, start_aps: float | None, window_s: float | None,
-    max_evaluations: int, from_bound: bool, population: str, confirm: bool = True,
+    max_evaluations: int, from_bound: bool, population: str, confirm: bool = True, horizon_factor: float = 2.0,
 ) -> dict[str, CapacityPlan]:
     """Every search's plan (:func:`plan_capacity_search`)."""
     return {k: plan_capacity_search(s, s.policy.name, tolerance=tolerance, start_aps=start_aps, window_s=window_s,
                                     max_evaluations=max_evaluations, from_bound=from_bound, batch=batch,
-                                    population=population, confirm=confirm)
+                                    population=population, confirm=confirm, horizon_factor=horizon_factor)
             for k, s in searches.items()}
 
 
@@ -811,15 +833,20 @@ def _check_searches(
     big_sc: Scenario | None = None
     big_window = 0.0
     big_conc = 1
+    big_note = ""
     for k, plan in plans.items():
-        for r, n in zip(plan.rates, plan.rounds, strict=False):
+        for i, (r, n) in enumerate(zip(plan.rates, plan.rounds, strict=False)):
             if n == 0 and plan.unsimulated:  # above the analytic ceiling: refused without a simulation
                 continue
-            s_r = _online_estimate_scenario(searches[k], r, plan.window_s)
-            est = estimate_run(s_r, simulated_share=plan.stop_share)
+            win = plan.run_window_s(i)
+            s_r = _online_estimate_scenario(searches[k], r, win)
+            est = estimate_run(s_r, simulated_share=plan.run_stop_share(i))
             total_wall += est.wall_s
             if big is None or est.memory_bytes * concurrent > big.memory_bytes * big_conc:
+                # the window to shorten is the search's (a horizon check's is a multiple of it)
                 big, big_sc, big_window, big_conc = est, s_r, plan.window_s, concurrent
+                big_note = (f" in its horizon check, {plan.horizon_factor:g}x that window (a horizon factor of 1 skips it)"
+                            if win > plan.window_s else "")
     total_wall /= max(1, concurrent)
     singles_wall = 0.0
     single_conc = min(workers, max(1, len(single_runs)))
@@ -830,6 +857,7 @@ def _check_searches(
         singles_wall += est.wall_s
         if big is None or est.memory_bytes * single_conc > big.memory_bytes * big_conc:
             big, big_sc, big_window, big_conc = est, s, win, single_conc
+            big_note = ""
     total_wall += singles_wall / single_conc
     assert big is not None and big_sc is not None, "no capacity search to guard"
     n_runs = sum(pl.runs for pl in plans.values()) + len(single_runs)
@@ -847,7 +875,7 @@ def _check_searches(
             fit += f" ({window_fix})"
         problems.append(
             f"capacity search at its highest rate, {top_aps:.3g} agents/s ({big_sc.workload.agents:,} agents over the"
-            f" {big_window:g} s arrival window, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"
+            f" {big_window:g} s arrival window{big_note}, {big.rounds:,} rounds): ~{human_bytes(big.memory_bytes)} per run x"
             f" {big_conc} at a time, above the memory limit of {human_bytes(lim.max_memory_bytes)} ({lim.source})."
             f" Fix: {fit}, or fewer workers; or raise the limit ({ENV_MAX_MEMORY_GB} or the settings file), or {force_hint}"
         )

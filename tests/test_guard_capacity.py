@@ -200,8 +200,8 @@ def test_dashboard_capacity_sweep_is_refused_with_each_points_search(tmp_path: P
 
 
 def test_the_plan_counts_the_confirmation_replicas() -> None:
-    plain = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=4.0, confirm=False)
-    confirmed = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=4.0)
+    plain = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=4.0, confirm=False, horizon_factor=1)
+    confirmed = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=4.0, horizon_factor=1)
     # the search re-measures its two bracket ends with other seeds: two more runs, at those ends
     assert confirmed.runs == plain.runs + 2 and confirmed.confirm_runs == 2 and plain.confirm_runs == 0
     ok = max(r for r in plain.rates if r < 8.0)
@@ -211,3 +211,19 @@ def test_the_plan_counts_the_confirmation_replicas() -> None:
     # a search capped before it converges has no bracket to confirm
     capped = g.plan_capacity_search(QUICK, "basic", boundary_aps=8.0, start_aps=0.125, tolerance=1e-4, max_evaluations=9)
     assert capped.confirm_runs == 0
+
+
+def test_the_plan_counts_the_horizon_check_at_its_longer_window() -> None:
+    """The capacity rate runs once more with horizon_factor x the window: one more, larger run, last (boundary under
+    the analytic ceiling, so the runs near it are simulated)."""
+    off = g.plan_capacity_search(QUICK, "basic", boundary_aps=5.0, start_aps=2.0, horizon_factor=1)
+    on = g.plan_capacity_search(QUICK, "basic", boundary_aps=5.0, start_aps=2.0, horizon_factor=2)
+    ok = max(r for r in off.rates if r < 5.0)
+    assert on.runs == off.runs + 1 and on.horizon_runs == 1 and off.horizon_runs == 0
+    assert on.rates[:-1] == off.rates and on.rates[-1] == ok
+    assert on.run_window_s(on.runs - 1) == 2 * on.window_s and on.run_window_s(0) == on.window_s
+    # twice the window: about twice the agents, so about twice the rounds of the same rate's first run
+    first = on.rounds[on.rates.index(ok)]
+    assert 1.6 * first <= on.rounds[-1] <= 2.4 * first
+    assert on.simulated[-1] > on.simulated[on.rates.index(ok)]
+    assert "horizon check of the capacity with a 2x longer window" in on.text() and "horizon" not in off.text()

@@ -183,7 +183,8 @@ def test_searches_share_the_workers_and_report_points_in_the_callers_thread(monk
     assert seen_threads == {caller}
     assert designs == {"basic", "dualpath"}  # each progress point names its design
     assert all(p.policy == r.policy for r in res for p in r.curve)
-    assert widths[0] == 1 and widths[-1] == 2 and set(widths) == {1, 2}  # one rate a step, two once Basic is done
+    # one rate a step, two once Basic is done (the last step is the horizon check of the one capacity rate)
+    assert widths[0] == 1 and widths[-2] == 2 and widths[-1] == 1 and set(widths) == {1, 2}
 
 
 def _queue(threshold: float, calls: list[list[float]]):
@@ -316,3 +317,73 @@ def test_halving_goes_on_past_a_rate_that_fails_on_latency() -> None:
 
     lo, hi, _, converged, _ = bracket_and_bisect(evaluate, 4.0, tolerance=0.05)
     assert converged and lo <= 0.6 < hi
+
+
+def _slow_collapse(threshold: float, horizon_threshold: float):
+    """Short runs pass up to ``threshold``; a longer (final-check) run only up to ``horizon_threshold``."""
+    checks: list[float] = []
+
+    def final_check(rates: list[float]) -> list[CapacityPoint]:
+        checks.extend(rates)
+        return [CapacityPoint(aps=r, meets=r <= horizon_threshold, horizon_window_s=2.0) for r in rates]
+
+    return step(threshold), final_check, checks
+
+
+def test_final_check_vetoes_a_slow_collapse_and_the_search_goes_on_below() -> None:
+    """A rate that passes the short run but fails the longer one is vetoed; the capacity ends below the longer
+    run's boundary, checked, within the tolerance."""
+    evaluate, final_check, checks = _slow_collapse(3.7, 3.3)
+    plain_lo, *_ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05)
+    assert plain_lo > 3.3  # what the check corrects
+    lo, hi, curve, converged, _ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05, final_check=final_check)
+    assert converged and hi is not None and lo <= 3.3 < hi and (hi - lo) / hi <= 0.05
+    assert lo in checks and len(checks) >= 2 and len(set(checks)) == len(checks)  # each rate checked once
+    assert checks[0] == plain_lo  # the first check is the unchecked search's answer
+    assert sum(p.horizon_window_s is not None for p in curve) == len(checks)
+
+
+def test_final_check_that_holds_costs_one_run() -> None:
+    """On a curve the longer run agrees with, the check re-measures the capacity once and changes nothing."""
+    evaluate, final_check, checks = _slow_collapse(3.7, 3.7)
+    lo0, hi0, curve0, *_ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05)
+    lo, hi, curve, converged, _ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05, final_check=final_check)
+    assert (lo, hi) == (lo0, hi0) and converged and checks == [lo] and len(curve) == len(curve0) + 1
+
+
+def test_final_check_that_vetoes_every_pass_halves_down() -> None:
+    """A veto of the only passing rate sends the search halving until a rate holds the longer run too."""
+    evaluate, final_check, checks = _slow_collapse(3.7, 0.5)
+    lo, hi, _, converged, _ = bracket_and_bisect(evaluate, 1.0, tolerance=0.05, final_check=final_check)
+    assert converged and hi is not None and lo <= 0.5 < hi and lo in checks
+
+
+def test_capacity_search_horizon_check_runs_a_longer_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """capacity_search re-measures its capacity with horizon_factor x the window; a failure there moves the capacity."""
+    from dualpath_twin.planning import capacity as cap_mod
+
+    windows: list[float] = []
+    budgets: set[tuple[float | None, float, float]] = set()
+
+    def fake_measure(sc: Scenario, aps: float, policy: str | None, crit: SloCriterion, window_s: float | None = None,
+                     early_stop: bool = False) -> CapacityPoint:
+        windows.append(window_s or 0.0)
+        budgets.add((window_s, sc.run.max_sim_time_s, sc.run.wall_budget_s))
+        limit = 0.8 if window_s and window_s > 1000 else 1.0  # the longer run sees a collapse above 0.8
+        return CapacityPoint(aps=aps, meets=aps <= limit, reason="meets SLO" if aps <= limit else "TTFT p90 9 s > 4 s")
+
+    monkeypatch.setattr(cap_mod, "measure_rate", fake_measure)
+    sc = Scenario(workload={"agents": 8, "arrival_rate_aps": 0.2})
+    res = capacity_search(sc, "basic", tolerance=0.05, window_s=600.0, confirm=False)
+    assert res.converged and res.capacity_aps <= 0.8 < res.hi_aps
+    assert 1200.0 in windows and set(windows) == {600.0, 1200.0}
+    # the longer run gets twice the simulated-time and wall budgets too (a fixed cap would cut it short)
+    assert budgets == {(600.0, sc.run.max_sim_time_s, sc.run.wall_budget_s),
+                       (1200.0, 2 * sc.run.max_sim_time_s, 2 * sc.run.wall_budget_s)}
+    checks = [p for p in res.curve if p.horizon_window_s is not None]
+    assert [p.horizon_window_s for p in checks] == [1200.0] * len(checks) and len(checks) >= 2
+    assert any(not p.meets and p.reason.startswith("horizon check (1200 s arrival window)") for p in checks)
+    assert any(n.startswith("horizon check: ") and "failed it" in n for n in res.notes)
+    off = capacity_search(sc, "basic", tolerance=0.05, window_s=600.0, confirm=False,
+                          criterion=SloCriterion(horizon_factor=1))
+    assert off.capacity_aps > 0.8 and all(p.horizon_window_s is None for p in off.curve)

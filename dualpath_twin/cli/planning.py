@@ -74,7 +74,11 @@ def _split(items: list[str] | None) -> list[str]:
 
 
 def _criterion(percentile: str, min_attainment: float | None, require_steady: bool, population: str = "window",
-               max_population_growth: float = 0.05, warmup_from: str = "slo_limits") -> SloCriterion:
+               max_population_growth: float = 0.05, warmup_from: str = "slo_limits",
+               horizon_factor: float = 2.0) -> SloCriterion:
+    if not 1 <= horizon_factor <= 4:
+        raise PlanningError(f"--horizon-factor {horizon_factor}: give 1 (no horizon check) to 4, e.g. 2 (twice the "
+                            "arrival window)")
     if warmup_from not in ("measured", "slo_limits"):
         raise PlanningError(f"--warmup-from {warmup_from!r}: use measured or slo_limits")
     if percentile not in ("p50", "p90", "p99"):
@@ -85,7 +89,7 @@ def _criterion(percentile: str, min_attainment: float | None, require_steady: bo
         raise PlanningError(f"--max-population-growth {max_population_growth}: give a share >= 0, e.g. 0.05")
     return SloCriterion(percentile=percentile, min_attainment=min_attainment, require_steady=require_steady,  # type: ignore[arg-type]
                         population=population, max_population_growth=max_population_growth,  # type: ignore[arg-type]
-                        warmup_from=warmup_from)  # type: ignore[arg-type]
+                        warmup_from=warmup_from, horizon_factor=horizon_factor)  # type: ignore[arg-type]
 
 
 def _emit_json(obj: Any) -> None:
@@ -268,6 +272,11 @@ def register(app: typer.Typer) -> None:
                  "window; 'measured' = as soon as the agent population has reached 99.9% of its steady size at the "
                  "latencies the run measures: quicker, but near the capacity a shorter run can pass a rate that "
                  "collapses later (docs/planning.md)")] = "slo_limits",
+        horizon_factor: Annotated[float, typer.Option(
+            "--horizon-factor",
+            help="re-measure the capacity found with an arrival window this many times longer (1 to 4) and, if it "
+                 "fails there, search on below it: a slight overload grows the queue too slowly for the measured "
+                 "windows to show. 1 skips the check (docs/planning.md, 'Horizon check')")] = 2.0,
         early_stop: Annotated[bool, typer.Option(
             "--early-stop/--no-early-stop",
             help="stop a run as soon as its TTFT SLO failure is certain (marked 'early' in the curve). On by default: "
@@ -306,13 +315,14 @@ def register(app: typer.Typer) -> None:
         with _guard():
             sc = _load(scenario, sets)
             pols = check_policies(_split(policy), sc)
-            crit = _criterion(percentile, min_attainment, require_steady, population, max_population_growth, warmup_from)
+            crit = _criterion(percentile, min_attainment, require_steady, population, max_population_growth, warmup_from,
+                              horizon_factor)
             n = workers or default_workers()
             # runs and their sizes from the settings: bracket from the start rate, bisect to the tolerance
             plans = check_capacity(sc, pols, workers=n, yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,
                                    tolerance=tolerance, start_aps=start_aps, window_s=window,
                                    max_evaluations=max_evaluations, from_bound=from_bound, confirm=confirm,
-                                   population=population)
+                                   population=population, horizon_factor=horizon_factor)
             for pol_name, plan in plans.items():
                 _err.print(f"estimate {pol_name}: {plan.text()}", markup=False)
 

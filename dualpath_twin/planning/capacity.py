@@ -43,6 +43,7 @@ def bracket_and_bisect(
     max_evaluations: int = 60,
     guess: Callable[[list[CapacityPoint], float, float], float | None] | None = None,
     replicate: Callable[[list[tuple[float, int]]], list[CapacityPoint]] | None = None,
+    final_check: BatchEval | None = None,
 ) -> tuple[float, float | None, list[CapacityPoint], bool, list[str]]:
     """Pure search over a (mostly) monotone pass/fail curve; returns (lo, hi, curve, converged, notes).
 
@@ -59,6 +60,12 @@ def bracket_and_bisect(
     two verdicts (2-0, or 2-1 after a tie); a rate's verdict is that majority. If the majorities
     move the bracket, bisection resumes and the new ends are confirmed in turn, so a noisy verdict
     near the boundary cannot decide the capacity alone (see docs/planning.md, "Confirmation").
+
+    ``final_check([rate])`` (the horizon check) runs once the bracket is within the tolerance and
+    confirmed: it re-measures the low end (a longer run), and a failure vetoes that rate (it then
+    fails whatever its votes, and needs no replicas) and bisection resumes below it. After a veto
+    every new low end is checked before the search goes on. The search converges only on a low end
+    that passed its check; a rate is checked at most once.
     """
     if not start_aps > 0 or not math.isfinite(start_aps):
         raise PlanningError(f"start rate must be a positive number of agents/s, got {start_aps}")
@@ -70,11 +77,15 @@ def bracket_and_bisect(
     seen: dict[float, CapacityPoint] = {}
     votes: dict[float, list[bool]] = {}  # rate -> every replica's verdict (replica 0 first)
     extra: list[CapacityPoint] = []  # the confirmation replicas' points
+    checked: dict[float, CapacityPoint] = {}  # rate -> its final check (final_check)
     notes: list[str] = []
 
-    def meets(a: float) -> bool:
+    def majority(a: float) -> bool:
         v = votes[a]
         return 2 * sum(v) > len(v)  # strict majority; a tie fails (more replicas break it)
+
+    def meets(a: float) -> bool:
+        return majority(a) and (a not in checked or checked[a].meets)
 
     def run(rates: list[float]) -> bool:
         todo = [r for r in dict.fromkeys(round(r, 9) for r in rates) if r not in seen]
@@ -94,15 +105,15 @@ def bracket_and_bisect(
     def k() -> int:
         return max(1, int(width()))
 
-    def used() -> int:  # simulations so far, replicas included
-        return len(seen) + len(extra)
+    def used() -> int:  # simulations so far, replicas and final checks included
+        return len(seen) + len(extra) + len(checked)
 
     def unsettled() -> list[tuple[float, int]]:
         """(rate, next replica) for the bracket ends and the passes above the failing end without a settled majority."""
         lo, hi = bracket()
         if hi is None or lo <= 0:
             return []
-        rates = [lo, hi] + sorted(a for a in seen if a > hi and meets(a))
+        rates = [a for a in [lo, hi] + sorted(a for a in seen if a > hi and meets(a)) if a not in checked]
         return [(a, len(votes[a])) for a in rates if len(votes[a]) < 2 or 2 * sum(votes[a]) == len(votes[a])]
 
     def confirm() -> bool:
@@ -151,13 +162,23 @@ def bracket_and_bisect(
     converged = False
     may_guess, side_up = True, True  # with one rate a step, guesses alternate: just above, then just below
     while hi is not None and lo > 0 and used() < max_evaluations:
-        if (hi - lo) / hi <= tolerance:
-            if replicate is not None and confirm():
+        close = (hi - lo) / hi <= tolerance
+        if close and replicate is not None and confirm():
+            lo, hi = bracket()
+            if hi is None or lo <= 0:  # the majority removed a bracket end: bracket again from there
+                widen()
                 lo, hi = bracket()
-                if hi is None or lo <= 0:  # the majority removed a bracket end: bracket again from there
-                    widen()
-                    lo, hi = bracket()
-                continue
+            continue
+        # the final check of a converged low end; once one vetoed, every new low end at once (the short
+        # runs are not trusted near there, so a chain of vetoes walks down the passes, not by tolerance steps)
+        if final_check is not None and lo not in checked and (close or not all(p.meets for p in checked.values())):
+            checked[lo] = final_check([lo])[0]
+            lo, hi = bracket()
+            if hi is None or lo <= 0:  # the veto removed the only passing rate: halve from there
+                widen()
+                lo, hi = bracket()
+            continue
+        if close:
             converged = True
             break
         b = k()
@@ -177,10 +198,11 @@ def bracket_and_bisect(
         lo, hi = bracket()
         # a guess whose prediction failed hands the next step to bisection
         may_guess = all(seen[r].meets == ok for r, ok in predicted.items() if r in seen)
-    if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance and (replicate is None or not unsettled()):
+    if hi is not None and lo > 0 and (hi - lo) / hi <= tolerance and (replicate is None or not unsettled()) \
+            and (final_check is None or lo in checked):
         converged = True
     if extra:
-        flips = sorted(a for a in seen if meets(a) != seen[a].meets)
+        flips = sorted(a for a in seen if majority(a) != seen[a].meets)
         notes.append(f"confirmation: {len(extra)} replica run(s) (independent seeds) at the bracket ends"
                      + (f"; the majority reversed the first verdict at {', '.join(f'{a:g}' for a in flips)} agents/s"
                         if flips else "; every first verdict held"))
@@ -196,7 +218,7 @@ def bracket_and_bisect(
                 "capacity reported below the lowest failure (longer runs or more agents reduce noise)"
             )
             break
-    ordered = sorted([*seen.values(), *extra], key=lambda p: (p.aps, p.replica))
+    ordered = sorted([*seen.values(), *extra, *checked.values()], key=lambda p: (p.aps, p.horizon_window_s or 0.0, p.replica))
     return lo, hi, ordered, converged, notes
 
 
@@ -726,8 +748,12 @@ def capacity_search(
     at half the analytic ceiling (``bound_aps``) instead of the scenario's rate, unless ``start_aps`` is given.
     ``guess_boundary`` aims bisection steps at the secant estimate of the boundary (``secant_guess``).
     ``confirm`` re-measures the bracket ends with independent seeds (run.seed + k) and takes each
-    rate's majority verdict (``bracket_and_bisect``'s confirmation step).
+    rate's majority verdict (``bracket_and_bisect``'s confirmation step). ``criterion.horizon_factor``
+    > 1 re-measures the capacity with that many times the window, and run.max_sim_time_s and
+    run.wall_budget_s (``bracket_and_bisect``'s final check; a failure vetoes the rate).
     """
+    from dualpath_twin.planning.common import override
+
     crit = criterion or SloCriterion()
     pol = policy or sc.policy.name
     window = window_s if window_s is not None else default_window_s(sc, crit)
@@ -749,26 +775,45 @@ def capacity_search(
     def evaluate(rates: list[float]) -> list[CapacityPoint]:
         return measure([(r, 0) for r in rates])
 
-    def measure(specs: list[tuple[float, int]]) -> list[CapacityPoint]:
-        tasks = [Task(kind="rate", scenario_toml=toml, policy=pol, aps=r, criterion=crit, window_s=window,
+    def measure(specs: list[tuple[float, int]], horizon: bool = False) -> list[CapacityPoint]:
+        # a horizon check runs the longer window to its last arrival (a measured warm-up would end it as early)
+        c = crit.model_copy(update={"warmup_from": "slo_limits"}) if horizon else crit
+        w = horizon_window if horizon else window
+        tasks = [Task(kind="rate", scenario_toml=horizon_toml if horizon else toml, policy=pol, aps=r, criterion=c, window_s=w,
                       early_stop=early_stop, replica=k) for r, k in specs]
         outs = run_tasks(executor, run_rate_task, tasks, inline_single=inline_single)
         pts = []
         for t, o in zip(tasks, outs, strict=True):
             p = o.point if o.point is not None else CapacityPoint(aps=t.aps or 0.0, meets=False, reason=o.error, status="error")
             p.policy, p.replica = pol, t.replica  # progress lines of several designs' searches say whose rate it was
+            if horizon:
+                p.horizon_window_s = w
+                p.reason = f"horizon check ({w:.0f} s arrival window): {p.reason}"
             pts.append(p)
             if on_point:
                 on_point(p)
         return pts
 
+    horizon_window = window * crit.horizon_factor
+    # the longer run gets the same simulated-time and wall budgets per second of window as the others
+    horizon_toml = override(sc, {"run.max_sim_time_s": sc.run.max_sim_time_s * crit.horizon_factor,
+                                 "run.wall_budget_s": sc.run.wall_budget_s * crit.horizon_factor}).to_toml()
     ttft_lim_s, tpot_lim_s = crit.limits(sc)
     lo, hi, curve, converged, notes = bracket_and_bisect(
         evaluate, start, tolerance, batch, min_aps, max_aps, max_evaluations,
         guess=secant_guess(ttft_lim_s, tpot_lim_s) if guess_boundary else None,
         replicate=measure if confirm else None,
+        final_check=(lambda rates: measure([(r, 0) for r in rates], horizon=True)) if crit.horizon_factor > 1 else None,
     )
     notes = notes0 + notes
+    checks = [p for p in curve if p.horizon_window_s is not None]
+    if checks:
+        vetoed = [p.aps for p in checks if not p.meets]
+        notes.append(f"horizon check: {', '.join(f'{p.aps:.4g}' for p in checks)} agents/s re-measured with a "
+                     f"{crit.horizon_factor:g}x longer arrival window ({horizon_window:.0f} s); "
+                     + (f"{', '.join(f'{a:.4g}' for a in vetoed)} agents/s failed it (a queue that grows too slowly "
+                        "for the shorter window to show), so the search went on below" if vetoed else "the capacity held")
+                     + " (--horizon-factor 1 skips it)")
     stopped = sum(1 for p in curve if p.stopped_early == STOPPED_SLO)
     if stopped:
         notes.append(f"{stopped} failing run(s) stopped early once their SLO failure was certain")
@@ -970,11 +1015,13 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "population_noise": p.population_noise,
                 "ttft_rise_noise_s": p.ttft_rise_noise_s,
                 "window_end_s": p.window_end_s,
+                "horizon_window_s": p.horizon_window_s,
             })
     schema = {"policy": pl.String, "aps": pl.Float64, "replica": pl.Int64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
               "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,
               "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64,
-              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64, "window_end_s": pl.Float64}
+              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64, "window_end_s": pl.Float64,
+              "horizon_window_s": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -66,6 +66,13 @@ class SloCriterion(BaseModel):
         "the measured latencies before the two measured windows (1 = every agent's lifetime has passed); near "
         "capacity TTFT still rises while the last long-lived agents arrive, so this is stricter than warmup_share",
     )
+    horizon_factor: float = Field(
+        2.0, ge=1, le=4,
+        description="a capacity search re-measures the rate it found with an arrival window this many times longer "
+        "and, if that run fails, vetoes the rate and searches on below it: a slight overload grows the queue too "
+        "slowly for the two measured windows to show it, and a longer run lets it build (docs/planning.md, 'Horizon "
+        "check'); 1 = no horizon check",
+    )
     steady_rel: float = Field(0.05, ge=0, description="allowed relative rise of mean TTFT between the last two windows "
                               "(a rise must also exceed twice its batch-means standard error to count)")
     steady_abs_s: float = Field(0.1, ge=0, description="allowed absolute rise of mean TTFT (noise floor), seconds")
@@ -144,6 +151,7 @@ class CapacityPoint(BaseModel):
     population_noise: float | None = None  # the growth chance alone could show (population_noise)
     ttft_rise_noise_s: float | None = None  # the TTFT rise chance alone could show (ttft_rise_noise)
     window_end_s: float | None = None  # simulated time the measurement window ended, when before the last arrival
+    horizon_window_s: float | None = None  # a horizon check's arrival window (None: a run at the search's own window)
 
     @classmethod
     def from_summary(

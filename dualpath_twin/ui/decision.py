@@ -64,6 +64,7 @@ COLUMNS: dict[str, str] = {
     "population_noise": "growth by chance alone",
     "ttft_rise_noise_s": "TTFT rise by chance alone (s)",
     "window_end_s": "windows ended at (s, measured warm-up)",
+    "horizon_window_s": "horizon check window (s)",
 }
 
 
