@@ -89,3 +89,23 @@ def test_warmup_from_measured_is_opt_in_and_a_bad_value_is_named() -> None:
     assert all(p["window_end_s"] is None for p in default["capacity"][0]["curve"])
     bad = CliRunner().invoke(_app(), ["capacity", str(SCENARIO), *TINY, "--warmup-from", "meausred"])
     assert bad.exit_code != 0 and "--warmup-from" in bad.output and "slo_limits" in bad.output
+
+
+def test_horizon_check_runs_by_default_and_a_bad_factor_is_named() -> None:
+    """By default the capacity is re-measured with a 2x window (curve, note, estimate); --horizon-factor 1 skips
+    it; a factor out of range names the option and the range before any run."""
+    on = _run("--no-confirm")
+    c = on["capacity"][0]
+    assert c["criterion"]["horizon_factor"] == 2.0
+    checks = [p for p in c["curve"] if p["horizon_window_s"] is not None]
+    assert checks and all(p["reason"].startswith("horizon check (") for p in checks)
+    assert any(p["meets"] and p["aps"] == c["capacity_aps"] for p in checks)  # the capacity held its check
+    window = c["window_s"]
+    assert all(abs(p["horizon_window_s"] - 2 * window) < 1e-6 for p in checks)
+    assert any(n.startswith("horizon check: ") for n in c["notes"])
+    off = _run("--no-confirm", "--horizon-factor", "1")
+    assert all(p["horizon_window_s"] is None for p in off["capacity"][0]["curve"])
+    res = CliRunner().invoke(_app(), ["capacity", str(SCENARIO), *TINY, "--no-confirm"])
+    assert "horizon check of the capacity with a 2x longer window" in res.output
+    bad = CliRunner().invoke(_app(), ["capacity", str(SCENARIO), *TINY, "--horizon-factor", "0.5"])
+    assert bad.exit_code != 0 and "--horizon-factor" in bad.output and "1 (no horizon check) to 4" in bad.output

@@ -222,14 +222,18 @@ def _too_many_points(grid: dict[str, list[Any]]) -> bool:
 
 
 def _criterion(key: str) -> SloCriterion:
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     pct = c1.selectbox("SLO percentile", ["p90", "p99", "p50"], key=f"{key}_pct")
     att = c2.number_input("min SLO attainment (0 = off)", 0.0, 1.0, 0.0, 0.05, key=f"{key}_att")
     steady = c3.checkbox("require steady state", True, key=f"{key}_steady",
                          help="a run fails if the mean TTFT still rises from one measured window to the next or the "
                               "mean number of active agents grows by more than 5% (the window is shorter than an "
                               "agent's life)")
-    return SloCriterion(percentile=pct, min_attainment=att or None, require_steady=steady)
+    horizon = c4.number_input("horizon check (x window, 1 = off)", 1.0, 4.0, 2.0, 0.5, key=f"{key}_horizon",
+                              help="the capacity found is run once more with an arrival window this many times longer "
+                                   "and, if it fails there, the search goes on below it: a slight overload grows the "
+                                   "queue too slowly for the measured windows to show")
+    return SloCriterion(percentile=pct, min_attainment=att or None, require_steady=steady, horizon_factor=horizon)
 
 
 def _executor_opts(key: str) -> tuple[str, int, str | None]:
@@ -265,7 +269,8 @@ def _sweep_tab() -> None:
         if objective == "capacity":  # a search per point, its runs from its settings (guard.plan_capacity_search)
             try:
                 plans = guard_capacity_ok(None, pols, workers, "sw", anyway,
-                                          searches=labelled_point_scenarios(sc, grid, pols), from_bound=True)
+                                          searches=labelled_point_scenarios(sc, grid, pols), from_bound=True,
+                                          horizon_factor=crit.horizon_factor)
             except scn.ScenarioError as err:
                 st.error(str(err))
                 return
@@ -413,7 +418,7 @@ def _new_capacity_search(store: Any | None) -> bool:
         return False
     try:  # the runs of a search: bracket and bisect from the start rate, each rate x window agents (guard.plan_capacity_search)
         plans = guard_capacity_ok(sc, pols, workers, "cap", anyway, tolerance=tol, start_aps=start or None,
-                                  window_s=window or None, from_bound=fast)
+                                  window_s=window or None, from_bound=fast, horizon_factor=crit.horizon_factor)
     except scn.ScenarioError as err:
         st.error(str(err))
         return False
@@ -580,7 +585,8 @@ def _sizing_tab() -> None:
             cands = labelled_online(sizing_points(sc, target, grid, pol, crit), dec.describe_point)
             est = guarded(lambda force_it: guard_sizing(cands, target, measure=measure, tolerance=SIZING_TOLERANCE,
                                                         workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT,
-                                                        population=crit.population), "sz", anyway)
+                                                        population=crit.population,
+                                                        horizon_factor=crit.horizon_factor), "sz", anyway)
         except (PlanningError, scn.ScenarioError) as err:
             st.error(str(err))
             return
@@ -708,7 +714,8 @@ def _sensitivity_tab() -> None:
         if sc.workload.mode == "online":
             est = guarded(lambda force_it: guard_capacity_many(
                 runs, workers=workers, force=force_it, force_hint=PAGE_FORCE_HINT, tolerance=SENSITIVITY_TOLERANCE,
-                from_bound=True, population=crit.population, fix=SENSITIVITY_FIX, window_fix=WINDOW_FIX), "se", anyway)
+                from_bound=True, population=crit.population, fix=SENSITIVITY_FIX, window_fix=WINDOW_FIX,
+                horizon_factor=crit.horizon_factor), "se", anyway)
             st.caption("Run-size estimate: " + est.headline() + "; " + est.text())
         elif not guard_ok(list(runs.values()), workers, "se", anyway, 1):
             return
