@@ -55,6 +55,11 @@ PopOpt = Annotated[str, typer.Option(
     help="rounds the SLO percentiles count: 'window' (default) = rounds arriving in the last two run.online_window_s "
          "windows before the last agent's arrival, the run stopping once they are done; 'all' = every round, "
          "ramp-up and drain included")]
+HorizonOpt = Annotated[float, typer.Option(
+    "--horizon-factor",
+    help="re-measure each capacity found with an arrival window this many times longer (1 to 4) and, if it "
+         "fails there, search on below it: a slight overload grows the queue too slowly for the measured "
+         "windows to show. 1 skips the check (docs/planning.md, 'Horizon check')")]
 GrowthOpt = Annotated[float, typer.Option(
     "--max-population-growth",
     help="with --require-steady, fail a run whose mean number of active agents grew by more than this share from "
@@ -272,11 +277,7 @@ def register(app: typer.Typer) -> None:
                  "window; 'measured' = as soon as the agent population has reached 99.9% of its steady size at the "
                  "latencies the run measures: quicker, but near the capacity a shorter run can pass a rate that "
                  "collapses later (docs/planning.md)")] = "slo_limits",
-        horizon_factor: Annotated[float, typer.Option(
-            "--horizon-factor",
-            help="re-measure the capacity found with an arrival window this many times longer (1 to 4) and, if it "
-                 "fails there, search on below it: a slight overload grows the queue too slowly for the measured "
-                 "windows to show. 1 skips the check (docs/planning.md, 'Horizon check')")] = 2.0,
+        horizon_factor: HorizonOpt = 2.0,
         early_stop: Annotated[bool, typer.Option(
             "--early-stop/--no-early-stop",
             help="stop a run as soon as its TTFT SLO failure is certain (marked 'early' in the curve). On by default: "
@@ -389,6 +390,7 @@ def register(app: typer.Typer) -> None:
         percentile: PctOpt = "p90",
         min_attainment: AttOpt = None,
         require_steady: SteadyOpt = True,
+        horizon_factor: HorizonOpt = 2.0,
         workers: WorkersOpt = None,
         executor: ExecOpt = "local",
         address: AddrOpt = None,
@@ -419,11 +421,11 @@ def register(app: typer.Typer) -> None:
             if capacity not in ("none", "meets", "all"):
                 raise PlanningError(f"--capacity {capacity!r}: use none, meets or all")
             costs = load_costs(cost_file)
-            crit = _criterion(percentile, min_attainment, require_steady)
+            crit = _criterion(percentile, min_attainment, require_steady, horizon_factor=horizon_factor)
             # the points as size() runs them (online at the target), a run each, then the capacity searches it makes
             cands = labelled_online(sizing_points(sc, target_aps, axes, policy or sc.policy.name, crit))
             est = check_sizing(cands, target_aps, workers=workers or default_workers(), measure=capacity,
-                               tolerance=tolerance, population=crit.population, **limits)
+                               tolerance=tolerance, population=crit.population, horizon_factor=horizon_factor, **limits)
             if est is not None:
                 _err.print(f"estimate: {est.headline()}" + (f"; {est.text()}" if est.plans else ""), markup=False)
 
@@ -471,6 +473,7 @@ def register(app: typer.Typer) -> None:
         percentile: PctOpt = "p90",
         min_attainment: AttOpt = None,
         require_steady: SteadyOpt = True,
+        horizon_factor: HorizonOpt = 2.0,
         workers: WorkersOpt = None,
         executor: ExecOpt = "local",
         address: AddrOpt = None,
@@ -486,7 +489,7 @@ def register(app: typer.Typer) -> None:
             sc = _load(scenario, sets)
             if policy:
                 check_policies([policy], sc)
-            crit = _criterion(percentile, min_attainment, require_steady)
+            crit = _criterion(percentile, min_attainment, require_steady, horizon_factor=horizon_factor)
             # the baseline and every move as sensitivity() builds them; online each is a capacity search
             runs = sensitivity_moves(sc, policy, parameters=_split(param) or None, change=change).scenarios()
             n = workers or default_workers()
@@ -494,7 +497,7 @@ def register(app: typer.Typer) -> None:
             if sc.workload.mode == "online":
                 plans = check_capacity_many(runs, workers=n, tolerance=tolerance, from_bound=True,
                                             population=crit.population, fix=SENSITIVITY_FIX, window_fix=WINDOW_FIX,
-                                            **limits)
+                                            horizon_factor=horizon_factor, **limits)
                 _err.print(f"estimate: {sum(pl.runs for pl in plans.values()):,} runs in {len(plans)} capacity"
                            f" searches; {plans_text(plans)}", markup=False)
             else:
