@@ -126,3 +126,40 @@ def test_summary_verdict_is_recomputable_from_the_summary_numbers() -> None:
     assert util["decode"] == pytest.approx(s.cnic_utilization["gpu_busy_decode"]) and util["decode"] > 0.5
     v = V.verdict("oracle", s.rounds_per_s, s.bound, util, offered_load=V.offered_load_text("offline", 256), zero_io=True)
     assert v.sentence == s.bottleneck_sentence and v.bottleneck == s.bottleneck
+
+
+def _buffer(occ: float, wait_s: float, ttft_s: float = 2.0) -> V.BufferState:
+    return V.BufferState({"decode": occ, "prefill": occ - 0.1}, wait_s, ttft_s, 80.0)
+
+
+def test_full_dram_buffers_with_a_long_wait_for_room_bind() -> None:
+    """Reads waiting for room in full buffers starve what follows: the buffers are named, with the evidence and the fix."""
+    util = {"snic_read": 0.6, "prefill_compute": 0.3, "decode": 0.96}
+    v = V.verdict("dualpath", 155.0, _bound(decode=195.0, snic_read=199.0, prefill_compute=301.0), util,
+                  offered_load=LOAD, de_side_reads=True, buffer=_buffer(0.94, 1.2))
+    assert v.bottleneck == V.DRAM_BUFFER and v.binding == [V.DRAM_BUFFER]
+    assert "cluster.dram_buffer_gb = 80 GB per node" in v.sentence and "decode nodes' buffers 94% full while reads waited" in v.sentence
+    assert "waited 1.2 s on average" in v.sentence and "60% of the mean TTFT" in v.sentence
+    assert "decode GPUs" in v.sentence and "79% of its bound" in v.sentence
+    assert "More host DRAM for KV buffers (cluster.dram_buffer_gb) would raise throughput." in v.sentence
+    assert V.resource_label(V.DRAM_BUFFER) == "host DRAM KV buffers"
+
+
+@pytest.mark.parametrize(("occ", "wait_s"), [(0.7, 1.2), (0.95, 0.3)])
+def test_half_full_buffers_or_a_short_wait_do_not_bind(occ: float, wait_s: float) -> None:
+    """Below BUFFER_FULL, or a wait under BUFFER_WAIT_SHARE of TTFT: the verdict is the bound-based one."""
+    util = {"snic_read": 0.6, "prefill_compute": 0.3, "decode": 0.96}
+    b = _bound(decode=195.0, snic_read=199.0, prefill_compute=301.0)
+    v = V.verdict("dualpath", 155.0, b, util, offered_load=LOAD, de_side_reads=True, buffer=_buffer(occ, wait_s))
+    plain = V.verdict("dualpath", 155.0, b, util, offered_load=LOAD, de_side_reads=True)
+    assert v.bottleneck == plain.bottleneck != V.DRAM_BUFFER and v.sentence == plain.sentence
+
+
+def test_buffers_bind_alongside_a_bound_resource() -> None:
+    """Both a saturated bound resource and full buffers: both named, the bound one first, both fixes given."""
+    util = {"snic_read": 0.95, "prefill_compute": 0.3, "decode": 0.5}
+    v = V.verdict("basic", 95.0, BOUND, util, offered_load=LOAD, buffer=_buffer(0.9, 1.0))
+    assert v.binding == ["snic_read", V.DRAM_BUFFER] and v.bottleneck == "snic_read"
+    assert "storage NIC reads" in v.sentence and "cluster.dram_buffer_gb" in v.sentence
+    assert V.verdict("oracle", 95.0, BOUND, util, offered_load=LOAD, zero_io=True, buffer=_buffer(0.9, 1.0)).binding \
+        == []  # a design without I/O has no read to wait for

@@ -39,6 +39,15 @@ NEAR_BOUND_FRACTION = 0.6
 BUSY_UTILISATION = 0.9
 """Busy at least this much yet far below its bound: it sets each round's latency (small batches)."""
 
+BUFFER_FULL = 0.8
+"""Host DRAM KV buffers bind when the fullest role's buffers are at least this full, on average, while reads wait..."""
+
+BUFFER_WAIT_SHARE = 0.25
+"""...and rounds waited at least this share of their mean TTFT for buffer room before their reads started."""
+
+DRAM_BUFFER = "dram_buffer"
+"""The ``bottleneck`` key of a run held back by its host DRAM KV buffers (``cluster.dram_buffer_gb``)."""
+
 OFFERED_LOAD = "offered_load"
 """The ``bottleneck`` value of a run no resource binds: the workload's offered load limits it."""
 
@@ -53,6 +62,8 @@ def resource_label(key: str | None) -> str:
         return ""
     if key == OFFERED_LOAD:
         return "the offered load (no resource saturated)"
+    if key == DRAM_BUFFER:
+        return "host DRAM KV buffers"
     return RESOURCE_LABELS.get(key, key.replace("_", " "))
 
 _IO_RESOURCES = ("snic_read", "storage_read", "snic_write", "storage_write", "pe_cnic", "de_cnic", "pe_dram", "de_dram")
@@ -89,6 +100,35 @@ class ResourceState:
     def label(self) -> str:
         """Human name of the resource."""
         return RESOURCE_LABELS.get(self.resource, self.resource)
+
+
+@dataclass
+class BufferState:
+    """The host DRAM KV buffers of one run: how full, and how long rounds waited for room (no analytic bound)."""
+
+    occupancy: dict[str, float]  # role -> mean share of the buffer held while reads waited in the node's read queue
+    wait_s: float  # mean wait from scheduling to read start (buffer room or the in-flight read cap)
+    ttft_s: float  # mean TTFT, for the share the wait takes
+    buffer_gb: float  # cluster.dram_buffer_gb
+
+    @property
+    def fullest(self) -> tuple[str, float]:
+        """(role, occupancy) of the fullest role."""
+        return max(self.occupancy.items(), key=lambda kv: kv[1]) if self.occupancy else ("", 0.0)
+
+    def binds(self) -> bool:
+        """Full buffers and a wait for room that is a large part of TTFT."""
+        return self.fullest[1] >= BUFFER_FULL and self.ttft_s > 0 and self.wait_s >= BUFFER_WAIT_SHARE * self.ttft_s
+
+    def text(self) -> str:
+        """The evidence, in words."""
+        role, occ = self.fullest
+        return (f"host DRAM KV buffers (cluster.dram_buffer_gb = {self.buffer_gb:g} GB per node; the {role} nodes' buffers "
+                f"{_pct(occ)} full while reads waited, and rounds waited {self.wait_s:.3g} s on average before their "
+                f"reads started, {_pct(self.wait_s / self.ttft_s)} of the mean TTFT)")
+
+
+BUFFER_ADVICE = "More host DRAM for KV buffers (cluster.dram_buffer_gb) would raise throughput."
 
 
 @dataclass
@@ -184,13 +224,31 @@ def verdict(
     offered_load: str,
     de_side_reads: bool = False,
     zero_io: bool = False,
+    buffer: BufferState | None = None,
 ) -> Verdict:
-    """Judge a run: name only the resources that bind; otherwise say the offered load limits it."""
+    """Judge a run: name only the resources that bind; otherwise say the offered load limits it.
+
+    ``buffer`` (the host DRAM KV buffers, which have no analytic bound) binds too when
+    ``BufferState.binds``: reads wait for room in full buffers, so the resources downstream starve.
+    """
     states = judge_resources(achieved_rounds_per_s, bound, utilisation)
     if zero_io:
         states = [s for s in states if s.resource not in _IO_RESOURCES]
     binding = [s for s in states if s.state == "binding"]
     head = f"Under {policy}, the run achieved {achieved_rounds_per_s:.3g} rounds/s"
+    if buffer is not None and not zero_io and buffer.binds():
+        if binding:
+            what = "the binding resources are"
+            details = "; ".join(f"{s.label} ({_pct(s.bound_fraction)} of its bound of {s.bound_rounds_per_s:.3g} rounds/s)"
+                                for s in binding)
+            advice = " ".join(dict.fromkeys(a for a in (_advice(s.resource, policy, de_side_reads) for s in binding) if a))
+            sentence = f"{head}; {what} {details}; and the {buffer.text()}. {advice} {BUFFER_ADVICE}"
+            return Verdict(binding[0].resource, sentence.rstrip(), [*(s.resource for s in binding), DRAM_BUFFER], states)
+        closest = states[0] if states else None
+        rest = (f", while the closest bound resource, {closest.label}, ran at {_pct(closest.bound_fraction)} of its "
+                f"bound of {closest.bound_rounds_per_s:.3g} rounds/s" if closest is not None else "")
+        sentence = f"{head}; the binding resource is the {buffer.text()}{rest}. {BUFFER_ADVICE}"
+        return Verdict(DRAM_BUFFER, sentence, [DRAM_BUFFER], states)
     overall = bound.max_rounds_per_s
     top_label = RESOURCE_LABELS.get(bound.binding_resource, bound.binding_resource)
     if binding:

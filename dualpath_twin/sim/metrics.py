@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dualpath_twin.analysis.verdict import measured_utilisation, offered_load_text, verdict
+from dualpath_twin.analysis.verdict import BufferState, measured_utilisation, offered_load_text, verdict
 from dualpath_twin.results import Bound, CacheEffect, Percentiles, RunSummary
 from dualpath_twin.scenario import Scenario
 from dualpath_twin.sim.faults import fault_effects
@@ -141,8 +141,19 @@ def summarize(
     delays = np.asarray(world.wl.delay_s, dtype=np.float64)
     load = offered_load_text(sc.workload.mode, world.wl.n_trajectories, sc.workload.arrival_rate_aps,
                              float(delays.mean()) if delays.size else 0.0)
+    buffer = None
+    if n_done and "alloc" in br:
+        # how full each role's buffers were while reads waited in its nodes' read queues
+        per_node = busy.filter(pl.col("metric").is_in(["dram_buffer_bytes", "queue_len"]) & (pl.col("role") != "cluster"))
+        wide = per_node.pivot("metric", index=["t_s", "entity", "role"], values="value")
+        held = (wide.filter(pl.col("queue_len") > 0).group_by("role").agg(pl.col("dram_buffer_bytes").mean())
+                if {"queue_len", "dram_buffer_bytes"} <= set(wide.columns) else pl.DataFrame({"role": [], "v": []}))
+        cap = sc.cluster.dram_buffer_gb * 1e9
+        ttft_mean = float(done["ttft_s"].mean() or 0.0)
+        buffer = BufferState({r: float(v) / cap for r, v in held.iter_rows()}, br["alloc"], ttft_mean,
+                             sc.cluster.dram_buffer_gb)
     v = verdict(world.policy.name, n_done / span, bound, util, offered_load=load,
-                de_side_reads=world.policy.de_side_reads, zero_io=world.policy.zero_io)
+                de_side_reads=world.policy.de_side_reads, zero_io=world.policy.zero_io, buffer=buffer)
     obs, sentence = v.bottleneck, v.sentence
     steady = None
     if sc.workload.mode == "online" and n_done:
