@@ -163,3 +163,16 @@ def test_buffers_bind_alongside_a_bound_resource() -> None:
     assert "storage NIC reads" in v.sentence and "cluster.dram_buffer_gb" in v.sentence
     assert V.verdict("oracle", 95.0, BOUND, util, offered_load=LOAD, zero_io=True, buffer=_buffer(0.9, 1.0)).binding \
         == []  # a design without I/O has no read to wait for
+
+
+def test_a_simulated_run_with_tiny_dram_buffers_names_them_and_the_default_does_not() -> None:
+    """DualPath on quick with 1 GB buffers (a 16K request needs 0.7 GB) waits most of its TTFT for room: the verdict
+    names the buffers; with the scenario's own buffers the same load does not."""
+    base = S.load(QUICK)
+    tiny = S.apply_overrides(base, {"cluster.dram_buffer_gb": 1.0, "workload.agents": 512})
+    s = simulate(tiny, "dualpath").summary
+    assert s.bottleneck == V.DRAM_BUFFER, s.bottleneck_sentence
+    assert "cluster.dram_buffer_gb = 1 GB per node" in s.bottleneck_sentence
+    assert s.ttft_breakdown_s["alloc"] >= V.BUFFER_WAIT_SHARE * sum(s.ttft_breakdown_s.values())
+    roomy = S.apply_overrides(tiny, {"cluster.dram_buffer_gb": base.cluster.dram_buffer_gb})
+    assert simulate(roomy, "dualpath").summary.bottleneck != V.DRAM_BUFFER

@@ -40,7 +40,8 @@ BUSY_UTILISATION = 0.9
 """Busy at least this much yet far below its bound: it sets each round's latency (small batches)."""
 
 BUFFER_FULL = 0.8
-"""Host DRAM KV buffers bind when the fullest role's buffers are at least this full, on average, while reads wait..."""
+"""Host DRAM KV buffers bind when the fullest role's buffers are at least this full, on average, while reads wait
+(or fuller than the room the largest request needs: ``1 - BufferState.largest_share``)..."""
 
 BUFFER_WAIT_SHARE = 0.25
 """...and rounds waited at least this share of their mean TTFT for buffer room before their reads started."""
@@ -110,6 +111,12 @@ class BufferState:
     wait_s: float  # mean wait from scheduling to read start (buffer room or the in-flight read cap)
     ttft_s: float  # mean TTFT, for the share the wait takes
     buffer_gb: float  # cluster.dram_buffer_gb
+    largest_share: float = 0.0  # the largest request's KV as a share of one node's buffer
+
+    @property
+    def full_at(self) -> float:
+        """The occupancy at which a read may not fit: BUFFER_FULL, or lower when one request takes a large share."""
+        return min(BUFFER_FULL, 1.0 - self.largest_share)
 
     @property
     def fullest(self) -> tuple[str, float]:
@@ -118,7 +125,7 @@ class BufferState:
 
     def binds(self) -> bool:
         """Full buffers and a wait for room that is a large part of TTFT."""
-        return self.fullest[1] >= BUFFER_FULL and self.ttft_s > 0 and self.wait_s >= BUFFER_WAIT_SHARE * self.ttft_s
+        return self.fullest[1] >= self.full_at and self.ttft_s > 0 and self.wait_s >= BUFFER_WAIT_SHARE * self.ttft_s
 
     def text(self) -> str:
         """The evidence, in words."""

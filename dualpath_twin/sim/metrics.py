@@ -150,8 +150,9 @@ def summarize(
                 if {"queue_len", "dram_buffer_bytes"} <= set(wide.columns) else pl.DataFrame({"role": [], "v": []}))
         cap = sc.cluster.dram_buffer_gb * 1e9
         ttft_mean = float(done["ttft_s"].mean() or 0.0)
+        largest = float(rounds["prompt_tokens"].max() or 0) * world.kv / cap
         buffer = BufferState({r: float(v) / cap for r, v in held.iter_rows()}, br["alloc"], ttft_mean,
-                             sc.cluster.dram_buffer_gb)
+                             sc.cluster.dram_buffer_gb, largest_share=largest)
     v = verdict(world.policy.name, n_done / span, bound, util, offered_load=load,
                 de_side_reads=world.policy.de_side_reads, zero_io=world.policy.zero_io, buffer=buffer)
     obs, sentence = v.bottleneck, v.sentence
