@@ -813,7 +813,7 @@ def capacity_search(
                      f"{crit.horizon_factor:g}x longer arrival window ({horizon_window:.0f} s); "
                      + (f"{', '.join(f'{a:.4g}' for a in vetoed)} agents/s failed it (a queue that grows too slowly "
                         "for the shorter window to show), so the search went on below" if vetoed else "the capacity held")
-                     + " (--horizon-factor 1 skips it)")
+                     + " (a horizon factor of 1 skips it: --horizon-factor, or 'horizon check' in the dashboard)")
     stopped = sum(1 for p in curve if p.stopped_early == STOPPED_SLO)
     if stopped:
         notes.append(f"{stopped} failing run(s) stopped early once their SLO failure was certain")
@@ -996,6 +996,7 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "policy": r.policy,
                 "aps": p.aps,
                 "replica": p.replica,
+                "horizon_window_s": p.horizon_window_s,
                 "meets": p.meets,
                 "capacity": p.meets and p.aps == r.capacity_aps,
                 "ttft_p90_s": p.ttft_p90_s,
@@ -1015,13 +1016,11 @@ def curve_frame(results: list[CapacityResult]) -> pl.DataFrame:
                 "population_noise": p.population_noise,
                 "ttft_rise_noise_s": p.ttft_rise_noise_s,
                 "window_end_s": p.window_end_s,
-                "horizon_window_s": p.horizon_window_s,
             })
-    schema = {"policy": pl.String, "aps": pl.Float64, "replica": pl.Int64, "meets": pl.Boolean, "capacity": pl.Boolean,
+    schema = {"policy": pl.String, "aps": pl.Float64, "replica": pl.Int64, "horizon_window_s": pl.Float64, "meets": pl.Boolean, "capacity": pl.Boolean,
               "ttft_p90_s": pl.Float64, "ttft_p99_s": pl.Float64, "tpot_p90_ms": pl.Float64, "slo_attainment": pl.Float64,
               "ttft_prev_window_s": pl.Float64, "ttft_last_window_s": pl.Float64, "summary_steady_state": pl.Boolean,
               "status": pl.String, "rounds": pl.Int64, "reason": pl.String, "stopped_early": pl.String,
               "population": pl.String, "window_rounds": pl.Int64, "population_growth": pl.Float64,
-              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64, "window_end_s": pl.Float64,
-              "horizon_window_s": pl.Float64}
+              "population_noise": pl.Float64, "ttft_rise_noise_s": pl.Float64, "window_end_s": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

@@ -102,20 +102,29 @@ def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity sea
     ceilings: dict[float, list[str]] = {}  # lowest rate refused above the analytic ceiling -> policies
     for i, r in enumerate(results):
         color = policy_color(r.policy, i)
-        xs = [p.aps for p in r.curve]
-        symbols = ["circle" if p.meets else "x" for p in r.curve]
-        hover = [f"{p.aps:.4g} APS: {'meets' if p.meets else 'fails'} ({p.reason})" for p in r.curve]
-        panels = (
-            [p.ttft_p90_s for p in r.curve],
-            [(p.tpot_p90_s or math.nan) * 1000 for p in r.curve],
-            [p.slo_attainment for p in r.curve],
-        )
-        for col, ys in enumerate(panels, start=1):
-            fig.add_trace(
-                go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{r.policy}", marker={"symbol": symbols, "size": 9},
-                           line={"color": color}, hovertext=hover, legendgroup=r.policy, showlegend=col == 1),
-                row=1, col=col,
+        # the search's own runs as a line; confirmation replicas (open) and horizon checks (diamonds) as markers
+        own = [p for p in r.curve if p.replica == 0 and p.horizon_window_s is None]
+        again = [p for p in r.curve if p.replica != 0 or p.horizon_window_s is not None]
+        for pts, mode, extra in ((own, "lines+markers", ""), (again, "markers", " re-measured")):
+            if not pts:
+                continue
+            xs = [p.aps for p in pts]
+            symbols = [("diamond" if p.meets else "diamond-x") if p.horizon_window_s is not None
+                       else ("circle" if p.meets else "x") + ("-open" if p.replica else "") for p in pts]
+            hover = [f"{p.aps:.4g} APS{f' (replica {p.replica})' if p.replica else ''}: "
+                     f"{'meets' if p.meets else 'fails'} ({p.reason})" for p in pts]
+            panels = (
+                [p.ttft_p90_s for p in pts],
+                [(p.tpot_p90_s or math.nan) * 1000 for p in pts],
+                [p.slo_attainment for p in pts],
             )
+            for col, ys in enumerate(panels, start=1):
+                fig.add_trace(
+                    go.Scatter(x=xs, y=ys, mode=mode, name=f"{r.policy}{extra}", marker={"symbol": symbols, "size": 9},
+                               line={"color": color}, marker_color=color, hovertext=hover, legendgroup=r.policy,
+                               showlegend=col == 1),
+                    row=1, col=col,
+                )
         if r.capacity_aps > 0:
             for c in (1, 2, 3):
                 fig.add_vline(x=r.capacity_aps, line={"color": color, "dash": "dot"}, row=1, col=c)
@@ -136,7 +145,8 @@ def capacity_curve(results: Sequence[CapacityResult], title: str = "Capacity sea
         if r0.criterion.min_attainment is not None:
             fig.add_hline(y=r0.criterion.min_attainment, line={"dash": "dash", "color": "grey"}, row=1, col=3)
     fig.update_xaxes(title_text="arrival rate (agents/s)")
-    fig.update_layout(title=title + " (o meets SLO, x fails; dotted: capacity; long dashes: above the analytic ceiling, not simulated)")
+    fig.update_layout(title=title + "<br><sup>o meets SLO, x fails; open: replicas, diamonds: horizon checks; dotted: "
+                      "capacity; long dashes: above the analytic ceiling, not simulated</sup>")
     return fig
 
 
