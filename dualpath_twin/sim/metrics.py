@@ -76,6 +76,21 @@ def _cache_effect(sc: Scenario, world, rounds: pl.DataFrame, side_bytes: dict[st
     )
 
 
+def _buffer_state(sc: Scenario, ts: pl.DataFrame, rounds: pl.DataFrame, done: pl.DataFrame, wait_s: float,
+                  kv_bytes_per_token: float) -> BufferState:
+    """The DRAM KV buffers for the verdict: how full each role's were while reads waited in its nodes' read queues."""
+    per_node = ts.filter(pl.col("metric").is_in(["dram_buffer_bytes", "queue_len"]) & (pl.col("role") != "cluster"))
+    wide = per_node.pivot("metric", index=["t_s", "entity", "role"], values="value")
+    cap = sc.cluster.dram_buffer_gb * 1e9
+    occupancy: dict[str, float] = {}
+    if {"queue_len", "dram_buffer_bytes"} <= set(wide.columns):
+        held = wide.filter(pl.col("queue_len") > 0).group_by("role").agg(pl.col("dram_buffer_bytes").mean())
+        occupancy = {r: float(v) / cap for r, v in held.iter_rows()}
+    largest = float(rounds["prompt_tokens"].max() or 0) * kv_bytes_per_token / cap
+    return BufferState(occupancy, wait_s, float(done["ttft_s"].mean() or 0.0), sc.cluster.dram_buffer_gb,
+                       largest_share=largest)
+
+
 def summarize(
     sc: Scenario, world, rounds: pl.DataFrame, ts: pl.DataFrame, bound: Bound, wall_s: float, sim_events: int
 ) -> RunSummary:
@@ -141,18 +156,7 @@ def summarize(
     delays = np.asarray(world.wl.delay_s, dtype=np.float64)
     load = offered_load_text(sc.workload.mode, world.wl.n_trajectories, sc.workload.arrival_rate_aps,
                              float(delays.mean()) if delays.size else 0.0)
-    buffer = None
-    if n_done and "alloc" in br:
-        # how full each role's buffers were while reads waited in its nodes' read queues
-        per_node = busy.filter(pl.col("metric").is_in(["dram_buffer_bytes", "queue_len"]) & (pl.col("role") != "cluster"))
-        wide = per_node.pivot("metric", index=["t_s", "entity", "role"], values="value")
-        held = (wide.filter(pl.col("queue_len") > 0).group_by("role").agg(pl.col("dram_buffer_bytes").mean())
-                if {"queue_len", "dram_buffer_bytes"} <= set(wide.columns) else pl.DataFrame({"role": [], "v": []}))
-        cap = sc.cluster.dram_buffer_gb * 1e9
-        ttft_mean = float(done["ttft_s"].mean() or 0.0)
-        largest = float(rounds["prompt_tokens"].max() or 0) * world.kv / cap
-        buffer = BufferState({r: float(v) / cap for r, v in held.iter_rows()}, br["alloc"], ttft_mean,
-                             sc.cluster.dram_buffer_gb, largest_share=largest)
+    buffer = _buffer_state(sc, busy, rounds, done, br["alloc"], world.kv) if n_done and "alloc" in br else None
     v = verdict(world.policy.name, n_done / span, bound, util, offered_load=load,
                 de_side_reads=world.policy.de_side_reads, zero_io=world.policy.zero_io, buffer=buffer)
     obs, sentence = v.bottleneck, v.sentence
