@@ -111,9 +111,10 @@ def test_horizon_check_runs_by_default_and_a_bad_factor_is_named() -> None:
     assert bad.exit_code != 0 and "--horizon-factor" in bad.output and "1 (no horizon check) to 4" in bad.output
 
 
-def test_size_and_sensitivity_take_the_horizon_factor_and_name_a_bad_one() -> None:
-    """size and sensitivity search capacities too: the same option, the same refusal before any run."""
+def test_size_sensitivity_and_sweep_take_the_horizon_factor_and_name_a_bad_one() -> None:
+    """size, sensitivity and a capacity sweep search capacities too: the same option, the same refusal before any run."""
     for cmd in (["sensitivity", str(SCENARIO)], ["size", str(SCENARIO), "--target-aps", "0.5",
-                                                 "--vary", "cluster.prefill_nodes=1,2"]):
+                                                 "--vary", "cluster.prefill_nodes=1,2"],
+                ["sweep", str(SCENARIO), "--grid", "cluster.prefill_nodes=1,2", "--objective", "capacity"]):
         bad = CliRunner().invoke(_app(), [*cmd, "--horizon-factor", "9"])
         assert bad.exit_code != 0 and "--horizon-factor 9.0: give 1 (no horizon check) to 4" in bad.output, bad.output

@@ -188,6 +188,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Option("--name", help="sweep name (default: scenario name)")] = None,
         objective: Annotated[str, typer.Option("--objective", help="run (one simulation per point) or capacity (capacity search per point, not stored)")] = "run",
         tolerance: Annotated[float, typer.Option("--tolerance", help="capacity objective: relative tolerance")] = 0.1,
+        horizon_factor: HorizonOpt = 2.0,
         sets: SetOpt = None,
         html: HtmlOpt = None,
         retries: Annotated[int, typer.Option("--retries", min=0, max=20, help="resubmit a point lost with its worker (a killed Dask worker or local process) this many times")] = DEFAULT_RETRIES,
@@ -203,10 +204,11 @@ def register(app: typer.Typer) -> None:
             pols = check_policies(_split(policies), sc)
             if objective not in ("run", "capacity"):
                 raise PlanningError(f"--objective {objective!r}: use run or capacity")
+            crit = _criterion("p90", None, True, horizon_factor=horizon_factor)  # the capacity objective's criterion
             if objective == "capacity":  # a search per point, its runs from its settings (guard.plan_capacity_search)
                 plans = check_capacity_many(labelled_point_scenarios(sc, axes, pols), workers=workers or default_workers(),
                                             yes=yes, max_memory_gb=max_memory_gb, max_wall_s=max_wall_s,
-                                            tolerance=tolerance, from_bound=True)
+                                            tolerance=tolerance, from_bound=True, horizon_factor=horizon_factor)
                 _err.print(f"estimate: {plans_text(plans)}", markup=False)
             else:
                 check_size(point_scenarios(sc, axes, pols), workers=workers or default_workers(), yes=yes,
@@ -227,7 +229,7 @@ def register(app: typer.Typer) -> None:
             try:
                 with bar, open_executor(executor, workers, address, retries=retries) as ex:
                     res = run_sweep(sc, axes, pols, executor=ex, store=store, name=name, objective=objective,  # type: ignore[arg-type]
-                                    tolerance=tolerance, progress=on_progress, retries=retries)
+                                    tolerance=tolerance, progress=on_progress, retries=retries, criterion=crit)
             finally:
                 if store is not None and hasattr(store, "close"):
                     store.close()
