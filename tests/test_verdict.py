@@ -176,3 +176,19 @@ def test_a_simulated_run_with_tiny_dram_buffers_names_them_and_the_default_does_
     assert s.ttft_breakdown_s["alloc"] >= V.BUFFER_WAIT_SHARE * sum(s.ttft_breakdown_s.values())
     roomy = S.apply_overrides(tiny, {"cluster.dram_buffer_gb": base.cluster.dram_buffer_gb})
     assert simulate(roomy, "dualpath").summary.bottleneck != V.DRAM_BUFFER
+
+
+def test_an_online_run_is_judged_over_its_loaded_window() -> None:
+    """Online, the verdict's rate and utilisations come from the two windows before the last arrival (not the ramp-up
+    and drain), and the sentence says so; a run too short for the window, and an offline run, are judged whole."""
+    base = S.apply_overrides(S.load(QUICK), {"workload.mode": "online", "workload.arrival_rate_aps": 4.0,
+                                             "workload.agents": 256, "run.online_window_s": 10.0})
+    s = simulate(base, "dualpath").summary
+    assert "in its loaded window (" in s.bottleneck_sentence and "the two run.online_window_s before the last arrival" \
+        in s.bottleneck_sentence
+    achieved = float(s.bottleneck_sentence.split("achieved ")[1].split(" rounds/s")[0])
+    whole = s.rounds / max(s.jct_s, 1e-9)
+    assert achieved > whole  # the loaded window runs faster than the whole run with its ramp-up and drain
+    short = S.apply_overrides(base, {"run.online_window_s": 60.0})  # 2 x 60 s > the 64 s of arrivals
+    assert "loaded window" not in simulate(short, "dualpath").summary.bottleneck_sentence
+    assert "loaded window" not in simulate(S.load(QUICK), "dualpath").summary.bottleneck_sentence

@@ -232,17 +232,19 @@ def verdict(
     de_side_reads: bool = False,
     zero_io: bool = False,
     buffer: BufferState | None = None,
+    where: str = "",
 ) -> Verdict:
     """Judge a run: name only the resources that bind; otherwise say the offered load limits it.
 
     ``buffer`` (the host DRAM KV buffers, which have no analytic bound) binds too when
     ``BufferState.binds``: reads wait for room in full buffers, so the resources downstream starve.
+    ``where`` says which part of the run the numbers are from (an online run's loaded window).
     """
     states = judge_resources(achieved_rounds_per_s, bound, utilisation)
     if zero_io:
         states = [s for s in states if s.resource not in _IO_RESOURCES]
     binding = [s for s in states if s.state == "binding"]
-    head = f"Under {policy}, the run achieved {achieved_rounds_per_s:.3g} rounds/s"
+    head = f"Under {policy}, the run achieved {achieved_rounds_per_s:.3g} rounds/s{where}"
     if buffer is not None and not zero_io and buffer.binds():
         if binding:
             what = "the binding resources are"

@@ -76,6 +76,38 @@ def _cache_effect(sc: Scenario, world, rounds: pl.DataFrame, side_bytes: dict[st
     )
 
 
+def _utilisations(ts: pl.DataFrame) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, float]]:
+    """Mean SNIC read, SNIC write, CNIC and GPU-busy shares per role over a time-series frame."""
+
+    def mean_util(metric: str, role: str, entity_suffix: str) -> float:
+        x = ts.filter((pl.col("metric") == metric) & (pl.col("role") == role) & pl.col("entity").str.ends_with(entity_suffix))
+        return float(x["value"].mean()) if x.height else 0.0
+
+    snic_read = {r: mean_util("snic_rx_util", r, ".snic") for r in ("prefill", "decode")}
+    snic_write = {r: mean_util("snic_tx_util", r, ".snic") for r in ("prefill", "decode")}
+    cnic = {f"{r}_{d}": mean_util(f"cnic_{d}_util", r, ".cnic") for r in ("prefill", "decode") for d in ("rx", "tx")}
+    gpu = {r: mean_util("gpu_busy", r, "") for r in ("prefill", "decode")}
+    return snic_read, snic_write, cnic, gpu
+
+
+def _loaded_window(sc: Scenario, rounds: pl.DataFrame, done: pl.DataFrame) -> tuple[float, float] | None:
+    """An online run's loaded part: the two run.online_window_s before its last agent's arrival, or None.
+
+    None when the run is shorter than that (its ramp-up is all there is) or fewer than 10 rounds
+    finished in the window: the whole run is judged then.
+    """
+    first = rounds.filter(pl.col("round_idx") == 0)["arrival_s"].drop_nulls()
+    if first.len() == 0:
+        return None
+    t1 = float(first.max())
+    t0 = t1 - 2 * sc.run.online_window_s
+    if t0 <= float(first.min()):
+        return None
+    if done.filter((pl.col("done_s") >= t0) & (pl.col("done_s") <= t1)).height < 10:
+        return None
+    return t0, t1
+
+
 def _buffer_state(sc: Scenario, ts: pl.DataFrame, rounds: pl.DataFrame, done: pl.DataFrame, wait_s: float,
                   kv_bytes_per_token: float) -> BufferState:
     """The DRAM KV buffers for the verdict: how full each role's were while reads waited in its nodes' read queues."""
@@ -122,17 +154,7 @@ def summarize(
         br = {k: float(v) for k, v in m.items() if v is not None}
     # NIC utilisation over the busy span
     busy = ts.filter(pl.col("t_s") <= end_t + sc.run.sample_interval_s)
-
-    def mean_util(metric: str, role: str, entity_suffix: str) -> float:
-        x = busy.filter((pl.col("metric") == metric) & (pl.col("role") == role) & pl.col("entity").str.ends_with(entity_suffix))
-        return float(x["value"].mean()) if x.height else 0.0
-
-    snic_read = {r: mean_util("snic_rx_util", r, ".snic") for r in ("prefill", "decode")}
-    snic_write = {r: mean_util("snic_tx_util", r, ".snic") for r in ("prefill", "decode")}
-    cnic = {
-        f"{r}_{d}": mean_util(f"cnic_{d}_util", r, ".cnic") for r in ("prefill", "decode") for d in ("rx", "tx")
-    }
-    gpu = {r: mean_util("gpu_busy", r, "") for r in ("prefill", "decode")}
+    snic_read, snic_write, cnic, gpu = _utilisations(busy)
     # SNIC imbalance: max/avg of per-node SNIC read load over each short window, averaged
     snic = busy.filter((pl.col("metric") == "snic_rx_util") & pl.col("entity").str.ends_with(".snic"))
     imb = None
@@ -147,18 +169,30 @@ def summarize(
         "pe": float(rounds["bytes_read_pe_snic"].sum()),
         "de": float(rounds["bytes_read_de_snic"].sum()),
     }
-    # the verdict: only resources that are busy AND near their bound bind (dualpath_twin.analysis.verdict)
+    # the verdict: only resources that are busy AND near their bound bind (dualpath_twin.analysis.verdict);
+    # an online run is judged over its loaded window, not its ramp-up and drain
+    v_ts, v_done, v_rate, where = busy, done, n_done / span, ""
+    loaded = _loaded_window(sc, rounds, done) if sc.workload.mode == "online" else None
+    if loaded is not None:
+        t0, t1 = loaded
+        v_ts = ts.filter((pl.col("t_s") >= t0) & (pl.col("t_s") <= t1))
+        v_done = done.filter((pl.col("arrival_s") >= t0) & (pl.col("arrival_s") <= t1))
+        v_rate = done.filter((pl.col("done_s") >= t0) & (pl.col("done_s") <= t1)).height / (t1 - t0)
+        where = f" in its loaded window ({t0:,.0f}-{t1:,.0f} s, the two run.online_window_s before the last arrival)"
+    v_util = _utilisations(v_ts) if loaded is not None else (snic_read, snic_write, cnic, gpu)
     util = measured_utilisation(
-        snic_read, snic_write, cnic | {f"gpu_busy_{k}": v for k, v in gpu.items()}, prefill_nodes=sc.cluster.prefill_nodes, decode_nodes=sc.cluster.decode_nodes,
+        v_util[0], v_util[1], v_util[2] | {f"gpu_busy_{k}": v for k, v in v_util[3].items()},
+        prefill_nodes=sc.cluster.prefill_nodes, decode_nodes=sc.cluster.decode_nodes,
         de_side_reads=world.policy.de_side_reads, snic_efficiency=sc.network.snic_efficiency,
         cnic_efficiency=sc.network.cnic_efficiency,
     )
     delays = np.asarray(world.wl.delay_s, dtype=np.float64)
     load = offered_load_text(sc.workload.mode, world.wl.n_trajectories, sc.workload.arrival_rate_aps,
                              float(delays.mean()) if delays.size else 0.0)
-    buffer = _buffer_state(sc, busy, rounds, done, br["alloc"], world.kv) if n_done and "alloc" in br else None
-    v = verdict(world.policy.name, n_done / span, bound, util, offered_load=load,
-                de_side_reads=world.policy.de_side_reads, zero_io=world.policy.zero_io, buffer=buffer)
+    wait_s = float(v_done.select((pl.col("read_start_s") - pl.col("sched_s")).mean()).item() or 0.0) if v_done.height else 0.0
+    buffer = _buffer_state(sc, v_ts, rounds, v_done, wait_s, world.kv) if v_done.height else None
+    v = verdict(world.policy.name, v_rate, bound, util, offered_load=load, de_side_reads=world.policy.de_side_reads,
+                zero_io=world.policy.zero_io, buffer=buffer, where=where)
     obs, sentence = v.bottleneck, v.sentence
     steady = None
     if sc.workload.mode == "online" and n_done:
