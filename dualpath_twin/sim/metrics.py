@@ -178,7 +178,8 @@ def summarize(
         v_ts = ts.filter((pl.col("t_s") >= t0) & (pl.col("t_s") <= t1))
         v_done = done.filter((pl.col("arrival_s") >= t0) & (pl.col("arrival_s") <= t1))
         v_rate = done.filter((pl.col("done_s") >= t0) & (pl.col("done_s") <= t1)).height / (t1 - t0)
-        where = f" in its loaded window ({t0:,.0f}-{t1:,.0f} s, the two run.online_window_s before the last arrival)"
+        where = (f" in its loaded window ({t0:,.0f}-{t1:,.0f} s: the last two {sc.run.online_window_s:g} s windows, "
+                 "run.online_window_s, before the last agent arrived)")
     v_util = _utilisations(v_ts) if loaded is not None else (snic_read, snic_write, cnic, gpu)
     util = measured_utilisation(
         v_util[0], v_util[1], v_util[2] | {f"gpu_busy_{k}": v for k, v in v_util[3].items()},
