@@ -245,14 +245,8 @@ def verdict(
         states = [s for s in states if s.resource not in _IO_RESOURCES]
     binding = [s for s in states if s.state == "binding"]
     head = f"Under {policy}, the run achieved {achieved_rounds_per_s:.3g} rounds/s{where}"
-    if buffer is not None and not zero_io and buffer.binds():
-        if binding:
-            what = "the binding resources are"
-            details = "; ".join(f"{s.label} ({_pct(s.bound_fraction)} of its bound of {s.bound_rounds_per_s:.3g} rounds/s)"
-                                for s in binding)
-            advice = " ".join(dict.fromkeys(a for a in (_advice(s.resource, policy, de_side_reads) for s in binding) if a))
-            sentence = f"{head}; {what} {details}; and the {buffer.text()}. {advice} {BUFFER_ADVICE}"
-            return Verdict(binding[0].resource, sentence.rstrip(), [*(s.resource for s in binding), DRAM_BUFFER], states)
+    buffer_binds = buffer is not None and not zero_io and buffer.binds()
+    if buffer_binds and not binding:
         closest = states[0] if states else None
         rest = (f", while the closest bound resource, {closest.label}, ran at {_pct(closest.bound_fraction)} of its "
                 f"bound of {closest.bound_rounds_per_s:.3g} rounds/s" if closest is not None else "")
@@ -261,15 +255,20 @@ def verdict(
     overall = bound.max_rounds_per_s
     top_label = RESOURCE_LABELS.get(bound.binding_resource, bound.binding_resource)
     if binding:
-        what = "the binding resource is" if len(binding) == 1 else "the binding resources are"
+        what = "the binding resource is" if len(binding) == 1 and not buffer_binds else "the binding resources are"
         details = "; ".join(
             f"{s.label} ({_pct(s.bound_fraction)} of its bound of {s.bound_rounds_per_s:.3g} rounds/s, "
             + (f"{_pct(s.utilisation)} busy)" if s.measured else "utilisation not measured)")
             for s in binding
         )
         advice = " ".join(dict.fromkeys(a for a in (_advice(s.resource, policy, de_side_reads) for s in binding) if a))
+        keys = [s.resource for s in binding]
+        if buffer_binds:  # full buffers as well: named after the bound resources, with their own fix
+            details += f"; and the {buffer.text()}"  # type: ignore[union-attr]
+            advice = f"{advice} {BUFFER_ADVICE}".strip()
+            keys.append(DRAM_BUFFER)
         sentence = f"{head}; {what} {details}. {advice}".rstrip()
-        return Verdict(binding[0].resource, sentence, [s.resource for s in binding], states)
+        return Verdict(binding[0].resource, sentence, keys, states)
     frac = achieved_rounds_per_s / overall if overall > 0 else 0.0
     bound_txt = f"{_pct(frac)} of the analytic bound ({overall:.3g} rounds/s, set by {top_label})"
     near = [s for s in states if s.state == "near"]

@@ -29,6 +29,7 @@ from dualpath_twin.planning.types import (
     error_outcome,
 )
 from dualpath_twin.scenario import Scenario
+from dualpath_twin.sim.metrics import last_agent_arrival_s  # noqa: F401  (also part of this module's API)
 
 BatchEval = Callable[[list[float]], list[CapacityPoint]]
 
@@ -355,12 +356,6 @@ def online_scenario(sc: Scenario, aps: float, window_s: float | None = None) -> 
     if window_s is not None:
         ov["workload.agents"] = max(2, math.ceil(aps * window_s))
     return override(sc, ov)
-
-
-def last_agent_arrival_s(rounds: pl.DataFrame) -> float | None:
-    """When the last agent arrived (its first round), from a rounds frame; None if no round has arrived."""
-    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
-    return float(firsts.max()) if firsts.drop_nulls().len() else None
 
 
 def ttft_trend(

@@ -90,18 +90,23 @@ def _utilisations(ts: pl.DataFrame) -> tuple[dict[str, float], dict[str, float],
     return snic_read, snic_write, cnic, gpu
 
 
-def _loaded_window(sc: Scenario, rounds: pl.DataFrame, done: pl.DataFrame) -> tuple[float, float] | None:
-    """An online run's loaded part: the two run.online_window_s before its last agent's arrival, or None.
+def last_agent_arrival_s(rounds: pl.DataFrame) -> float | None:
+    """When the last agent arrived (its first round), from a rounds frame; None if no round has arrived."""
+    firsts = rounds.filter(pl.col("round_idx") == 0)["arrival_s"] if "round_idx" in rounds.columns else rounds["arrival_s"]
+    return float(firsts.max()) if firsts.drop_nulls().len() else None
+
+
+def _loaded_window(sc: Scenario, t_last: float | None, start_s: float, done: pl.DataFrame) -> tuple[float, float] | None:
+    """An online run's loaded part: the two run.online_window_s before its last agent's arrival ``t_last``, or None.
 
     None when the run is shorter than that (its ramp-up is all there is) or fewer than 10 rounds
     finished in the window: the whole run is judged then.
     """
-    first = rounds.filter(pl.col("round_idx") == 0)["arrival_s"].drop_nulls()
-    if first.len() == 0:
+    if t_last is None:
         return None
-    t1 = float(first.max())
+    t1 = t_last
     t0 = t1 - 2 * sc.run.online_window_s
-    if t0 <= float(first.min()):
+    if t0 <= start_s:
         return None
     if done.filter((pl.col("done_s") >= t0) & (pl.col("done_s") <= t1)).height < 10:
         return None
@@ -172,7 +177,8 @@ def summarize(
     # the verdict: only resources that are busy AND near their bound bind (dualpath_twin.analysis.verdict);
     # an online run is judged over its loaded window, not its ramp-up and drain
     v_ts, v_done, v_rate, where = busy, done, n_done / span, ""
-    loaded = _loaded_window(sc, rounds, done) if sc.workload.mode == "online" else None
+    t_last = last_agent_arrival_s(rounds) if sc.workload.mode == "online" else None
+    loaded = _loaded_window(sc, t_last, start_t, done)
     if loaded is not None:
         t0, t1 = loaded
         v_ts = ts.filter((pl.col("t_s") >= t0) & (pl.col("t_s") <= t1))
@@ -200,8 +206,8 @@ def summarize(
         # compare the two windows before the last agent arrives: after it the load drains, and
         # later rounds of the agents already in keep arriving for minutes (not steady state)
         win = sc.run.online_window_s
-        first = rounds.filter(pl.col("round_idx") == 0)
-        t_last = float((first if first.height else rounds)["arrival_s"].max())
+        if t_last is None:
+            t_last = float(rounds["arrival_s"].max())
         last = done.filter((pl.col("arrival_s") >= t_last - win) & (pl.col("arrival_s") <= t_last))["ttft_s"]
         prev = done.filter((pl.col("arrival_s") >= t_last - 2 * win) & (pl.col("arrival_s") < t_last - win))["ttft_s"]
         if last.len() >= 10 and prev.len() >= 10:
